@@ -1,0 +1,18 @@
+"""meio: multi-echelon inventory optimization with Lagrangian decomposition.
+
+The package is organised as
+
+- :mod:`meio.instances` -- the instance data model (tidy tables), validation, CSV/Parquet I/O,
+  a seeded generator and the bundled instances ``tiny``, ``small`` and ``medium``;
+- :mod:`meio.models` -- the Pyomo formulation (one block rule per SKU, linking rows at the top
+  level), its per-SKU relaxation and the exact HiGHS solve;
+- :mod:`meio.decomposition` -- the Lagrangian decomposition driver;
+- :mod:`meio.cli` -- the ``meio`` command line.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("meio")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0+unknown"

@@ -1,0 +1,83 @@
+"""The small interface between a model family and everything that builds or decomposes it.
+
+A block-structured model is ``min (or max) sum_i cost_i(x_i)`` subject to each block's own
+constraints ``x_i in X_i`` and *linking rows* ``sum_i g_ri(x_i) (<=, >=, ==) rhs_r``. A model
+family describes it with four things (compare the algorithm interfaces of Coluna.jl, Vanderbeck
+et al. 2023, and mpi-sppy's scenario creator, Knueven et al. 2023):
+
+- :meth:`BlockFamily.block_ids` -- the blocks (for the inventory model: the SKUs);
+- :meth:`BlockFamily.block_rule` -- one Pyomo block rule that declares block ``i``'s variables,
+  constraints and its cost expression ``blk.cost``; it is the single source of the block's
+  constraints, used by the monolithic model and by the relaxation alike;
+- :meth:`BlockFamily.linking_rows` -- a table of the linking rows: ``kind``, ``key``, ``sense``
+  (``<=``, ``>=``, ``==``), ``rhs`` and any label columns (node, scenario, ...);
+- :meth:`BlockFamily.linking_terms` -- block ``i``'s expression ``g_ri`` in each row it touches.
+
+The builders in :mod:`meio.models.build` and the decomposition depend on nothing else.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Hashable, Mapping, Sequence
+
+import pandas as pd
+import pyomo.environ as pyo
+
+ROW_COLUMNS = ("kind", "key", "sense", "rhs")
+SENSES = ("<=", ">=", "==")
+RowId = tuple  # (kind, key)
+
+
+class BlockFamily(ABC):
+    """A block-structured model family (see the module docstring).
+
+    Subclasses set :attr:`name`, :attr:`block_label` (the component name of the indexed block,
+    e.g. ``"sku"``) and :attr:`sense` (``pyomo.environ.minimize`` or ``maximize``).
+    """
+
+    name: str = "model"
+    block_label: str = "block"
+    sense: int = pyo.minimize
+
+    @abstractmethod
+    def block_ids(self) -> Sequence[Hashable]:
+        """The blocks, in a fixed order."""
+
+    @abstractmethod
+    def block_rule(self, blk: pyo.Block, i: Hashable) -> None:
+        """Declare block ``i`` on ``blk``: its variables, constraints and ``blk.cost``."""
+
+    @abstractmethod
+    def linking_rows(self) -> pd.DataFrame:
+        """One row per linking row, with at least the columns of :data:`ROW_COLUMNS`.
+
+        ``key`` is a tuple (empty for a single row of its kind); ``(kind, key)`` is unique.
+        """
+
+    @abstractmethod
+    def linking_terms(self, blk: pyo.Block, i: Hashable) -> Mapping[RowId, object]:
+        """Block ``i``'s term in each linking row it touches, keyed by ``(kind, key)``."""
+
+    def solution_tables(self, model: pyo.ConcreteModel) -> dict[str, pd.DataFrame]:
+        """Optional: the solution of a solved monolithic model as tidy tables."""
+        return {}
+
+    @property
+    def sense_sign(self) -> int:
+        """+1 for minimization, -1 for maximization."""
+        return 1 if self.sense == pyo.minimize else -1
+
+
+def check_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """Validate a linking-row table and give it a clean 0..m-1 index."""
+    missing = [c for c in ROW_COLUMNS if c not in rows.columns]
+    if missing:
+        raise ValueError(f"linking_rows() lacks column(s) {missing}")
+    bad = ~rows["sense"].isin(SENSES)
+    if bad.any():
+        raise ValueError(f"linking rows with unknown sense: {rows.loc[bad, 'sense'].unique()}")
+    ids = list(zip(rows["kind"], rows["key"], strict=True))
+    if len(set(ids)) != len(ids):
+        raise ValueError("linking rows: (kind, key) is not unique")
+    return rows.reset_index(drop=True)

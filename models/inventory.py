@@ -1,0 +1,283 @@
+"""The multi-item, multi-echelon inventory buying and placement model (docs/formulation.md).
+
+A two-stage stochastic program by sample average approximation: buy and place stock first
+(``b``, position ``y``, stock-or-not ``z``), then per scenario ``w`` serve demand from nodes that
+keep the promise (``x``), transfer within the cycle (``q``) and leave unmet what cannot be served
+within its promise (``e``). One Pyomo block rule per SKU declares all of a SKU's variables and
+constraints; storage, throughput, receiving, transfer capacity, network service and budget link
+the SKUs (the rows priced by the Lagrangian decomposition, in the spirit of the multi-item
+decompositions of Fisher 1981 and of retail inventory placement systems).
+
+Symbols follow docs/formulation.md: b_ivn, y_in, z_in, x_inrsw, q_iunw, e_irsw.
+
+>>> from meio.instances import load
+>>> from meio.models import InventoryModel, solve_monolithic
+>>> res = solve_monolithic(InventoryModel(load("tiny")))
+>>> res.status
+'optimal'
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from math import isfinite
+
+import numpy as np
+import pandas as pd
+import pyomo.environ as pyo
+
+from meio.instances import Instance
+
+from .interface import BlockFamily
+
+VARIANTS = ("continuous", "integer")
+LABELS = ("node", "scenario", "speed", "from_node", "to_node")
+
+
+@dataclass
+class _Sku:
+    """One SKU's data, gathered once from the instance tables."""
+
+    volume: float
+    nodes: list  # stocking nodes
+    initial: dict  # n -> I0
+    holding: dict  # n -> h
+    fixed: dict  # n -> f
+    max_pos: dict  # n -> M
+    buys: dict  # (v, n) -> c
+    transfers: list  # (u, n)
+    demand: dict  # (r, s, w) -> d > 0
+    penalty: dict  # s -> pi
+    arcs: list  # (n, r, s) with demand for (r, s)
+
+
+class InventoryModel(BlockFamily):
+    """The inventory model family of an instance.
+
+    ``variant`` is ``"continuous"`` (the LP) or ``"integer"`` (integer units bought, binary
+    stock-or-not with fixed cost f_in and y_in <= M_in z_in).
+    """
+
+    block_label = "sku"
+    sense = pyo.minimize
+
+    def __init__(self, instance: Instance, variant: str = "continuous"):
+        if variant not in VARIANTS:
+            raise ValueError(f"unknown variant {variant!r}; choose one of {VARIANTS}")
+        if variant == "integer":
+            instance.validate("integer")
+        self.instance = instance
+        self.variant = variant
+        self.name = f"{instance.name}-{variant}"
+        self._prepare()
+
+    # -- data -------------------------------------------------------------------------------
+    def _prepare(self) -> None:
+        t = self.instance
+        sc = t.table("scenarios")
+        self.W = list(sc["scenario"])
+        self.p = dict(zip(sc["scenario"], sc["probability"], strict=True))
+        sp = t.table("speeds")
+        self.S = list(sp["speed"])
+        self.beta = dict(zip(sp["speed"], sp["sku_target"], strict=True))
+        self.beta_net = dict(zip(sp["speed"], sp["network_target"], strict=True))
+        fa = t.table("fulfillment_arcs")
+        self.phi = {(n, r, s): f for n, r, s, f in
+                    fa[["node", "region", "speed", "cutoff_share"]].itertuples(index=False)}
+        self.g = {(n, r, s): (a, b) for n, r, s, a, b in
+                  fa[["node", "region", "speed", "unit_cost", "cost_per_m3"]]
+                  .itertuples(index=False)}
+        arcs_rs = defaultdict(list)
+        for n, r, s in self.phi:
+            arcs_rs[(r, s)].append(n)
+        ta = t.table("transfer_arcs")
+        self.t_cost = {(u, n): (a, b) for u, n, a, b in
+                       ta[["from_node", "to_node", "unit_cost", "cost_per_m3"]]
+                       .itertuples(index=False)}
+        self.X = {(u, n): x for u, n, x in
+                  ta[["from_node", "to_node", "capacity"]].itertuples(index=False)}
+        vl = t.table("vendor_lead_times")
+        self.alpha_v = {(v, n, w): a for v, n, w, a in
+                        vl[["vendor", "node", "scenario", "arrival_share"]]
+                        .itertuples(index=False)}
+        tl = t.table("transfer_lead_times")
+        self.alpha_t = {(u, n, w): a for u, n, w, a in
+                        tl[["from_node", "to_node", "scenario", "arrival_share"]]
+                        .itertuples(index=False)}
+        caps = t.table("capacities").set_index("node")
+        self.C = caps["storage"].to_dict()
+        self.K = caps["throughput"].to_dict()
+        self.Q = caps["receiving"].to_dict()
+        self.budget = t.budget()
+
+        skus = t.table("skus")
+        stock = t.table("stock")
+        integer = self.variant == "integer"
+        self.skus: dict[str, _Sku] = {
+            i: _Sku(v, [], {}, {}, {}, {}, {}, [], {}, {}, [])
+            for i, v in zip(skus["sku"], skus["volume"], strict=True)}
+        for row in stock.itertuples(index=False):
+            k = self.skus[row.sku]
+            k.nodes.append(row.node)
+            k.initial[row.node] = row.initial_stock
+            k.holding[row.node] = row.holding_cost
+            if integer:
+                k.fixed[row.node] = row.fixed_cost
+                k.max_pos[row.node] = row.max_position
+        for i, v, n, c in t.table("buy_arcs")[["sku", "vendor", "node", "unit_cost"]] \
+                .itertuples(index=False):
+            self.skus[i].buys[(v, n)] = c
+        for i, s, pen in t.table("penalties")[["sku", "speed", "penalty"]] \
+                .itertuples(index=False):
+            self.skus[i].penalty[s] = pen
+        dem = t.table("demand")
+        dem = dem[dem["quantity"] > 0]
+        for i, r, s, w, d in dem[["sku", "region", "speed", "scenario", "quantity"]] \
+                .itertuples(index=False):
+            self.skus[i].demand[(r, s, w)] = d
+        for k in self.skus.values():
+            home = set(k.nodes)
+            k.transfers = [a for a in self.X if a[0] in home and a[1] in home]
+            rs = sorted({(r, s) for r, s, _ in k.demand})
+            k.arcs = [(n, r, s) for r, s in rs for n in arcs_rs.get((r, s), []) if n in home]
+        # network service right-hand sides: (1 - bar beta_s) * expected demand of speed s
+        self.expected_demand = defaultdict(float)
+        for k in self.skus.values():
+            for (_, s, w), d in k.demand.items():
+                self.expected_demand[s] += self.p[w] * d
+
+    # -- interface ---------------------------------------------------------------------------
+    def block_ids(self) -> list[str]:
+        return list(self.skus)
+
+    def block_rule(self, blk: pyo.Block, i: str) -> None:
+        """SKU i's block: variables b, y, z, x, q, e; availability, demand, service, stocking."""
+        k = self.skus[i]
+        W, p = self.W, self.p
+        integer = self.variant == "integer"
+        blk.N = pyo.Set(initialize=k.nodes, ordered=True)
+        blk.B = pyo.Set(initialize=list(k.buys), dimen=2, ordered=True)
+        blk.T = pyo.Set(initialize=k.transfers, dimen=2, ordered=True)
+        xw = [(n, r, s, w) for n, r, s in k.arcs for w in W if (r, s, w) in k.demand]
+        blk.XW = pyo.Set(initialize=xw, dimen=4, ordered=True)
+        blk.TW = pyo.Set(initialize=[(u, n, w) for u, n in k.transfers for w in W], dimen=3,
+                         ordered=True)
+        blk.D = pyo.Set(initialize=list(k.demand), dimen=3, ordered=True)
+
+        blk.b = pyo.Var(blk.B, domain=pyo.NonNegativeIntegers if integer
+                        else pyo.NonNegativeReals)
+        blk.y = pyo.Expression(blk.N, rule=lambda _b, n: k.initial[n] + pyo.quicksum(
+            blk.b[v, m] for v, m in k.buys if m == n))
+        # cut-off: x_inrsw <= phi_nrs d_irsw, as a bound
+        blk.x = pyo.Var(blk.XW, bounds=lambda _b, n, r, s, w: (
+            0.0, self.phi[n, r, s] * k.demand[r, s, w]))
+        blk.q = pyo.Var(blk.TW, domain=pyo.NonNegativeReals)
+        blk.e = pyo.Var(blk.D, bounds=lambda _b, r, s, w: (0.0, k.demand[r, s, w]))
+
+        out_x, in_q, out_q, serve = (defaultdict(list) for _ in range(4))
+        for n, r, s, w in xw:
+            out_x[n, w].append(blk.x[n, r, s, w])
+            serve[r, s, w].append(blk.x[n, r, s, w])
+        for u, n, w in blk.TW:
+            out_q[u, w].append(blk.q[u, n, w])
+            in_q[n, w].append((self.alpha_t.get((u, n, w), 1.0), blk.q[u, n, w]))
+
+        def availability(_b, n, w):
+            arrive = (k.initial[n]
+                      + pyo.quicksum(self.alpha_v.get((v, n, w), 1.0) * blk.b[v, m]
+                                     for v, m in k.buys if m == n)
+                      + pyo.quicksum(a * q for a, q in in_q[n, w]))
+            use = pyo.quicksum(out_x[n, w]) + pyo.quicksum(out_q[n, w])
+            if isinstance(use, (int, float)):
+                return pyo.Constraint.Skip
+            return use <= arrive
+
+        blk.availability = pyo.Constraint(blk.N, W, rule=availability)
+        blk.demand = pyo.Constraint(blk.D, rule=lambda _b, r, s, w: (
+            pyo.quicksum(serve[r, s, w]) + blk.e[r, s, w] == k.demand[r, s, w]))
+        speeds = sorted({s for _, s, _ in k.demand if self.beta[s] > 0}, key=self.S.index)
+        blk.service = pyo.Constraint(speeds, rule=lambda _b, s: (
+            pyo.quicksum(p[w] * blk.e[r, s2, w] for r, s2, w in k.demand if s2 == s)
+            <= (1 - self.beta[s]) * sum(p[w] * d for (_, s2, w), d in k.demand.items()
+                                        if s2 == s)))
+        if integer:
+            blk.z = pyo.Var(blk.N, domain=pyo.Binary)
+            blk.stocking = pyo.Constraint(blk.N, rule=lambda _b, n: (
+                blk.y[n] <= k.max_pos[n] * blk.z[n]))
+        v = k.volume
+        recourse = (
+            pyo.quicksum(p[w] * (self.g[n, r, s][0] + self.g[n, r, s][1] * v) * blk.x[n, r, s, w]
+                         for n, r, s, w in xw)
+            + pyo.quicksum(p[w] * (self.t_cost[u, n][0] + self.t_cost[u, n][1] * v)
+                           * blk.q[u, n, w] for u, n, w in blk.TW)
+            + pyo.quicksum(p[w] * k.penalty[s] * blk.e[r, s, w] for r, s, w in k.demand))
+        first = (pyo.quicksum(c * blk.b[vn] for vn, c in k.buys.items())
+                 + pyo.quicksum(k.holding[n] * blk.y[n] for n in k.nodes))
+        if integer:
+            first = first + pyo.quicksum(k.fixed[n] * blk.z[n] for n in k.nodes)
+        blk.cost = pyo.Expression(expr=first + recourse)
+
+    def linking_rows(self) -> pd.DataFrame:
+        rows = []
+
+        def add(kind, key, rhs, **labels):
+            rows.append({"kind": kind, "key": key, "sense": "<=", "rhs": float(rhs), **labels})
+
+        for n, c in self.C.items():
+            if isfinite(c):
+                add("storage", (n,), c, node=n)
+        for cap, kind in ((self.K, "throughput"), (self.Q, "receiving")):
+            for n, c in cap.items():
+                if isfinite(c):
+                    for w in self.W:
+                        add(kind, (n, w), c, node=n, scenario=w)
+        for (u, n), c in self.X.items():
+            if isfinite(c):
+                for w in self.W:
+                    add("transfer", (u, n, w), c, from_node=u, to_node=n, scenario=w)
+        for s in self.S:
+            if self.beta_net[s] > 0 and self.expected_demand[s] > 0:
+                add("network_service", (s,), (1 - self.beta_net[s]) * self.expected_demand[s],
+                    speed=s)
+        if isfinite(self.budget):
+            add("budget", (), self.budget)
+        df = pd.DataFrame(rows, columns=["kind", "key", "sense", "rhs", *LABELS])
+        return df
+
+    def linking_terms(self, blk: pyo.Block, i: str) -> dict:
+        k = self.skus[i]
+        terms: dict = {}
+        for n in k.nodes:
+            if isfinite(self.C.get(n, np.inf)):
+                terms["storage", (n,)] = k.volume * blk.y[n]
+        out, inbound = defaultdict(list), defaultdict(list)
+        for n, r, s, w in blk.XW:
+            out[n, w].append(blk.x[n, r, s, w])
+        for u, n, w in blk.TW:
+            out[u, w].append(blk.q[u, n, w])
+            inbound[n, w].append(blk.q[u, n, w])
+            if isfinite(self.X[u, n]):
+                terms["transfer", (u, n, w)] = blk.q[u, n, w]
+        bought = defaultdict(list)
+        for v, n in k.buys:
+            bought[n].append(blk.b[v, n])
+        for n in k.nodes:
+            for w in self.W:
+                if isfinite(self.K.get(n, np.inf)) and out[n, w]:
+                    terms["throughput", (n, w)] = pyo.quicksum(out[n, w])
+                if isfinite(self.Q.get(n, np.inf)) and (bought[n] or inbound[n, w]):
+                    terms["receiving", (n, w)] = pyo.quicksum(bought[n] + inbound[n, w])
+        for s in self.S:
+            if self.beta_net[s] > 0 and self.expected_demand[s] > 0:
+                es = [self.p[w] * blk.e[r, s2, w] for r, s2, w in k.demand if s2 == s]
+                if es:
+                    terms["network_service", (s,)] = pyo.quicksum(es)
+        if isfinite(self.budget) and k.buys:
+            terms["budget", ()] = pyo.quicksum(c * blk.b[vn] for vn, c in k.buys.items())
+        return terms
+
+    def solution_tables(self, model: pyo.ConcreteModel) -> dict[str, pd.DataFrame]:
+        from .results import inventory_tables
+
+        return inventory_tables(self, model)
