@@ -97,6 +97,7 @@ class GeneratorConfig:
     min_cutoff_share: float = 0.05
     vendor_lead_days: tuple[float, float] = (4.0, 10.0)
     vendor_lead_cv: tuple[float, float] = (0.2, 0.6)
+    lead_time_buffer_sd: float = 1.0  # planned lead time = mean + buffer * standard deviation
     transfer_time_cv: float = 0.3
     # costs
     unit_cost_median: float = 25.0
@@ -110,7 +111,8 @@ class GeneratorConfig:
     # capacities and budget
     binding_share: float = 0.3
     tightness: float = 0.8
-    slack: float = 2.5
+    slack: float = 1.5
+    calibrate: str = "lp"  # "lp": loads from the uncapacitated LP optimum; "proxy": heuristic
     budget_factor: float | None = None  # W = factor * sum of expected demand at median cost
     integer_data: bool = True
 
@@ -126,8 +128,10 @@ class GeneratorConfig:
             raise ValueError(f"at most {len(VENDOR_SITES)} vendors")
         if not 0.0 <= self.binding_share <= 1.0:
             raise ValueError("binding_share must lie in [0, 1]")
-        if not (0 < self.tightness and 0 < self.slack):
-            raise ValueError("tightness and slack must be positive")
+        if not (0 < self.tightness <= 1 <= self.slack):
+            raise ValueError("need 0 < tightness <= 1 <= slack")
+        if self.calibrate not in ("lp", "proxy"):
+            raise ValueError("calibrate must be 'lp' or 'proxy'")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -140,7 +144,7 @@ PRESETS: dict[str, GeneratorConfig] = {
                             n_vendors=2, seed=11),
     "small": GeneratorConfig(n_skus=12, n_dcs=1, n_fcs=4, n_regions=8, n_scenarios=8,
                              n_vendors=3, seed=12),
-    "medium": GeneratorConfig(n_skus=30, n_dcs=2, n_fcs=7, n_regions=16, n_scenarios=16,
+    "medium": GeneratorConfig(n_skus=40, n_dcs=2, n_fcs=8, n_regions=20, n_scenarios=20,
                               n_vendors=4, seed=13),
 }
 
@@ -250,7 +254,8 @@ def _lead_times(cfg, rng, vendors, nodes, scenarios):
     shape = 1.0 / cv**2
     n_w = len(scenarios)
     lead = rng.gamma(shape[:, None], (mean / shape)[:, None], size=(len(pairs), n_w))
-    lateness = np.maximum(0.0, lead - mean[:, None])
+    planned = mean * (1.0 + cfg.lead_time_buffer_sd * cv)
+    lateness = np.maximum(0.0, lead - planned[:, None])
     alpha = np.clip(1.0 - lateness / cfg.cycle_days, 0.0, 1.0)
     vlt = pd.DataFrame({"vendor": np.repeat(pairs["vendor"].to_numpy(), n_w),
                         "node": np.repeat(pairs["node"].to_numpy(), n_w),
@@ -294,29 +299,101 @@ def _proxy_loads(t: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return load.reindex(t["nodes"]["node"], fill_value=0.0)
 
 
-def _capacities(cfg, rng, t) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _lp_loads(t: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, pd.Series, float]:
+    """Loads at the optimum of the instance without capacities or budget: per node the storage
+    (m3) and the peak throughput and receiving over scenarios, per transfer arc the peak flow,
+    and the purchase spend."""
+    from meio.models import InventoryModel, solve_monolithic
+
+    huge = 1e15  # finite, so that every row exists and reports its activity
+    probe = dict(t, capacities=pd.DataFrame({"node": t["nodes"]["node"], "storage": huge,
+                                             "throughput": huge, "receiving": huge}),
+                 transfer_arcs=t["transfer_arcs"].assign(capacity=huge))
+    probe.pop("budget", None)
+    res = solve_monolithic(InventoryModel(Instance.from_tables(probe)))
+    if res.status != "optimal":
+        raise RuntimeError(f"generated instance is {res.status} even without capacities")
+    rows = res.rows
+    peak = rows.groupby(["kind", "node"])["activity"].max()
+    load = pd.DataFrame({k: peak.get(k, pd.Series(dtype=float)).reindex(t["nodes"]["node"])
+                         for k in ("storage", "throughput", "receiving")}).fillna(0.0)
+    tr = rows[rows["kind"] == "transfer"].groupby(["from_node", "to_node"])["activity"].max()
+    spend = float(res.tables["buys"]["cost"].sum())
+    return load, tr, spend
+
+
+def _proxy_capacity_loads(cfg, t) -> tuple[pd.DataFrame, pd.Series, float]:
     load = _proxy_loads(t)
-    nodes = t["nodes"].set_index("node")
-    dc = nodes["echelon"] == 1
-    # distribution centers hold and receive the network's upstream share
-    total_m, total_v = load["m"].sum(), load["vol"].sum()
+    dc = (t["nodes"].set_index("node")["echelon"] == 1).to_numpy()
     n_dc = max(1, int(dc.sum()))
-    stor = np.where(dc, 1.5 * total_v / n_dc, 1.5 * load["vol"])
-    thru = np.where(dc, total_m / n_dc, load["m"])
-    recv = np.where(dc, total_m / n_dc, load["m"])
-    base = np.column_stack([stor, thru, recv])
-    base = np.where(base > 0, base, 1.0)
-    bind = rng.random(base.shape) < cfg.binding_share
-    cap = np.round(base * np.where(bind, cfg.tightness, cfg.slack), 4)
-    caps = pd.DataFrame({"node": nodes.index, "storage": cap[:, 0], "throughput": cap[:, 1],
-                         "receiving": cap[:, 2]})
+    total_m, total_v = load["m"].sum(), load["vol"].sum()
+    out = pd.DataFrame({"storage": np.where(dc, 1.5 * total_v / n_dc, 1.5 * load["vol"]),
+                        "throughput": np.where(dc, total_m / n_dc, load["m"]),
+                        "receiving": np.where(dc, total_m / n_dc, load["m"])},
+                       index=load.index)
+    arcs = t["transfer_arcs"]
+    tr = pd.Series(load["m"].reindex(arcs["to_node"]).to_numpy(),
+                   index=pd.MultiIndex.from_frame(arcs[["from_node", "to_node"]]))
+    return out, tr, float("nan")
+
+
+def _pick(rng, loads: np.ndarray, share: float) -> np.ndarray:
+    """Choose round(share * #positive) of the positive loads to bind."""
+    pos = np.flatnonzero(loads > 0)
+    bind = np.zeros(loads.shape, dtype=bool)
+    bind[rng.choice(pos, size=round(share * len(pos)), replace=False)] = True
+    return bind
+
+
+def _with_capacities(t, load, tr, bind, bind_tr, cfg, tightness) -> dict:
+    flat = load.to_numpy(dtype=float)
+    cap = np.where(flat > 0, flat * np.where(bind, tightness, cfg.slack), np.inf)
+    caps = pd.DataFrame({"node": load.index, "storage": np.round(cap[:, 0], 6),
+                         "throughput": np.round(cap[:, 1], 6),
+                         "receiving": np.round(cap[:, 2], 6)}).reset_index(drop=True)
     arcs = t["transfer_arcs"].copy()
     if len(arcs):
-        into = load["m"].reindex(arcs["to_node"]).to_numpy()
-        into = np.where(into > 0, into, 1.0)
-        tb = rng.random(len(arcs)) < cfg.binding_share
-        arcs["capacity"] = np.round(into * np.where(tb, cfg.tightness, cfg.slack), 4)
-    return caps, arcs
+        flow = tr.reindex(pd.MultiIndex.from_frame(arcs[["from_node", "to_node"]])).fillna(0.0)
+        flow = flow.to_numpy(dtype=float)
+        arcs["capacity"] = np.round(np.where(
+            flow > 0, flow * np.where(bind_tr, tightness, cfg.slack), np.inf), 6)
+    return dict(t, capacities=caps, transfer_arcs=arcs)
+
+
+def _calibrate(cfg: GeneratorConfig, rng: np.random.Generator, t: dict) -> dict:
+    """Set capacities (and the budget) from loads so that the chosen share of them binds.
+
+    With ``calibrate="lp"`` the loads are those of the uncapacitated LP optimum; a chosen
+    capacity is set to ``tightness`` x its load, which that optimum then violates, the others to
+    ``slack`` x load; unused resources stay unlimited. If the result is infeasible (capacities
+    fighting service targets) the tightness moves half-way to 1, where the uncapacitated optimum
+    is feasible, so the returned instance always has a solution.
+    """
+    if cfg.calibrate == "lp":
+        load, tr, spend = _lp_loads(t)
+    else:
+        load, tr, spend = _proxy_capacity_loads(cfg, t)
+    bind = _pick(rng, load.to_numpy(dtype=float).ravel(), cfg.binding_share).reshape(load.shape)
+    bind_tr = _pick(rng, tr.to_numpy(dtype=float), cfg.binding_share)
+    if cfg.budget_factor is not None:
+        if not np.isfinite(spend):
+            mean = t["demand"].groupby("sku")["quantity"].sum() / len(t["scenarios"])
+            cost = t["buy_arcs"].groupby("sku")["unit_cost"].min()
+            spend = float((mean * cost).sum())
+        t = dict(t, budget=pd.DataFrame({"amount": [round(cfg.budget_factor * spend, 2)]}))
+    tightness = cfg.tightness
+    for _ in range(4):
+        out = _with_capacities(t, load, tr, bind, bind_tr, cfg, tightness)
+        if cfg.calibrate != "lp" or _feasible(out):
+            return out
+        tightness = (tightness + 1.0) / 2.0
+    return _with_capacities(t, load, tr, bind, bind_tr, cfg, 1.0)
+
+
+def _feasible(t: dict) -> bool:
+    from meio.models import InventoryModel, solve_monolithic
+
+    return solve_monolithic(InventoryModel(Instance.from_tables(t))).status == "optimal"
 
 
 def generate(cfg: GeneratorConfig | None = None, name: str | None = None) -> Instance:
@@ -390,10 +467,7 @@ def generate(cfg: GeneratorConfig | None = None, name: str | None = None) -> Ins
         stock_tab["fixed_cost"] = np.round(cfg.fixed_cost * (1 + 10 * v), 4)
         stock_tab["max_position"] = stock_tab["initial_stock"] + np.maximum(m, 1.0)
     t["speeds"] = _attainable_targets(t, speeds)
-    t["capacities"], t["transfer_arcs"] = _capacities(cfg, rng, t)
-    if cfg.budget_factor is not None:
-        spend = (pd.Series(mean).reindex(skus["sku"]).fillna(0).to_numpy() * base_cost).sum()
-        t["budget"] = pd.DataFrame({"amount": [round(cfg.budget_factor * spend, 2)]})
+    t = _calibrate(cfg, rng, t)
     return Instance.from_tables(t, name or f"generated-seed{cfg.seed}")
 
 

@@ -1,0 +1,203 @@
+"""The ``meio`` command line: generate, inspect and solve instances.
+
+Every user error (a malformed instance, a missing file, a bad option) ends with a short
+explanation and a nonzero exit code, never a traceback. Outputs are written atomically.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+
+import click
+import pandas as pd
+
+from meio import __version__
+from meio.files import atomic_dir
+from meio.instances import (
+    GeneratorConfig,
+    Instance,
+    InstanceError,
+    bundled_names,
+    generate,
+    load,
+    preset,
+    preset_names,
+    save,
+    schema_markdown,
+)
+
+EXIT_NO_SOLUTION = 3
+
+
+def _user_errors(fn):
+    """Turn the errors a user can cause into a one-paragraph message and exit code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except InstanceError as exc:
+            raise click.ClickException(str(exc)) from None
+        except (FileNotFoundError, FileExistsError, NotADirectoryError, PermissionError,
+                ValueError, KeyError) as exc:
+            msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+            raise click.ClickException(str(msg)) from None
+
+    return wrapper
+
+
+def _load(source: str, variant: str | None = None) -> Instance:
+    return load(source, variant=variant)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="meio")
+def main() -> None:
+    """meio: multi-echelon inventory optimization with Lagrangian decomposition.
+
+    An INSTANCE is a bundled name (tiny, small, medium), a directory of CSV tables, or a .zip
+    bundle of Parquet tables. `meio schema` documents the tables column by column.
+
+    \b
+    Examples:
+      meio info small
+      meio solve small                      # LP, prints status, objective, duals
+      meio solve tiny --variant integer --out results/tiny
+      meio generate --preset small --seed 7 --out my_instance
+    """
+
+
+@main.command()
+@click.argument("instance")
+@_user_errors
+def info(instance: str) -> None:
+    """Summarize INSTANCE: sizes, totals and the rows of each table."""
+    inst = _load(instance)
+    click.echo(inst.summary().to_string(index=False))
+    click.echo()
+    counts = pd.DataFrame({"table": list(inst.tables),
+                           "rows": [len(df) for df in inst.tables.values()]})
+    click.echo(counts.to_string(index=False))
+
+
+@main.command()
+def schema() -> None:
+    """Print the instance tables, column by column (Markdown)."""
+    click.echo(schema_markdown())
+
+
+@main.command("list")
+def list_instances() -> None:
+    """List the bundled instances."""
+    for name in bundled_names():
+        click.echo(name)
+
+
+@main.command("generate")
+@click.option("--preset", "preset_name", type=click.Choice(preset_names()), default="small",
+              show_default=True, help="Start from a preset configuration.")
+@click.option("--seed", type=int, help="Random seed (same seed and options: same instance).")
+@click.option("--skus", type=click.IntRange(min=1), help="Number of SKUs.")
+@click.option("--dcs", type=click.IntRange(min=1), help="Number of distribution centers.")
+@click.option("--fcs", type=click.IntRange(min=1), help="Number of fulfillment centers.")
+@click.option("--regions", type=click.IntRange(min=1), help="Number of customer regions.")
+@click.option("--scenarios", type=click.IntRange(min=1), help="Number of scenarios.")
+@click.option("--vendors", type=click.IntRange(min=1), help="Number of vendors.")
+@click.option("--binding-share", type=click.FloatRange(0, 1),
+              help="Share of capacities set to bind.")
+@click.option("--tightness", type=click.FloatRange(0, 1, min_open=True),
+              help="Binding capacities = tightness x load.")
+@click.option("--budget-factor", type=click.FloatRange(min=0, min_open=True),
+              help="Add a budget of this factor x the unconstrained spend.")
+@click.option("--calibrate", type=click.Choice(["lp", "proxy"]),
+              help="Capacity loads from the uncapacitated LP (exact) or a fast proxy.")
+@click.option("--name", help="Instance name (default: the output's name).")
+@click.option("--out", required=True, type=click.Path(path_type=Path),
+              help="Output: a directory (CSV tables) or a file ending in .zip (Parquet bundle).")
+@_user_errors
+def generate_cmd(preset_name, seed, skus, dcs, fcs, regions, scenarios, vendors, binding_share,
+                 tightness, budget_factor, calibrate, name, out) -> None:
+    """Generate a realistic instance from a preset, with optional overrides."""
+    over = {"seed": seed, "n_skus": skus, "n_dcs": dcs, "n_fcs": fcs, "n_regions": regions,
+            "n_scenarios": scenarios, "n_vendors": vendors, "binding_share": binding_share,
+            "tightness": tightness, "budget_factor": budget_factor, "calibrate": calibrate}
+    cfg: GeneratorConfig = preset(preset_name, **{k: v for k, v in over.items()
+                                                  if v is not None})
+    inst = generate(cfg, name=name or out.stem)
+    save(inst, out)
+    click.echo(f"wrote {out} ({inst.n_skus} SKUs, {len(inst.tables['nodes'])} nodes, "
+               f"{len(inst.scenario_ids)} scenarios, seed {cfg.seed})")
+
+
+def _write_results(out: Path, fmt: str, result, capacity: pd.DataFrame) -> None:
+    frames = {"summary": result.summary(), "linking_rows": result.rows.drop(columns=["key"]),
+              "capacity": capacity, **result.tables}
+    with atomic_dir(out) as tmp:
+        for name, df in frames.items():
+            if fmt == "csv":
+                df.to_csv(tmp / f"{name}.csv", index=False)
+            else:
+                df.astype({"value": str} if name == "summary" else {}).to_parquet(
+                    tmp / f"{name}.parquet", index=False)
+
+
+@main.command()
+@click.argument("instance")
+@click.option("--variant", type=click.Choice(["continuous", "integer"]), default="continuous",
+              show_default=True, help="LP, or integer units with stock-or-not fixed costs.")
+@click.option("--time-limit", type=click.FloatRange(min=0, min_open=True),
+              help="Time limit for HiGHS in seconds.")
+@click.option("--mip-gap", type=click.FloatRange(min=0), default=1e-4, show_default=True,
+              help="Relative MIP gap (integer variant).")
+@click.option("--method", type=click.Choice(["choose", "simplex", "ipm"]), default="choose",
+              show_default=True, help="HiGHS LP method.")
+@click.option("--out", type=click.Path(path_type=Path),
+              help="Write the result tables into this directory.")
+@click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv",
+              show_default=True, help="Format of the written tables.")
+@click.option("--all-rows", is_flag=True, help="Print every linking row, not only priced ones.")
+@_user_errors
+def solve(instance, variant, time_limit, mip_gap, method, out, fmt, all_rows) -> None:
+    """Solve INSTANCE exactly (monolithic model, HiGHS) and print status, objective and duals.
+
+    The linking rows (storage, throughput, receiving, transfer capacity, network service,
+    budget) are printed with their multiplier: the LP dual as an opportunity cost (>= 0 for a
+    capacity; 0 when slack). Exit code 3 when no feasible solution was found.
+    """
+    from meio.models import InventoryModel, capacity_table, solve_monolithic
+
+    inst = _load(instance, variant)
+    family = InventoryModel(inst, variant)
+    click.echo(f"solving {inst.name} ({variant}): {inst.n_skus} SKUs, "
+               f"{len(inst.scenario_ids)} scenarios ...", err=True)
+    res = solve_monolithic(family, time_limit=time_limit, mip_gap=mip_gap,
+                           options={} if method == "choose" else {"solver": method})
+    click.echo(res.summary().to_string(index=False))
+    if not res.has_solution:
+        hint = {"infeasible": "no plan meets every constraint: check that capacities, budget "
+                "and service targets are compatible (e.g. loosen a target or a capacity)",
+                "time_limit": "no feasible solution within the time limit: raise --time-limit"}
+        click.echo(f"\nno solution: {hint.get(res.status, res.status)}", err=True)
+        sys.exit(EXIT_NO_SOLUTION)
+    capacity = capacity_table(res.rows, family.p)
+    show = res.rows.drop(columns=["key"])
+    if "multiplier" in show and not all_rows:
+        priced = show[show["multiplier"].abs() > 1e-9]
+        click.echo(f"\nlinking-row duals (opportunity costs): {len(priced)} of {len(show)} rows "
+                   "priced; the others are slack (multiplier 0; --all-rows lists them)")
+        show = priced
+    elif "multiplier" not in show:
+        click.echo("\nlinking rows (no duals for a MIP):")
+    labels = [c for c in show.columns if show[c].notna().any()]
+    click.echo(show[labels].to_string(index=False, float_format=lambda x: f"{x:.6g}"))
+    click.echo("\nservice within promise:")
+    click.echo(res.tables["service"].to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    if out is not None:
+        _write_results(out, fmt, res, capacity)
+        click.echo(f"\nwrote results to {out}", err=True)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

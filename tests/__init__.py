@@ -1,0 +1,1 @@
+"""meio test suite."""
