@@ -28,10 +28,9 @@ True
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
-
 import hashlib
 import json
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -232,7 +231,7 @@ def _demand(cfg, rng, skus, regions, arcs, speeds, scenarios) -> pd.DataFrame:
     # a region's demand for a speed no node can serve shifts to the speeds it can get
     row = mix.sum(axis=1, keepdims=True)
     mix = np.divide(mix, row, out=np.zeros_like(mix), where=row > 0)
-    n_s, n_r, n_w = len(speeds), len(regions), len(scenarios)
+    n_w = len(scenarios)
     shape = 1.0 / cfg.sku_shock_cv**2
     shock = rng.gamma(shape, 1.0 / shape, size=(cfg.n_skus, n_w))
     m = (mean_sku[:, None, None, None] * reg_w[None, :, None, None] * mix[None, :, :, None]
@@ -241,9 +240,11 @@ def _demand(cfg, rng, skus, regions, arcs, speeds, scenarios) -> pd.DataFrame:
     lam = rng.gamma(k, np.where(m > 0, m / k, 0.0))
     qty = rng.poisson(lam).astype(float)
     i, r, s, w = np.nonzero(qty)
-    return pd.DataFrame({"sku": skus["sku"].to_numpy()[i], "region": regions["region"].to_numpy()[r],
+    return pd.DataFrame({"sku": skus["sku"].to_numpy()[i],
+                         "region": regions["region"].to_numpy()[r],
                          "speed": np.array([sp.name for sp in speeds])[s],
-                         "scenario": scenarios["scenario"].to_numpy()[w], "quantity": qty[i, r, s, w]})
+                         "scenario": scenarios["scenario"].to_numpy()[w],
+                         "quantity": qty[i, r, s, w]})
 
 
 def _lead_times(cfg, rng, vendors, nodes, scenarios):

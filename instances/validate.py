@@ -177,6 +177,10 @@ def _key_set(df: pd.DataFrame, cols: tuple[str, ...]) -> pd.MultiIndex | pd.Inde
 
 
 def _check_refs(tables: dict[str, pd.DataFrame], out: _Collector) -> None:
+    if "transfer_arcs" in tables:
+        ta = tables["transfer_arcs"]
+        out.add("transfer_arcs", "from_node, to_node", "a node cannot transfer to itself",
+                (ta["from_node"] == ta["to_node"]).to_numpy())
     for name, df in tables.items():
         for cols, target, tcols in TABLES[name].refs:
             if target not in tables:
@@ -192,11 +196,6 @@ def _model_checks(t: dict[str, pd.DataFrame], out: _Collector, variant: str | No
     total = t["scenarios"]["probability"].sum()
     if abs(total - 1.0) > PROBABILITY_TOL:
         out.add("scenarios", "probability", f"probabilities sum to {total:.9g}, not 1")
-    if "transfer_arcs" in t:
-        ta = t["transfer_arcs"]
-        out.add("transfer_arcs", "from_node, to_node", "a node cannot transfer to itself",
-                (ta["from_node"] == ta["to_node"]).to_numpy())
-
     skus, nodes, stock = t["skus"], t["nodes"], t["stock"]
     accepted = set(map(tuple, t["accepts"][["handling_class", "size_class"]].to_numpy()))
     node_class = dict(zip(nodes["node"], nodes["handling_class"], strict=True))

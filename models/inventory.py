@@ -26,7 +26,6 @@ from math import isfinite
 import numpy as np
 import pandas as pd
 import pyomo.environ as pyo
-
 from meio.instances import Instance
 
 from .interface import BlockFamily

@@ -33,7 +33,7 @@ def inventory_tables(family, model: pyo.ConcreteModel) -> dict[str, pd.DataFrame
         for n in k.nodes:
             z = _val(blk.z[n]) if hasattr(blk, "z") else None
             pos.append((i, n, k.initial[n], pyo.value(blk.y[n]), z))
-        for (n, r, s, w), var in blk.x.items():
+        for (n, _r, s, w), var in blk.x.items():
             ful[n, s] += p[w] * _val(var)
         for (r, s, w), d in k.demand.items():
             dem[s] += p[w] * d

@@ -6,8 +6,6 @@ import numpy as np
 import pandas as pd
 import pyomo.environ as pyo
 import pytest
-from pyomo.contrib.solver.common.factory import SolverFactory
-
 from meio.instances import Instance, generate, preset
 from meio.models import (
     InventoryModel,
@@ -15,6 +13,7 @@ from meio.models import (
     set_multipliers,
     solve_monolithic,
 )
+from pyomo.contrib.solver.common.factory import SolverFactory
 
 TOL = 1e-6
 

@@ -8,7 +8,6 @@ fractile (pi - g - c - h) / (pi - g) (Arrow, Harris & Marschak 1951).
 
 import numpy as np
 import pytest
-
 from meio.models import InventoryModel, solve_monolithic
 
 from .conftest import single_node_instance
