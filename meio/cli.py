@@ -131,9 +131,9 @@ def generate_cmd(preset_name, seed, skus, dcs, fcs, regions, scenarios, vendors,
                f"{len(inst.scenario_ids)} scenarios, seed {cfg.seed})")
 
 
-def _write_results(out: Path, fmt: str, result, capacity: pd.DataFrame) -> None:
+def _write_results(out: Path, fmt: str, result) -> None:
     frames = {"summary": result.summary(), "linking_rows": result.rows.drop(columns=["key"]),
-              "capacity": capacity, **result.tables}
+              **result.tables}
     with atomic_dir(out) as tmp:
         for name, df in frames.items():
             if fmt == "csv":
@@ -166,7 +166,7 @@ def solve(instance, variant, time_limit, mip_gap, method, out, fmt, all_rows) ->
     budget) are printed with their multiplier: the LP dual as an opportunity cost (>= 0 for a
     capacity; 0 when slack). Exit code 3 when no feasible solution was found.
     """
-    from meio.models import InventoryModel, capacity_table, solve_monolithic
+    from meio.models import InventoryModel, solve_monolithic
 
     inst = _load(instance, variant)
     family = InventoryModel(inst, variant)
@@ -181,7 +181,6 @@ def solve(instance, variant, time_limit, mip_gap, method, out, fmt, all_rows) ->
                 "time_limit": "no feasible solution within the time limit: raise --time-limit"}
         click.echo(f"\nno solution: {hint.get(res.status, res.status)}", err=True)
         sys.exit(EXIT_NO_SOLUTION)
-    capacity = capacity_table(res.rows, family.p)
     show = res.rows.drop(columns=["key"])
     if "multiplier" in show and not all_rows:
         priced = show[show["multiplier"].abs() > 1e-9]
@@ -195,7 +194,7 @@ def solve(instance, variant, time_limit, mip_gap, method, out, fmt, all_rows) ->
     click.echo("\nservice within promise:")
     click.echo(res.tables["service"].to_string(index=False, float_format=lambda x: f"{x:.4g}"))
     if out is not None:
-        _write_results(out, fmt, res, capacity)
+        _write_results(out, fmt, res)
         click.echo(f"\nwrote results to {out}", err=True)
 
 

@@ -59,8 +59,12 @@ class BlockFamily(ABC):
     def linking_terms(self, blk: pyo.Block, i: Hashable) -> Mapping[RowId, object]:
         """Block ``i``'s term in each linking row it touches, keyed by ``(kind, key)``."""
 
-    def solution_tables(self, model: pyo.ConcreteModel) -> dict[str, pd.DataFrame]:
-        """Optional: the solution of a solved monolithic model as tidy tables."""
+    def solution_tables(self, model: pyo.ConcreteModel, rows: pd.DataFrame
+                        ) -> dict[str, pd.DataFrame]:
+        """Optional: the solution of a solved monolithic model as tidy tables.
+
+        ``rows`` is the linking-row report of the solve (activity, slack and, for a solved LP,
+        ``multiplier``)."""
         return {}
 
     @property

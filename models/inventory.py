@@ -276,7 +276,8 @@ class InventoryModel(BlockFamily):
             terms["budget", ()] = pyo.quicksum(c * blk.b[vn] for vn, c in k.buys.items())
         return terms
 
-    def solution_tables(self, model: pyo.ConcreteModel) -> dict[str, pd.DataFrame]:
-        from .results import inventory_tables
+    def solution_tables(self, model: pyo.ConcreteModel, rows: pd.DataFrame
+                        ) -> dict[str, pd.DataFrame]:
+        from .results import capacity_table, inventory_tables
 
-        return inventory_tables(self, model)
+        return {**inventory_tables(self, model), "capacity": capacity_table(rows, self.p)}

@@ -112,7 +112,7 @@ def solve_monolithic(family: BlockFamily, time_limit: float | None = None,
             bound = objective
         rows = _row_report(family, model, rows, res if (not mip and status == "optimal")
                            else None)
-        tables = family.solution_tables(model)
+        tables = family.solution_tables(model, rows)
     return SolveResult(status, res.termination_condition.name, objective, bound, mip, build,
                        elapsed, rows, tables, model)
 
