@@ -67,6 +67,15 @@ class BlockFamily(ABC):
         ``multiplier``)."""
         return {}
 
+    def primal_tables(self, values: Mapping[Hashable, Mapping[str, Mapping]]
+                      ) -> dict[str, pd.DataFrame]:
+        """A primal solution given block by block (``{block: {var name: {index: value}}}``)
+        as tables; by default one long table ``variables`` (block, variable, index, value)."""
+        rows = [(i, name, idx, v) for i, blk in values.items() for name, var in blk.items()
+                for idx, v in var.items()]
+        return {"variables": pd.DataFrame(rows, columns=["block", "variable", "index",
+                                                         "value"])}
+
     @property
     def sense_sign(self) -> int:
         """+1 for minimization, -1 for maximization."""

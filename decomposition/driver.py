@@ -1,0 +1,290 @@
+"""The Lagrangian decomposition driver (Geoffrion 1974; Fisher 1981).
+
+It depends only on :class:`meio.models.interface.BlockFamily`: the blocks, their rule, the
+linking rows and each block's term in them. Per iteration it sets the multipliers of every
+block's persistent relaxation, re-solves, and assembles the bound
+
+    L(theta) = sum_i L_i(theta) - sigma * theta . rhs
+
+from proven block bounds that all carry the iteration's tag (a mixed or incomplete set makes the
+bound unavailable, never wrong). Every few iterations a primal solution is recovered
+(:mod:`meio.decomposition.recovery`), which certifies the gap ``(UB - LB) / |UB|``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from meio.models.interface import BlockFamily, check_rows
+
+from .methods import Evaluation, make_method
+from .recovery import ErgodicAverage, allocate
+from .subproblem import BlockOutcome, BlockSubproblem
+
+LABEL_EXCLUDE = ("key",)
+
+
+class MixedIterationError(ValueError):
+    """Block outcomes from different multipliers were about to be summed into one bound."""
+
+
+def lagrangian_bound(outcomes: Sequence[BlockOutcome], tag: int, theta: np.ndarray,
+                     rhs: np.ndarray, sigma: int) -> float | None:
+    """``sum_i L_i(theta) - sigma theta . rhs`` from outcomes of iteration ``tag``.
+
+    Raises :class:`MixedIterationError` if an outcome carries another tag; returns None when some
+    block has no proven bound.
+    """
+    if any(o.tag != tag for o in outcomes):
+        tags = sorted({o.tag for o in outcomes})
+        raise MixedIterationError(f"refusing to sum block bounds of iterations {tags}")
+    if any(o.bound is None for o in outcomes):
+        return None
+    return float(sum(o.bound for o in outcomes) - sigma * float(theta @ rhs))
+
+
+@dataclass
+class LagrangianResult:
+    """Outcome of a decomposition run. Bounds are in the family's objective sense."""
+
+    method: str
+    sense: int
+    status: str
+    bound: float | None  # best Lagrangian bound (lower for min, upper for max)
+    primal: float | None  # best feasible objective found
+    iterations: int
+    seconds: float
+    theta: np.ndarray
+    multipliers: pd.DataFrame
+    history: pd.DataFrame
+    primal_values: dict | None = field(default=None, repr=False)
+    primal_tables: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def lower_bound(self) -> float | None:
+        return self.bound if self.sense == 1 else self.primal
+
+    @property
+    def upper_bound(self) -> float | None:
+        return self.primal if self.sense == 1 else self.bound
+
+    @property
+    def gap(self) -> float | None:
+        return relative_gap(self.lower_bound, self.upper_bound)
+
+
+def relative_gap(lb: float | None, ub: float | None) -> float | None:
+    """``(UB - LB) / |UB|`` (None when either is unknown)."""
+    if lb is None or ub is None:
+        return None
+    return (ub - lb) / max(abs(ub), 1e-12)
+
+
+def _cone(sense: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    lo = np.where(sense == "<=", 0.0, -np.inf)
+    hi = np.where(sense == ">=", 0.0, np.inf)
+    return lo, hi
+
+
+def multipliers_vector(rows: pd.DataFrame, table: pd.DataFrame | None,
+                       column: str = "multiplier") -> np.ndarray:
+    """Align a multiplier table (with ``kind``, ``key`` and ``column``) to a row table.
+
+    Use it to warm start from the LP duals of :func:`meio.models.solve_monolithic` (its
+    ``rows``) or from a previous run's ``multipliers``. Rows absent from the table get 0.
+    """
+    if table is None:
+        return np.zeros(len(rows))
+    lookup = dict(zip(zip(table["kind"], table["key"], strict=True), table[column],
+                      strict=True))
+    return np.array([float(lookup.get((k, key), 0.0)) for k, key in
+                     zip(rows["kind"], rows["key"], strict=True)])
+
+
+class _Run:
+    """State of one decomposition run (kept out of the public function for readability)."""
+
+    def __init__(self, family: BlockFamily, mip_gap: float, subproblem_time_limit):
+        self.family = family
+        self.rows = check_rows(family.linking_rows())
+        self.rhs = self.rows["rhs"].to_numpy(dtype=float)
+        self.sense = self.rows["sense"].to_numpy()
+        self.sigma = family.sense_sign
+        self.blocks: list[Hashable] = list(family.block_ids())
+        self.subs = [BlockSubproblem(family, i, mip_gap, subproblem_time_limit)
+                     for i in self.blocks]
+        self.best_bound = -np.inf  # in D-space (sigma * L)
+        self.best_primal = np.inf  # in D-space: sigma * feasible value, smaller is better
+        self.primal_values = None
+        self.scale = 1.0  # magnitude of the block objective values, for repair penalties
+
+    def evaluate(self, theta: np.ndarray, tag: int):
+        outs = [sp.solve(theta, tag) for sp in self.subs]
+        vals = [abs(o.value) for o in outs if o.value is not None]
+        if vals:
+            self.scale = max(vals)
+        bound = lagrangian_bound(outs, tag, theta, self.rhs, self.sigma)
+        s = None
+        if all(o.terms is not None for o in outs):
+            s = -self.rhs.copy()
+            for sp, o in zip(self.subs, outs, strict=True):
+                np.add.at(s, sp.rows, o.terms)
+        cuts = [(k, sp.rows, self.sigma * o.value, o.terms)
+                for k, (sp, o) in enumerate(zip(self.subs, outs, strict=True))
+                if o.value is not None and o.terms is not None]
+        return outs, bound, s, cuts
+
+    def recover(self, estimates: list[np.ndarray | None], rounds: int = 6) -> bool:
+        """Resource-directive repair from per-block estimates; True if it improved the primal.
+
+        Each round splits the right-hand sides by the current estimates, lets every block solve
+        its own problem within its (elastic) shares, and checks the linking rows on the union.
+        A block that cannot keep to its share keeps what it needs; the next round splits the
+        rows again from what the blocks actually used, so the others make room.
+        """
+        if any(e is None for e in estimates):
+            return False
+        tol = 1e-6 * np.maximum(1.0, np.abs(self.rhs))
+        fixed = [np.zeros(len(sp.rows), dtype=bool) for sp in self.subs]
+        for _ in range(rounds):
+            shares = allocate(self.sense, self.rhs, [sp.rows for sp in self.subs], estimates,
+                              fixed)
+            total, use, used = 0.0, np.zeros(len(self.rhs)), []
+            for k, (sp, (lo, hi), est) in enumerate(zip(self.subs, shares, estimates,
+                                                        strict=True)):
+                penalty = 1e3 * (1.0 + abs(self.scale) / (1.0 + float(np.abs(est).sum())))
+                out = sp.solve_restricted(lo, hi, penalty)
+                if out is None:
+                    return False
+                cost, terms = out
+                total += cost
+                used.append(terms)
+                np.add.at(use, sp.rows, terms)
+                fixed[k] |= (terms > hi + 1e-9 * np.maximum(1.0, np.abs(hi))) | (
+                    terms < lo - 1e-9 * np.maximum(1.0, np.abs(lo)))
+            ok = np.where(self.sense == "<=", use <= self.rhs + tol,
+                          np.where(self.sense == ">=", use >= self.rhs - tol,
+                                   np.abs(use - self.rhs) <= tol))
+            if ok.all():
+                break
+            estimates = used
+        else:
+            return False
+        if self.sigma * total < self.best_primal:
+            self.best_primal = self.sigma * total
+            self.primal_values = {sp.block: sp.values() for sp in self.subs}
+            return True
+        return False
+
+
+def lagrangian_decomposition(
+    family: BlockFamily,
+    method: str = "bundle",
+    theta0: np.ndarray | pd.DataFrame | None = None,
+    max_iter: int = 200,
+    gap_tol: float = 1e-4,
+    time_limit: float | None = None,
+    recover_every: int = 5,
+    mip_gap: float = 1e-6,
+    subproblem_time_limit: float | None = None,
+    progress: bool = False,
+) -> LagrangianResult:
+    """Solve the Lagrangian dual of ``family`` by decomposition into its blocks.
+
+    ``method``: ``bundle`` (proximal bundle, default), ``volume``, ``subgradient`` (Polyak with
+    Held-Wolfe-Crowder halving) or ``subgradient-diminishing``. ``theta0``: warm start, a vector
+    aligned with ``family.linking_rows()`` or a table with ``kind``, ``key``, ``multiplier``
+    (e.g. ``solve_monolithic(...).rows`` or a previous result's ``multipliers``). Stops when the
+    certified gap is at most ``gap_tol``, after ``max_iter`` iterations or ``time_limit``
+    seconds, or when the method's step vanishes.
+
+    >>> from meio.instances import load
+    >>> from meio.models import InventoryModel
+    >>> res = lagrangian_decomposition(InventoryModel(load("tiny")), max_iter=60)
+    >>> res.gap is not None and res.gap <= 1e-4
+    True
+    """
+    start = time.perf_counter()
+    run = _Run(family, mip_gap, subproblem_time_limit)
+    if isinstance(theta0, pd.DataFrame):
+        theta0 = multipliers_vector(run.rows, theta0)
+    theta0 = np.zeros(len(run.rhs)) if theta0 is None else np.asarray(theta0, dtype=float)
+    if theta0.shape != run.rhs.shape:
+        raise ValueError(f"theta0 has {theta0.size} entries for {run.rhs.size} linking rows")
+    # The methods work on rows scaled by |rhs| (relative violations), which equilibrates rows
+    # measured in m3 and in units; theta = scaled theta / rho.
+    rho = np.where(np.abs(run.rhs) > 0, np.abs(run.rhs), 1.0)
+    dual = make_method(method, run.rhs / rho)
+    lo, hi = _cone(run.sense)
+    dual.start(theta0 * rho, lo, hi, len(run.blocks))
+    ergodic = ErgodicAverage(len(run.blocks))
+    history, status, best_theta = [], "iteration_limit", dual.theta.copy()
+    bar = tqdm(total=max_iter, disable=not progress, desc=f"lagrangian/{method}", leave=False)
+    k = 0
+    for k in range(1, max_iter + 1):
+        scaled = dual.propose().copy()
+        theta = scaled / rho
+        outs, bound, s, cuts = run.evaluate(theta, k)
+        value = None if bound is None else run.sigma * bound
+        if value is not None and value > run.best_bound:
+            run.best_bound, best_theta = value, theta.copy()
+        if np.isfinite(run.best_primal):
+            dual.target = run.best_primal
+        dual.observe(Evaluation(scaled, value, None if s is None else s / rho,
+                                [(p, r, d, g / rho[r]) for p, r, d, g in cuts]))
+        ergodic.update([o.terms for o in outs], dual.primal_weight())
+        recovered = False
+        if k % recover_every == 0 or dual.converged or k == max_iter:
+            est = dual.primal_estimate()
+            cand = ([est[j] * rho[run.subs[j].rows] if j in est else ergodic.avg[j]
+                     for j in range(len(run.blocks))] if est else ergodic.avg)
+            recovered = run.recover(cand)
+            if not recovered and est:
+                recovered = run.recover(ergodic.avg)
+        gap = _gap(run)
+        history.append({"iteration": k, "bound": bound, "best_bound": _orig(run, run.best_bound),
+                        "primal": _orig(run, run.best_primal), "gap": gap, "step": dual.step,
+                        "subgradient_norm": None if s is None else float(np.linalg.norm(s)),
+                        "recovered": recovered, "seconds": time.perf_counter() - start})
+        bar.update(1)
+        bar.set_postfix(gap=f"{gap:.2e}" if gap is not None else "-")
+        if gap is not None and gap <= gap_tol:
+            status = "gap"
+            break
+        if dual.converged:
+            status = "converged"
+            break
+        if time_limit is not None and time.perf_counter() - start >= time_limit:
+            status = "time_limit"
+            break
+    bar.close()
+    if run.primal_values is None:  # one last try from the ergodic average
+        run.recover(ergodic.avg)
+    table = run.rows.drop(columns=list(LABEL_EXCLUDE)).assign(multiplier=best_theta)
+    table.insert(1, "key", run.rows["key"])
+    primal_tables = (family.primal_tables(run.primal_values)
+                     if run.primal_values is not None else {})
+    return LagrangianResult(
+        method=dual.name, sense=run.sigma, status=status,
+        bound=_orig(run, run.best_bound), primal=_orig(run, run.best_primal), iterations=k,
+        seconds=time.perf_counter() - start, theta=best_theta, multipliers=table,
+        history=pd.DataFrame(history), primal_values=run.primal_values,
+        primal_tables=primal_tables)
+
+
+def _orig(run: _Run, d_value: float) -> float | None:
+    return None if not math.isfinite(d_value) else run.sigma * d_value
+
+
+def _gap(run: _Run) -> float | None:
+    bound, primal = _orig(run, run.best_bound), _orig(run, run.best_primal)
+    if bound is None or primal is None:
+        return None
+    return relative_gap(bound, primal) if run.sigma == 1 else relative_gap(primal, bound)

@@ -1,0 +1,344 @@
+"""Multiplier updates for the Lagrangian dual.
+
+All methods work on the concave dual function ``D(theta) = sigma * L(theta)`` (``sigma = +1``
+for a minimization, ``-1`` for a maximization), so that the dual problem is always
+``max D(theta)`` over the sign cone (``theta >= 0`` on ``<=`` rows, ``<= 0`` on ``>=`` rows, free
+on ``==`` rows). Its supergradient at ``theta`` is ``s = sum_i g_i(x_i) - rhs`` for either sense.
+
+- :class:`Subgradient` -- projected subgradient with the Polyak step toward a target (Polyak
+  1969), Held-Wolfe-Crowder halving of the step factor when the bound stalls (Held, Wolfe &
+  Crowder 1974), or a diminishing step ``t_k = a / ((k + 1) ||s||)``.
+- :class:`Volume` -- the volume algorithm (Barahona & Anbil 2000): subgradient steps from a
+  stability center along an exponentially averaged direction, which also yields an
+  approximate primal solution.
+- :class:`ProximalBundle` -- a disaggregated proximal bundle method (Kiwiel 1990; Frangioni
+  2002): one cutting-plane model per block, a quadratic master problem solved with HiGHS, serious
+  and null steps; the master's cut multipliers give convex combinations of block solutions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from dataclasses import dataclass, field
+
+import highspy
+import numpy as np
+
+
+@dataclass
+class Evaluation:
+    """What one evaluation of D at ``theta`` tells a method."""
+
+    theta: np.ndarray
+    value: float | None  # D(theta), None when some block had no proven bound
+    subgradient: np.ndarray | None  # None when some block had no solution
+    cuts: list = field(default_factory=list)  # (block position, rows, D_i, g_i) of proven blocks
+
+
+class DualMethod:
+    """Base class: ``propose()`` the next multipliers, ``observe()`` their evaluation."""
+
+    name = "method"
+
+    def __init__(self):
+        self.lo = self.hi = None
+        self.theta = None
+        self.step = 0.0
+        self.converged = False
+        self.target: float | None = None
+
+    def start(self, theta0: np.ndarray, lo: np.ndarray, hi: np.ndarray, n_blocks: int) -> None:
+        self.lo, self.hi = lo, hi
+        self.theta = self.project(np.asarray(theta0, dtype=float))
+        self.n_blocks = n_blocks
+
+    def project(self, theta: np.ndarray) -> np.ndarray:
+        return np.clip(theta, self.lo, self.hi)
+
+    def direction(self, theta: np.ndarray, s: np.ndarray) -> np.ndarray:
+        """The supergradient with components that would leave the cone at its boundary zeroed."""
+        d = s.copy()
+        d[(theta <= self.lo) & (d < 0)] = 0.0
+        d[(theta >= self.hi) & (d > 0)] = 0.0
+        return d
+
+    def propose(self) -> np.ndarray:
+        return self.theta
+
+    def observe(self, ev: Evaluation) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def primal_weight(self) -> float | None:
+        """Weight of the latest block solutions in the ergodic primal average (None: uniform)."""
+        return None
+
+    def primal_estimate(self) -> dict | None:
+        """Optional per-block convex combination of the block terms (block position -> terms)."""
+        return None
+
+
+def _target(value: float, target: float | None) -> float:
+    """The Polyak target: the best feasible value, or 5% above the bound when none is known."""
+    if target is not None and target > value:
+        return target
+    return value + max(1e-6, 0.05 * abs(value))
+
+
+class Subgradient(DualMethod):
+    """Projected subgradient: Polyak step with HWC halving, or a diminishing step."""
+
+    name = "subgradient"
+
+    def __init__(self, rule: str = "polyak", factor: float = 2.0, patience: int = 5,
+                 min_factor: float = 1e-5, scale: float = 1.0):
+        super().__init__()
+        if rule not in ("polyak", "diminishing"):
+            raise ValueError("rule must be 'polyak' or 'diminishing'")
+        self.rule, self.factor, self.patience = rule, factor, patience
+        self.min_factor, self.scale = min_factor, scale
+        self.best = -np.inf
+        self.stall = 0
+        self.k = 0
+        self.steps_sum = 0.0
+        if rule == "diminishing":
+            self.name = "subgradient-diminishing"
+
+    def observe(self, ev: Evaluation) -> None:
+        self.k += 1
+        if ev.subgradient is None:
+            self.converged = True
+            return
+        if ev.value is not None and ev.value > self.best + 1e-12 * max(1.0, abs(self.best)):
+            self.best, self.stall = ev.value, 0
+        else:
+            self.stall += 1
+            if self.stall >= self.patience:
+                self.factor, self.stall = self.factor / 2.0, 0
+        d = self.direction(ev.theta, ev.subgradient)
+        norm2 = float(d @ d)
+        if norm2 <= 1e-18 or self.factor < self.min_factor:
+            self.converged = True
+            self.step = 0.0
+            return
+        if self.rule == "polyak":
+            ref = ev.value if ev.value is not None else self.best
+            t = self.factor * (_target(ref, self.target) - ref) / norm2
+        else:
+            t = self.scale / ((self.k + 1) * np.sqrt(norm2))
+        self.step = t
+        self.steps_sum += t
+        self.theta = self.project(ev.theta + t * d)
+
+    def primal_weight(self) -> float | None:
+        # step-weighted ergodic averaging (Larsson, Patriksson & Stroemberg 1999)
+        return self.step / self.steps_sum if self.steps_sum > 0 else None
+
+
+class Volume(DualMethod):
+    """The volume algorithm (Barahona & Anbil 2000)."""
+
+    name = "volume"
+
+    def __init__(self, factor: float = 0.5, alpha_max: float = 0.1, patience: int = 5,
+                 min_factor: float = 1e-5):
+        super().__init__()
+        self.factor, self.alpha_max = factor, alpha_max
+        self.patience, self.min_factor = patience, min_factor
+        self.center = None
+        self.center_value = -np.inf
+        self.v = None
+        self.alpha = 1.0
+        self.reds = 0
+        self.last_dir = None
+
+    def observe(self, ev: Evaluation) -> None:
+        if ev.subgradient is None:
+            self.converged = True
+            return
+        s = ev.subgradient
+        if self.v is None:
+            self.v, self.alpha = s.copy(), 1.0
+        else:
+            diff = s - self.v
+            denom = float(diff @ diff)
+            a = -float(self.v @ diff) / denom if denom > 0 else self.alpha_max
+            self.alpha = float(np.clip(a, self.alpha_max / 10, self.alpha_max))
+            self.v = self.alpha * s + (1 - self.alpha) * self.v
+        value = ev.value if ev.value is not None else -np.inf
+        if self.center is None or value > self.center_value:
+            if self.last_dir is not None and float(s @ self.last_dir) >= 0:
+                self.factor = min(2.0, 1.1 * self.factor)  # green
+            self.center, self.center_value = ev.theta.copy(), value
+        else:
+            self.reds += 1
+            if self.reds >= self.patience:
+                self.factor, self.reds = 0.66 * self.factor, 0
+        d = self.direction(self.center, self.v)
+        norm2 = float(d @ d)
+        if norm2 <= 1e-18 or self.factor < self.min_factor or not np.isfinite(self.center_value):
+            self.converged = norm2 <= 1e-18 or self.factor < self.min_factor
+            if not np.isfinite(self.center_value):
+                self.theta = self.project(ev.theta + 1e-3 * s)
+            return
+        t = self.factor * (_target(self.center_value, self.target) - self.center_value) / norm2
+        self.step, self.last_dir = t, d
+        self.theta = self.project(self.center + t * d)
+
+    def primal_weight(self) -> float | None:
+        return self.alpha
+
+
+class ProximalBundle(DualMethod):
+    """Disaggregated proximal bundle method with a HiGHS quadratic master problem.
+
+    Master: ``max sum_i eta_i - rhs . theta - (u/2) ||theta - center||^2`` subject to
+    ``eta_i <= D_i(theta_k) + g_ik . (theta - theta_k)`` for every kept cut of block ``i``.
+    A step is *serious* when the actual increase reaches ``m_serious`` times the predicted one;
+    the method has converged when the predicted increase is below ``tol`` (relative).
+    """
+
+    name = "bundle"
+
+    def __init__(self, rhs: np.ndarray | None = None, u: float | None = None,
+                 m_serious: float = 0.1, tol: float = 1e-10, max_cuts: int = 60):
+        super().__init__()
+        self.rhs = rhs
+        self.u, self.m_serious, self.tol, self.max_cuts = u, m_serious, tol, max_cuts
+        self.cuts: list[list] = []  # per block: [const, rows, g, age]
+        self.center = None
+        self.center_value = -np.inf
+        self.predicted = np.inf
+        self.model_value = None
+        self._estimate = None
+
+    def start(self, theta0, lo, hi, n_blocks):
+        super().start(theta0, lo, hi, n_blocks)
+        self.cuts = [[] for _ in range(n_blocks)]
+
+    def observe(self, ev: Evaluation) -> None:
+        for pos, rows, d_i, g_i in ev.cuts:
+            const = d_i - float(g_i @ ev.theta[rows])
+            self.cuts[pos].append([const, rows, g_i, 0])
+        value = ev.value if ev.value is not None else -np.inf
+        if self.center is None:
+            if not np.isfinite(value):
+                raise RuntimeError("the bundle method needs a proven bound at its start point")
+            self.center, self.center_value = ev.theta.copy(), value
+            s = ev.subgradient
+            if self.u is None:
+                n2 = float(s @ s)
+                self.u = n2 / (0.05 * max(1.0, abs(value))) if n2 > 0 else 1.0
+            self.u_min, self.u_max = self.u * 1e-6, self.u * 1e6
+        elif value >= self.center_value + self.m_serious * self.predicted:
+            # serious step; a model that predicted well earns a longer leash
+            if value - self.center_value >= 0.5 * self.predicted:
+                self.u = max(self.u_min, self.u / 2.0)
+            self.center, self.center_value = ev.theta.copy(), value
+        elif value < self.center_value:
+            # null step that went downhill: shorten the leash (the new cut enriches the model)
+            self.u = min(self.u_max, self.u * 1.2)
+        if any(not c for c in self.cuts):
+            raise RuntimeError("the bundle method needs a cut for every block")
+        self._master()
+
+    def _master(self) -> None:
+        m, nb = len(self.center), len(self.cuts)
+        inf = highspy.kHighsInf
+        lp = highspy.HighsLp()
+        lp.num_col_ = m + nb
+        flat = [(pos, c) for pos, cs in enumerate(self.cuts) for c in cs]
+        lp.num_row_ = len(flat)
+        lp.col_cost_ = np.concatenate([self.rhs - self.u * self.center, -np.ones(nb)])
+        lp.col_lower_ = np.concatenate([np.where(np.isfinite(self.lo), self.lo, -inf),
+                                        np.full(nb, -inf)])
+        lp.col_upper_ = np.concatenate([np.where(np.isfinite(self.hi), self.hi, inf),
+                                        np.full(nb, inf)])
+        lp.row_lower_ = np.full(len(flat), -inf)
+        lp.row_upper_ = np.array([c[0] for _, c in flat])
+        starts, index, value = [0], [], []
+        for pos, (_, rows, g, _) in flat:
+            index.extend(rows.tolist())
+            value.extend((-g).tolist())
+            index.append(m + pos)
+            value.append(1.0)
+            starts.append(len(index))
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
+        lp.a_matrix_.start_ = np.array(starts, dtype=np.int32)
+        lp.a_matrix_.index_ = np.array(index, dtype=np.int32)
+        lp.a_matrix_.value_ = np.array(value, dtype=float)
+        hess = highspy.HighsHessian()
+        hess.dim_ = m + nb
+        hess.format_ = highspy.HessianFormat.kTriangular
+        # a tiny curvature on eta keeps the Hessian definite (HiGHS's QP solver prefers it)
+        hess.start_ = np.arange(m + nb + 1, dtype=np.int32)
+        hess.index_ = np.arange(m + nb, dtype=np.int32)
+        hess.value_ = np.concatenate([np.full(m, self.u), np.full(nb, 1e-9 * self.u)])
+        model = highspy.HighsModel()
+        model.lp_ = lp
+        model.hessian_ = hess
+        h = highspy.Highs()
+        h.setOptionValue("output_flag", False)
+        h.passModel(model)
+        with _native_stdout_silenced():
+            h.run()
+        if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+            raise RuntimeError(f"bundle master: {h.modelStatusToString(h.getModelStatus())}")
+        sol = h.getSolution()
+        x = np.asarray(sol.col_value)
+        theta, eta = self.project(x[:m]), x[m:]
+        self.model_value = float(eta.sum() - self.rhs @ theta)
+        self.predicted = max(0.0, self.model_value - self.center_value)
+        mu = -np.asarray(sol.row_dual)
+        est: dict[int, np.ndarray] = {}
+        for (pos, cut), w in zip(flat, mu, strict=True):
+            cut[3] = 0 if w > 1e-12 else cut[3] + 1
+            if w > 1e-12:
+                est[pos] = est.get(pos, 0.0) + w * cut[2]
+        self._estimate = est
+        for pos, cs in enumerate(self.cuts):
+            if len(cs) > self.max_cuts:
+                cs.sort(key=lambda c: c[3])
+                del cs[self.max_cuts:]
+        self.step = float(np.linalg.norm(theta - self.center))
+        self.theta = theta
+        if self.predicted <= self.tol * (1.0 + abs(self.center_value)):
+            self.converged = True
+
+    def primal_estimate(self) -> dict | None:
+        return self._estimate
+
+
+@contextlib.contextmanager
+def _native_stdout_silenced():
+    """Silence file descriptor 1 while native code runs: HiGHS's QP solver writes stray lines
+    ("error" on degenerate pivots it recovers from) to stdout even with output switched off.
+    The master only proposes trial multipliers, so its accuracy never affects a bound."""
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+    except OSError:  # no file descriptor 1 (embedded interpreters)
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
+
+
+METHODS = {"subgradient": lambda rhs: Subgradient("polyak"),
+           "subgradient-diminishing": lambda rhs: Subgradient("diminishing"),
+           "volume": lambda rhs: Volume(),
+           "bundle": lambda rhs: ProximalBundle(rhs)}
+
+
+def make_method(name: str, rhs: np.ndarray) -> DualMethod:
+    """A dual method by name: ``subgradient``, ``subgradient-diminishing``, ``volume``, ``bundle``."""
+    if name not in METHODS:
+        raise ValueError(f"unknown method {name!r}; choose one of {', '.join(METHODS)}")
+    return METHODS[name](rhs)

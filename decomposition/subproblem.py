@@ -1,0 +1,150 @@
+"""One block's Lagrangian subproblem, built once and re-solved with a persistent HiGHS model.
+
+Each :class:`BlockSubproblem` owns the block's relaxation (:func:`meio.models.build_relaxation`)
+and a persistent HiGHS interface: per iteration only the multiplier Params change (objective
+coefficients) and HiGHS re-solves from its previous basis. Every outcome is tagged with the
+iteration whose multipliers produced it, and carries a *proven* bound only: the optimum of an
+LP solved to optimality, or HiGHS's dual bound of a MIP (never its incumbent). A solve that ends
+without a proven bound (time-out of an LP, numerical trouble) reports ``bound=None``.
+
+The same model also solves the *restricted* problem used for primal recovery: the block's own
+cost subject to elastic limits ``lo_r <= g_ri(x_i) <= hi_r`` on its linking rows (its share of
+each row), with a penalty per unit of violation.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable
+from dataclasses import dataclass
+
+import numpy as np
+import pyomo.environ as pyo
+from pyomo.contrib.solver.common.factory import SolverFactory
+from pyomo.contrib.solver.common.results import SolutionStatus, TerminationCondition
+
+from meio.models.build import build_relaxation
+from meio.models.interface import BlockFamily
+
+_OK = TerminationCondition.convergenceCriteriaSatisfied
+
+
+@dataclass(frozen=True)
+class BlockOutcome:
+    """A block's answer to one set of multipliers (see the module docstring)."""
+
+    block: Hashable
+    tag: int
+    bound: float | None
+    value: float | None
+    terms: np.ndarray | None
+    status: str
+
+
+class BlockSubproblem:
+    """The relaxation of block ``i`` of ``family`` with its persistent solver."""
+
+    def __init__(self, family: BlockFamily, i: Hashable, mip_gap: float = 1e-6,
+                 time_limit: float | None = None):
+        self.block = i
+        self.model = build_relaxation(family, i)
+        self.rows = np.fromiter(self.model.rows, dtype=np.int64)
+        self.solver = SolverFactory("highs")
+        self.is_mip = any(v.is_integer() for v in
+                          self.model.component_data_objects(pyo.Var, active=True))
+        self.options = {"mip_rel_gap": mip_gap} if self.is_mip else {}
+        self.time_limit = time_limit
+        self._terms = [self.model.row_term[j] for j in self.rows]
+
+    def _solve(self):
+        return self.solver.solve(self.model, load_solutions=False, time_limit=self.time_limit,
+                                 raise_exception_on_nonoptimal_result=False,
+                                 solver_options=self.options)
+
+    def _term_values(self) -> np.ndarray:
+        return np.array([pyo.value(t) for t in self._terms], dtype=float)
+
+    def solve(self, theta: np.ndarray, tag: int) -> BlockOutcome:
+        """Solve ``L_i(theta)``; ``theta`` is the full multiplier vector of the iteration."""
+        for j in self.rows:
+            self.model.theta[j].set_value(float(theta[j]))
+        res = self._solve()
+        has_sol = res.solution_status in (SolutionStatus.optimal, SolutionStatus.feasible)
+        terms = value = None
+        if has_sol:
+            res.solution_loader.load_vars()
+            terms = self._term_values()
+            value = float(res.incumbent_objective)
+        bound = None
+        if self.is_mip:
+            b = res.objective_bound
+            if b is not None and math.isfinite(b) and has_sol:
+                bound = float(b)
+        elif res.termination_condition == _OK and res.solution_status == SolutionStatus.optimal:
+            bound = value
+        return BlockOutcome(self.block, tag, bound, value, terms,
+                            res.termination_condition.name)
+
+    def solve_restricted(self, lo: np.ndarray, hi: np.ndarray, penalty: float
+                         ) -> tuple[float, np.ndarray] | None:
+        """Solve the block's own problem with ``lo <= g_ri(x_i) <= hi`` as *elastic* limits.
+
+        ``lo``/``hi`` are aligned with :attr:`rows` (``-inf``/``inf``: no limit); a unit of
+        violation costs ``penalty``, so the block keeps to its share when it can and otherwise
+        comes as close as it can. Returns the block's own cost (no penalty, no multipliers) and
+        its terms at the loaded solution, or None when the block has no solution.
+        """
+        m = self.model
+        if not hasattr(m, "alloc_lo"):
+            blk = self.block_component()
+            m.lo = pyo.Param(m.rows, mutable=True, initialize=0.0)
+            m.hi = pyo.Param(m.rows, mutable=True, initialize=0.0)
+            m.pen = pyo.Param(mutable=True, initialize=0.0)
+            m.over = pyo.Var(m.rows, bounds=(0.0, None))
+            m.under = pyo.Var(m.rows, bounds=(0.0, None))
+            m.alloc_lo = pyo.Constraint(m.rows, rule=lambda _m, j: (
+                _m.row_term[j] + _m.under[j] >= _m.lo[j]))
+            m.alloc_hi = pyo.Constraint(m.rows, rule=lambda _m, j: (
+                _m.row_term[j] - _m.over[j] <= _m.hi[j]))
+            sign = 1 if m.obj.sense == pyo.minimize else -1
+            m.obj_restricted = pyo.Objective(
+                expr=blk.cost + sign * m.pen * pyo.quicksum(m.over[j] + m.under[j]
+                                                            for j in m.rows),
+                sense=m.obj.sense)
+        m.pen.set_value(float(penalty))
+        for k, j in enumerate(self.rows):
+            for con, par, bound in ((m.alloc_lo[j], m.lo[j], lo[k]),
+                                    (m.alloc_hi[j], m.hi[j], hi[k])):
+                if math.isfinite(bound):
+                    par.set_value(float(bound))
+                    con.activate()
+                else:
+                    con.deactivate()
+        m.obj.deactivate()
+        m.obj_restricted.activate()
+        try:
+            res = self._solve()
+        finally:
+            m.obj_restricted.deactivate()
+            m.obj.activate()
+            m.alloc_lo.deactivate()
+            m.alloc_hi.deactivate()
+        if res.solution_status not in (SolutionStatus.optimal, SolutionStatus.feasible):
+            return None
+        res.solution_loader.load_vars()
+        return float(pyo.value(self.block_component().cost)), self._term_values()
+
+    def block_component(self) -> pyo.Block:
+        """The block itself (the family's block rule ran on it)."""
+        for blk in self.model.component_objects(pyo.Block, descend_into=False):
+            if blk.is_indexed():
+                return blk[self.block]
+        raise RuntimeError("relaxation without its block")
+
+    def values(self) -> dict[str, dict]:
+        """The loaded solution of the block: variable name -> {index: value}."""
+        out = {}
+        for var in self.block_component().component_objects(pyo.Var, descend_into=True):
+            out[var.local_name] = {k: (0.0 if v.value is None else float(v.value))
+                                   for k, v in var.items()}
+        return out
