@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from meio.models.interface import BlockFamily, check_rows
 
 from .methods import Evaluation, make_method
-from .recovery import ErgodicAverage, allocate
+from .recovery import ColumnPool, ErgodicAverage, allocate
 from .subproblem import BlockOutcome, BlockSubproblem
 
 LABEL_EXCLUDE = ("key",)
@@ -124,12 +124,17 @@ class _Run:
         self.best_primal = np.inf  # in D-space: sigma * feasible value, smaller is better
         self.primal_values = None
         self.scale = 1.0  # magnitude of the block objective values, for repair penalties
+        self.pool = ColumnPool(len(self.blocks))
 
     def evaluate(self, theta: np.ndarray, tag: int):
         outs = [sp.solve(theta, tag) for sp in self.subs]
         vals = [abs(o.value) for o in outs if o.value is not None]
         if vals:
             self.scale = max(vals)
+        for k, (sp, o) in enumerate(zip(self.subs, outs, strict=True)):
+            if o.value is not None and o.terms is not None:
+                own = o.value - self.sigma * float(theta[sp.rows] @ o.terms)
+                self.pool.add(k, own, o.terms)
         bound = lagrangian_bound(outs, tag, theta, self.rhs, self.sigma)
         s = None
         if all(o.terms is not None for o in outs):
@@ -140,6 +145,22 @@ class _Run:
                 for k, (sp, o) in enumerate(zip(self.subs, outs, strict=True))
                 if o.value is not None and o.terms is not None]
         return outs, bound, s, cuts
+
+    def recover_all(self, dual, ergodic: ErgodicAverage, rho: np.ndarray) -> bool:
+        """Try the estimates in turn: restricted master, the method's own, the ergodic one."""
+        rows = [sp.rows for sp in self.subs]
+        tries = [self.pool.master(self.sense, self.rhs, self.sigma, rows)]
+        est = dual.primal_estimate()
+        if est:
+            tries.append([est[j] * rho[r] if j in est else ergodic.avg[j]
+                          for j, r in enumerate(rows)])
+        tries.append(ergodic.avg)
+        improved = False
+        for cand in tries:
+            if cand is not None and self.recover(cand):
+                improved = True
+                break
+        return improved
 
     def recover(self, estimates: list[np.ndarray | None], rounds: int = 6) -> bool:
         """Resource-directive repair from per-block estimates; True if it improved the primal.
@@ -242,12 +263,7 @@ def lagrangian_decomposition(
         ergodic.update([o.terms for o in outs], dual.primal_weight())
         recovered = False
         if k % recover_every == 0 or dual.converged or k == max_iter:
-            est = dual.primal_estimate()
-            cand = ([est[j] * rho[run.subs[j].rows] if j in est else ergodic.avg[j]
-                     for j in range(len(run.blocks))] if est else ergodic.avg)
-            recovered = run.recover(cand)
-            if not recovered and est:
-                recovered = run.recover(ergodic.avg)
+            recovered = run.recover_all(dual, ergodic, rho)
         gap = _gap(run)
         history.append({"iteration": k, "bound": bound, "best_bound": _orig(run, run.best_bound),
                         "primal": _orig(run, run.best_primal), "gap": gap, "step": dual.step,
@@ -265,8 +281,8 @@ def lagrangian_decomposition(
             status = "time_limit"
             break
     bar.close()
-    if run.primal_values is None:  # one last try from the ergodic average
-        run.recover(ergodic.avg)
+    if run.primal_values is None:  # one last try
+        run.recover_all(dual, ergodic, rho)
     table = run.rows.drop(columns=list(LABEL_EXCLUDE)).assign(multiplier=best_theta)
     table.insert(1, "key", run.rows["key"])
     primal_tables = (family.primal_tables(run.primal_values)

@@ -281,9 +281,16 @@ class ProximalBundle(DualMethod):
         h = highspy.Highs()
         h.setOptionValue("output_flag", False)
         h.passModel(model)
-        with _native_stdout_silenced():
-            h.run()
-        if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+        # HiGHS's active-set QP solver occasionally fails to start on a degenerate master;
+        # a slightly larger regularization lets it through (the master only proposes points)
+        for reg in (None, 1e-5, 1e-3):
+            if reg is not None:
+                h.setOptionValue("qp_regularization_value", reg)
+            with _native_stdout_silenced():
+                h.run()
+            if h.getModelStatus() == highspy.HighsModelStatus.kOptimal:
+                break
+        else:
             raise RuntimeError(f"bundle master: {h.modelStatusToString(h.getModelStatus())}")
         sol = h.getSolution()
         x = np.asarray(sol.col_value)

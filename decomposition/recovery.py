@@ -73,3 +73,72 @@ class ErgodicAverage:
                 continue
             prev = self.avg[k]
             self.avg[k] = t.copy() if prev is None else (1.0 - w) * prev + w * t
+
+
+class ColumnPool:
+    """Block solutions seen so far, as columns of a Dantzig-Wolfe restricted master.
+
+    Each column is a block's own cost and its terms in the linking rows at one subproblem
+    solution. The restricted master (an LP solved with HiGHS) picks a convex combination per
+    block that satisfies the linking rows at least cost (Dantzig & Wolfe 1960); its per-block
+    combined terms are consistent across all rows at once, which makes them the best estimate
+    to split the right-hand sides by. In a convex (LP) block the combination is itself a block
+    solution, so the split is achievable by every block.
+    """
+
+    def __init__(self, n_blocks: int, max_columns: int = 80):
+        self.cols: list[list[tuple[float, np.ndarray, int]]] = [[] for _ in range(n_blocks)]
+        self.max_columns = max_columns
+
+    def add(self, k: int, cost: float, terms: np.ndarray) -> None:
+        cols = self.cols[k]
+        for c, t, _ in cols:
+            if abs(c - cost) <= 1e-9 * max(1.0, abs(cost)) and np.allclose(t, terms, rtol=1e-9,
+                                                                            atol=1e-12):
+                return
+        cols.append((cost, terms, 0))
+        if len(cols) > self.max_columns:
+            cols.sort(key=lambda c: c[2])
+            del cols[self.max_columns:]
+
+    def master(self, sense: np.ndarray, rhs: np.ndarray, sigma: int,
+               block_rows: list[np.ndarray]) -> list[np.ndarray] | None:
+        """Solve the restricted master; per-block combined terms, or None if infeasible."""
+        import highspy
+
+        if any(not c for c in self.cols):
+            return None
+        inf = highspy.kHighsInf
+        flat = [(k, j) for k, cs in enumerate(self.cols) for j in range(len(cs))]
+        m, nb = len(rhs), len(self.cols)
+        starts, index, value = [0], [], []
+        for k, j in flat:
+            terms = self.cols[k][j][1]
+            index.extend(block_rows[k].tolist() + [m + k])
+            value.extend(terms.tolist() + [1.0])
+            starts.append(len(index))
+        lp = highspy.HighsLp()
+        lp.num_col_, lp.num_row_ = len(flat), m + nb
+        lp.col_cost_ = np.array([sigma * self.cols[k][j][0] for k, j in flat])
+        lp.col_lower_ = np.zeros(len(flat))
+        lp.col_upper_ = np.full(len(flat), inf)
+        lp.row_lower_ = np.concatenate([np.where(sense == "<=", -inf, rhs), np.ones(nb)])
+        lp.row_upper_ = np.concatenate([np.where(sense == ">=", inf, rhs), np.ones(nb)])
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+        lp.a_matrix_.start_ = np.array(starts, dtype=np.int32)
+        lp.a_matrix_.index_ = np.array(index, dtype=np.int32)
+        lp.a_matrix_.value_ = np.array(value, dtype=float)
+        h = highspy.Highs()
+        h.setOptionValue("output_flag", False)
+        h.passModel(lp)
+        h.run()
+        if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+            return None
+        lam = np.asarray(h.getSolution().col_value)
+        est = [np.zeros(len(r)) for r in block_rows]
+        for (k, j), w in zip(flat, lam, strict=True):
+            cost, terms, age = self.cols[k][j]
+            self.cols[k][j] = (cost, terms, 0 if w > 1e-9 else age + 1)
+            if w > 0:
+                est[k] += w * terms
+        return est

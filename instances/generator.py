@@ -368,7 +368,8 @@ def _calibrate(cfg: GeneratorConfig, rng: np.random.Generator, t: dict) -> dict:
     capacity is set to ``tightness`` x its load, which that optimum then violates, the others to
     ``slack`` x load; unused resources stay unlimited. If the result is infeasible (capacities
     fighting service targets) the tightness moves half-way to 1, where the uncapacitated optimum
-    is feasible, so the returned instance always has a solution.
+    is feasible, so the returned instance always has a solution. A budget below the optimum's
+    spend is raised the same way.
     """
     if cfg.calibrate == "lp":
         load, tr, spend = _lp_loads(t)
@@ -376,19 +377,26 @@ def _calibrate(cfg: GeneratorConfig, rng: np.random.Generator, t: dict) -> dict:
         load, tr, spend = _proxy_capacity_loads(cfg, t)
     bind = _pick(rng, load.to_numpy(dtype=float).ravel(), cfg.binding_share).reshape(load.shape)
     bind_tr = _pick(rng, tr.to_numpy(dtype=float), cfg.binding_share)
-    if cfg.budget_factor is not None:
-        if not np.isfinite(spend):
-            mean = t["demand"].groupby("sku")["quantity"].sum() / len(t["scenarios"])
-            cost = t["buy_arcs"].groupby("sku")["unit_cost"].min()
-            spend = float((mean * cost).sum())
-        t = dict(t, budget=pd.DataFrame({"amount": [round(cfg.budget_factor * spend, 2)]}))
-    tightness = cfg.tightness
+    if cfg.budget_factor is not None and not np.isfinite(spend):
+        mean = t["demand"].groupby("sku")["quantity"].sum() / len(t["scenarios"])
+        cost = t["buy_arcs"].groupby("sku")["unit_cost"].min()
+        spend = float((mean * cost).sum())
+
+    def build(tight: float, factor: float | None) -> dict:
+        out = _with_capacities(t, load, tr, bind, bind_tr, cfg, tight)
+        if factor is not None:
+            out["budget"] = pd.DataFrame({"amount": [round(factor * spend, 2)]})
+        return out
+
+    tightness, factor = cfg.tightness, cfg.budget_factor
     for _ in range(4):
-        out = _with_capacities(t, load, tr, bind, bind_tr, cfg, tightness)
+        out = build(tightness, factor)
         if cfg.calibrate != "lp" or _feasible(out):
             return out
         tightness = (tightness + 1.0) / 2.0
-    return _with_capacities(t, load, tr, bind, bind_tr, cfg, 1.0)
+        factor = None if factor is None else (factor + max(1.0, factor)) / 2.0
+    # loads of the uncapacitated optimum: that optimum fits, so this is feasible
+    return build(1.0, None if factor is None else max(1.0, factor) * (1 + 1e-6))
 
 
 def _feasible(t: dict) -> bool:

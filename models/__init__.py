@@ -9,9 +9,9 @@
 from .build import build_monolithic, build_relaxation, row_constraint, set_multipliers
 from .interface import BlockFamily
 from .inventory import InventoryModel
-from .results import capacity_table
+from .results import block_values, capacity_table
 from .solve import SolveResult, solve_monolithic
 
 __all__ = ["BlockFamily", "InventoryModel", "SolveResult", "build_monolithic",
-           "build_relaxation", "capacity_table", "row_constraint", "set_multipliers",
+           "block_values", "build_relaxation", "capacity_table", "row_constraint", "set_multipliers",
            "solve_monolithic"]

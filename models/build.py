@@ -64,14 +64,12 @@ def build_monolithic(family: BlockFamily) -> pyo.ConcreteModel:
         by_key = dict(zip(keys, present, strict=True))
 
         def rule(_m, *k, _by_key=by_key):
-            j = _by_key[tuple(k)]
+            j = _by_key[() if k in ((), (None,)) else tuple(k)]
             return _relation(pyo.quicksum(terms[j]), rows.at[j, "sense"],
                              float(rows.at[j, "rhs"]))
 
         if keys == [()]:
-            con = pyo.Constraint(rule=lambda _m, _j=present[0]: _relation(
-                pyo.quicksum(terms[_j]), rows.at[_j, "sense"],
-                float(rows.at[_j, "rhs"])))
+            con = pyo.Constraint(rule=rule)
         else:
             dimen = len(keys[0])
             iset = pyo.Set(initialize=[k if dimen > 1 else k[0] for k in keys], dimen=dimen,

@@ -281,3 +281,8 @@ class InventoryModel(BlockFamily):
         from .results import capacity_table, inventory_tables
 
         return {**inventory_tables(self, model), "capacity": capacity_table(rows, self.p)}
+
+    def primal_tables(self, values: dict) -> dict[str, pd.DataFrame]:
+        from .results import inventory_primal_tables
+
+        return inventory_primal_tables(self, values)

@@ -78,3 +78,49 @@ def capacity_table(rows: pd.DataFrame, p: dict) -> pd.DataFrame:
     out = out.rename(columns={"kind": "resource"})
     out["utilization"] = out["peak_use"] / out["capacity"].where(out["capacity"] > 0)
     return out
+
+
+def inventory_primal_tables(family, values: dict) -> dict[str, pd.DataFrame]:
+    """A block-by-block primal solution (``{sku: {var: {index: value}}}``) as full tables.
+
+    ``buys`` (sku, vendor, node, quantity), ``positions`` (sku, node, initial_stock, position,
+    stocked), ``shipments`` x (sku, node, region, speed, scenario, quantity), ``transfers`` q
+    (sku, from_node, to_node, scenario, quantity) and ``shortages`` e (sku, region, speed,
+    scenario, quantity): everything needed to check the solution against the instance tables.
+    """
+    buys, pos, ship, moves, short = [], [], [], [], []
+    for i, var in values.items():
+        k = family.skus[i]
+        b = var.get("b", {})
+        z = var.get("z", {})
+        for (v, n), q in b.items():
+            buys.append((i, v, n, q))
+        for n in k.nodes:
+            y = k.initial[n] + sum(q for (v, m), q in b.items() if m == n)
+            pos.append((i, n, k.initial[n], y, z.get(n)))
+        ship += [(i, n, r, s, w, q) for (n, r, s, w), q in var.get("x", {}).items()]
+        moves += [(i, u, n, w, q) for (u, n, w), q in var.get("q", {}).items()]
+        short += [(i, r, s, w, q) for (r, s, w), q in var.get("e", {}).items()]
+    positions = pd.DataFrame(pos, columns=["sku", "node", "initial_stock", "position",
+                                           "stocked"])
+    if family.variant != "integer":
+        positions = positions.drop(columns=["stocked"])
+    return {
+        "buys": pd.DataFrame(buys, columns=["sku", "vendor", "node", "quantity"]),
+        "positions": positions,
+        "shipments": pd.DataFrame(ship, columns=["sku", "node", "region", "speed", "scenario",
+                                                 "quantity"]),
+        "transfers": pd.DataFrame(moves, columns=["sku", "from_node", "to_node", "scenario",
+                                                  "quantity"]),
+        "shortages": pd.DataFrame(short, columns=["sku", "region", "speed", "scenario",
+                                                  "quantity"]),
+    }
+
+
+def block_values(family, model: pyo.ConcreteModel) -> dict:
+    """A solved monolithic model's variables, block by block: ``{block: {var: {index: value}}}``
+    (the form :meth:`BlockFamily.primal_tables` takes)."""
+    blocks = getattr(model, family.block_label)
+    return {i: {var.local_name: {k: _val(v) for k, v in var.items()}
+                for var in blocks[i].component_objects(pyo.Var, descend_into=True)}
+            for i in family.block_ids()}

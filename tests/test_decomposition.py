@@ -1,0 +1,152 @@
+"""The Lagrangian decomposition against exact solves: brackets, LP duality, Geoffrion, repair."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyomo.environ as pyo
+import pytest
+
+from meio.decomposition import (
+    MixedIterationError,
+    lagrangian_bound,
+    lagrangian_decomposition,
+)
+from meio.decomposition.subproblem import BlockOutcome
+from meio.instances import generate, preset
+from meio.models import InventoryModel, solve_monolithic
+from meio.testing import check_inventory_solution
+
+from .toy import ToyFamily
+
+REL = 1e-6
+
+SHAPES = {
+    "a": dict(n_skus=4, n_fcs=2, n_regions=4, n_scenarios=3),
+    "b": dict(n_skus=5, n_dcs=2, n_fcs=3, n_regions=5, n_scenarios=4, binding_share=0.6),
+    "c": dict(n_skus=3, n_fcs=2, n_regions=3, n_scenarios=5, budget_factor=0.9),
+}
+
+
+def instance(seed, shape):
+    return generate(preset("tiny", seed=seed, **SHAPES[shape]), f"t{seed}{shape}")
+
+
+def bracket(bound, exact, sense):
+    """Every Lagrangian bound is on the right side of the exact optimum."""
+    tol = REL * max(1.0, abs(exact))
+    return bound <= exact + tol if sense == pyo.minimize else bound >= exact - tol
+
+
+@pytest.mark.parametrize("seed,shape", [(1, "a"), (2, "b"), (3, "c")])
+@pytest.mark.parametrize("method", ["bundle", "volume", "subgradient"])
+def test_continuous_bounds_bracket_and_close(seed, shape, method):
+    inst = instance(seed, shape)
+    fam = InventoryModel(inst)
+    exact = solve_monolithic(fam)
+    assert exact.status == "optimal"
+    res = lagrangian_decomposition(fam, method=method, max_iter=120, gap_tol=1e-5)
+    bounds = res.history["bound"].dropna()
+    assert len(bounds) == res.iterations
+    assert all(bracket(b, exact.objective, pyo.minimize) for b in bounds)
+    assert res.primal is None or res.primal >= exact.objective - REL * abs(exact.objective)
+    if method == "bundle":
+        assert res.bound == pytest.approx(exact.objective, rel=1e-4)
+        assert res.gap is not None and res.gap <= 1e-3
+    if res.primal is not None:
+        check = check_inventory_solution(inst, res.primal_tables)
+        assert check.feasible, check.violations
+        assert check.cost == pytest.approx(res.primal, rel=1e-9)
+
+
+@pytest.mark.parametrize("seed,shape", [(4, "a"), (5, "b")])
+def test_lp_duals_as_multipliers_reproduce_the_lp_optimum(seed, shape):
+    fam = InventoryModel(instance(seed, shape))
+    exact = solve_monolithic(fam)
+    res = lagrangian_decomposition(fam, method="subgradient", theta0=exact.rows, max_iter=1)
+    assert res.history["bound"].iat[0] == pytest.approx(exact.objective, rel=1e-6)
+
+
+@pytest.mark.parametrize("seed,shape", [(6, "a"), (7, "c")])
+def test_integer_variant_follows_geoffrion(seed, shape):
+    inst = instance(seed, shape)
+    lp = solve_monolithic(InventoryModel(inst, "continuous")).objective
+    fam = InventoryModel(inst, "integer")
+    mip = solve_monolithic(fam, mip_gap=1e-9, time_limit=120)
+    assert mip.status == "optimal"
+    res = lagrangian_decomposition(fam, method="bundle", max_iter=60, gap_tol=1e-6,
+                                   recover_every=3)
+    tol = REL * abs(mip.objective)
+    assert lp <= res.bound + tol
+    assert res.bound <= mip.objective + tol
+    assert all(b <= mip.objective + tol for b in res.history["bound"].dropna())
+    primals = res.history["primal"].dropna()
+    assert len(primals) and all(p >= mip.objective - tol for p in primals)
+    check = check_inventory_solution(inst, res.primal_tables, "integer")
+    assert check.feasible, check.violations
+    assert check.cost == pytest.approx(res.primal, rel=1e-9)
+
+
+@pytest.mark.parametrize("sense", [pyo.maximize, pyo.minimize])
+@pytest.mark.parametrize("integer", [False, True])
+@pytest.mark.parametrize("method", ["bundle", "volume", "subgradient"])
+def test_toy_family_both_senses_all_row_kinds(sense, integer, method):
+    fam = ToyFamily(seed=3, sense=sense, integer=integer)
+    exact = solve_monolithic(fam, mip_gap=1e-9)
+    assert exact.status == "optimal"
+    res = lagrangian_decomposition(fam, method=method, max_iter=80, gap_tol=1e-7)
+    assert all(bracket(b, exact.objective, sense) for b in res.history["bound"].dropna())
+    if not integer and method == "bundle":
+        assert res.bound == pytest.approx(exact.objective, rel=1e-4)
+    if res.primal is not None:  # a recovered primal is feasible, hence no better than optimal
+        assert not bracket(res.primal, exact.objective, sense) or res.primal == pytest.approx(
+            exact.objective, rel=1e-6)
+    # signs of the multipliers: >= 0 on <=, <= 0 on >=
+    theta = res.multipliers.set_index("kind")["multiplier"]
+    assert theta["weight"] >= 0 and theta["volume"] <= 0
+
+
+def test_toy_lp_duals_reproduce_optimum_for_a_maximization():
+    fam = ToyFamily(seed=5, sense=pyo.maximize)
+    exact = solve_monolithic(fam)
+    res = lagrangian_decomposition(fam, method="subgradient", theta0=exact.rows, max_iter=1)
+    assert res.history["bound"].iat[0] == pytest.approx(exact.objective, rel=1e-7)
+
+
+def test_mixed_iterations_are_refused():
+    outs = [BlockOutcome("a", 3, 1.0, 1.0, None, "ok"), BlockOutcome("b", 4, 2.0, 2.0, None,
+                                                                      "ok")]
+    with pytest.raises(MixedIterationError):
+        lagrangian_bound(outs, 4, np.zeros(1), np.ones(1), 1)
+    missing = [BlockOutcome("a", 4, 1.0, 1.0, None, "ok"), BlockOutcome("b", 4, None, 2.0,
+                                                                        None, "timeout")]
+    assert lagrangian_bound(missing, 4, np.zeros(1), np.ones(1), 1) is None
+
+
+def test_subproblem_timeout_makes_the_bound_unavailable(tiny):
+    res = lagrangian_decomposition(InventoryModel(tiny), method="subgradient", max_iter=3,
+                                   subproblem_time_limit=1e-9)
+    assert res.history["bound"].isna().all()
+    assert res.bound is None and res.gap is None
+
+
+def test_warm_start_from_a_previous_run(tiny):
+    fam = InventoryModel(tiny)
+    first = lagrangian_decomposition(fam, method="bundle", max_iter=8, gap_tol=0)
+    again = lagrangian_decomposition(fam, method="bundle", max_iter=1,
+                                     theta0=first.multipliers)
+    assert again.history["bound"].iat[0] == pytest.approx(first.bound, rel=1e-9)
+
+
+def test_result_tables(tiny):
+    res = lagrangian_decomposition(InventoryModel(tiny), max_iter=30)
+    mult = res.multipliers
+    assert {"kind", "node", "scenario", "speed", "multiplier"} <= set(mult.columns)
+    assert (mult["multiplier"] >= 0).all()
+    hist = res.history
+    assert {"iteration", "bound", "best_bound", "primal", "step", "subgradient_norm",
+            "seconds"} <= set(hist.columns)
+    assert hist["best_bound"].is_monotonic_increasing
+    assert isinstance(res.primal_tables["shipments"], pd.DataFrame)
+    with pytest.raises(ValueError, match="theta0"):
+        lagrangian_decomposition(InventoryModel(tiny), theta0=np.zeros(2))
