@@ -125,6 +125,7 @@ class _Run:
         self.primal_values = None
         self.scale = 1.0  # magnitude of the block objective values, for repair penalties
         self.pool = ColumnPool(len(self.blocks))
+        self.prices: np.ndarray | None = None  # best multipliers so far, used in repair
 
     def evaluate(self, theta: np.ndarray, tag: int):
         outs = [sp.solve(theta, tag) for sp in self.subs]
@@ -149,7 +150,10 @@ class _Run:
     def recover_all(self, dual, ergodic: ErgodicAverage, rho: np.ndarray) -> bool:
         """Try the estimates in turn: restricted master, the method's own, the ergodic one."""
         rows = [sp.rows for sp in self.subs]
-        tries = [self.pool.master(self.sense, self.rhs, self.sigma, rows)]
+        tries = []
+        if any(sp.is_mip for sp in self.subs):
+            tries.append(self.pool.master(self.sense, self.rhs, self.sigma, rows, integer=True))
+        tries.append(self.pool.master(self.sense, self.rhs, self.sigma, rows))
         est = dual.primal_estimate()
         if est:
             tries.append([est[j] * rho[r] if j in est else ergodic.avg[j]
@@ -162,6 +166,40 @@ class _Run:
                 break
         return improved
 
+    @property
+    def penalty(self) -> np.ndarray:
+        """Cost per unit of violating a share in repair: large against the objective's scale
+        and relative to each row's size, so that a block gives up the same fraction of any row
+        rather than the rows measured in small units."""
+        rho = np.where(np.abs(self.rhs) > 0, np.abs(self.rhs), 1.0)
+        return 1e3 * (1.0 + abs(self.scale)) / rho
+
+    def _fits(self, use: np.ndarray) -> bool:
+        tol = 1e-6 * np.maximum(1.0, np.abs(self.rhs))
+        return bool(np.where(self.sense == "<=", use <= self.rhs + tol,
+                             np.where(self.sense == ">=", use >= self.rhs - tol,
+                                      np.abs(use - self.rhs) <= tol)).all())
+
+    def _sequential(self, estimates: list[np.ndarray]) -> float | None:
+        """Blocks one after another, each limited to the room the previous ones left minus
+        what the remaining ones are expected to use; the last takes all that is left."""
+        reserved = np.zeros(len(self.rhs))
+        for sp, est in zip(self.subs, estimates, strict=True):
+            np.add.at(reserved, sp.rows, est)
+        total = 0.0
+        for sp, est in zip(self.subs, estimates, strict=True):
+            np.add.at(reserved, sp.rows, -est)
+            room = (self.rhs - reserved)[sp.rows]
+            s = self.sense[sp.rows]
+            lo = np.where(s == "<=", -np.inf, room)
+            hi = np.where(s == ">=", np.inf, room)
+            out = sp.solve_restricted(lo, hi, self.penalty[sp.rows], self.prices)
+            if out is None:
+                return None
+            total += out[0]
+            np.add.at(reserved, sp.rows, out[1])
+        return total if self._fits(reserved) else None
+
     def recover(self, estimates: list[np.ndarray | None], rounds: int = 6) -> bool:
         """Resource-directive repair from per-block estimates; True if it improved the primal.
 
@@ -172,7 +210,6 @@ class _Run:
         """
         if any(e is None for e in estimates):
             return False
-        tol = 1e-6 * np.maximum(1.0, np.abs(self.rhs))
         fixed = [np.zeros(len(sp.rows), dtype=bool) for sp in self.subs]
         for _ in range(rounds):
             shares = allocate(self.sense, self.rhs, [sp.rows for sp in self.subs], estimates,
@@ -180,24 +217,24 @@ class _Run:
             total, use, used = 0.0, np.zeros(len(self.rhs)), []
             for k, (sp, (lo, hi), est) in enumerate(zip(self.subs, shares, estimates,
                                                         strict=True)):
-                penalty = 1e3 * (1.0 + abs(self.scale) / (1.0 + float(np.abs(est).sum())))
-                out = sp.solve_restricted(lo, hi, penalty)
+                out = sp.solve_restricted(lo, hi, self.penalty[sp.rows], self.prices)
                 if out is None:
                     return False
                 cost, terms = out
+                self.pool.add(k, cost, terms)
                 total += cost
                 used.append(terms)
                 np.add.at(use, sp.rows, terms)
                 fixed[k] |= (terms > hi + 1e-9 * np.maximum(1.0, np.abs(hi))) | (
                     terms < lo - 1e-9 * np.maximum(1.0, np.abs(lo)))
-            ok = np.where(self.sense == "<=", use <= self.rhs + tol,
-                          np.where(self.sense == ">=", use >= self.rhs - tol,
-                                   np.abs(use - self.rhs) <= tol))
-            if ok.all():
+            if self._fits(use):
                 break
             estimates = used
         else:
-            return False
+            out = self._sequential(estimates)
+            if out is None:
+                return False
+            total = out
         if self.sigma * total < self.best_primal:
             self.best_primal = self.sigma * total
             self.primal_values = {sp.block: sp.values() for sp in self.subs}
@@ -256,6 +293,7 @@ def lagrangian_decomposition(
         value = None if bound is None else run.sigma * bound
         if value is not None and value > run.best_bound:
             run.best_bound, best_theta = value, theta.copy()
+            run.prices = best_theta
         if np.isfinite(run.best_primal):
             dual.target = run.best_primal
         dual.observe(Evaluation(scaled, value, None if s is None else s / rho,

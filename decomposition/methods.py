@@ -243,31 +243,42 @@ class ProximalBundle(DualMethod):
             raise RuntimeError("the bundle method needs a cut for every block")
         self._master()
 
-    def _master(self) -> None:
+    def model_at(self, theta: np.ndarray) -> float:
+        """The cutting-plane model ``sum_i min_k (c_ik + g_ik . theta) - rhs . theta``."""
+        return float(sum(min(c[0] + c[2] @ theta[c[1]] for c in cs) for cs in self.cuts)
+                     - self.rhs @ theta)
+
+    def _master_model(self, box: float | None):
+        """The master as a HiGHS model: proximal QP, or (``box``) an LP in a trust box."""
         m, nb = len(self.center), len(self.cuts)
         inf = highspy.kHighsInf
-        lp = highspy.HighsLp()
-        lp.num_col_ = m + nb
         flat = [(pos, c) for pos, cs in enumerate(self.cuts) for c in cs]
-        lp.num_row_ = len(flat)
-        lp.col_cost_ = np.concatenate([self.rhs - self.u * self.center, -np.ones(nb)])
-        lp.col_lower_ = np.concatenate([np.where(np.isfinite(self.lo), self.lo, -inf),
-                                        np.full(nb, -inf)])
-        lp.col_upper_ = np.concatenate([np.where(np.isfinite(self.hi), self.hi, inf),
-                                        np.full(nb, inf)])
+        lo = np.where(np.isfinite(self.lo), self.lo, -inf)
+        hi = np.where(np.isfinite(self.hi), self.hi, inf)
+        if box is not None:
+            lo, hi = np.maximum(lo, self.center - box), np.minimum(hi, self.center + box)
+        lp = highspy.HighsLp()
+        lp.num_col_, lp.num_row_ = m + nb, len(flat)
+        prox = 0.0 if box is not None else self.u
+        lp.col_cost_ = np.concatenate([self.rhs - prox * self.center, -np.ones(nb)])
+        lp.col_lower_ = np.concatenate([lo, np.full(nb, -inf)])
+        lp.col_upper_ = np.concatenate([hi, np.full(nb, inf)])
         lp.row_lower_ = np.full(len(flat), -inf)
         lp.row_upper_ = np.array([c[0] for _, c in flat])
         starts, index, value = [0], [], []
         for pos, (_, rows, g, _) in flat:
-            index.extend(rows.tolist())
-            value.extend((-g).tolist())
-            index.append(m + pos)
-            value.append(1.0)
+            index.extend([*rows.tolist(), m + pos])
+            value.extend([*(-g).tolist(), 1.0])
             starts.append(len(index))
         lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
         lp.a_matrix_.start_ = np.array(starts, dtype=np.int32)
         lp.a_matrix_.index_ = np.array(index, dtype=np.int32)
         lp.a_matrix_.value_ = np.array(value, dtype=float)
+        h = highspy.Highs()
+        h.setOptionValue("output_flag", False)
+        if box is not None:
+            h.passModel(lp)
+            return h, flat
         hess = highspy.HighsHessian()
         hess.dim_ = m + nb
         hess.format_ = highspy.HessianFormat.kTriangular
@@ -278,24 +289,26 @@ class ProximalBundle(DualMethod):
         model = highspy.HighsModel()
         model.lp_ = lp
         model.hessian_ = hess
-        h = highspy.Highs()
-        h.setOptionValue("output_flag", False)
         h.passModel(model)
-        # HiGHS's active-set QP solver occasionally fails to start on a degenerate master;
-        # a slightly larger regularization lets it through (the master only proposes points)
-        for reg in (None, 1e-5, 1e-3):
-            if reg is not None:
-                h.setOptionValue("qp_regularization_value", reg)
-            with _native_stdout_silenced():
-                h.run()
-            if h.getModelStatus() == highspy.HighsModelStatus.kOptimal:
-                break
-        else:
-            raise RuntimeError(f"bundle master: {h.modelStatusToString(h.getModelStatus())}")
+        return h, flat
+
+    def _master(self) -> None:
+        """Next trial point. The proximal QP first; if HiGHS's active-set QP solver fails on a
+        degenerate master, the box-step LP (Marsten, Hogan & Blankenship 1975) with radius
+        1/u times the largest cut slope, solved by simplex. The model value is recomputed from
+        the cuts, so an inaccurate master solve can slow the method but never stop it early."""
+        h, flat = self._master_model(None)
+        with _native_stdout_silenced():
+            h.run()
+        if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+            slope = max(float(np.abs(c[2]).max(initial=0.0)) for cs in self.cuts for c in cs)
+            h, flat = self._master_model(max(1e-9, (slope + 1.0) / self.u))
+            h.run()
+            if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+                raise RuntimeError(f"bundle master: {h.modelStatusToString(h.getModelStatus())}")
         sol = h.getSolution()
-        x = np.asarray(sol.col_value)
-        theta, eta = self.project(x[:m]), x[m:]
-        self.model_value = float(eta.sum() - self.rhs @ theta)
+        theta = self.project(np.asarray(sol.col_value)[: len(self.center)])
+        self.model_value = self.model_at(theta)
         self.predicted = max(0.0, self.model_value - self.center_value)
         mu = -np.asarray(sol.row_dual)
         est: dict[int, np.ndarray] = {}
@@ -304,13 +317,16 @@ class ProximalBundle(DualMethod):
             if w > 1e-12:
                 est[pos] = est.get(pos, 0.0) + w * cut[2]
         self._estimate = est
-        for pos, cs in enumerate(self.cuts):
+        for cs in self.cuts:
             if len(cs) > self.max_cuts:
                 cs.sort(key=lambda c: c[3])
                 del cs[self.max_cuts:]
         self.step = float(np.linalg.norm(theta - self.center))
         self.theta = theta
-        if self.predicted <= self.tol * (1.0 + abs(self.center_value)):
+        # The model overestimates D at the center by at least the subproblems' MIP gaps; a
+        # predicted increase within that (plus tol) cannot be realized.
+        floor = max(0.0, self.model_at(self.center) - self.center_value)
+        if self.predicted <= floor + self.tol * (1.0 + abs(self.center_value)):
             self.converged = True
 
     def primal_estimate(self) -> dict | None:

@@ -102,8 +102,13 @@ class ColumnPool:
             del cols[self.max_columns:]
 
     def master(self, sense: np.ndarray, rhs: np.ndarray, sigma: int,
-               block_rows: list[np.ndarray]) -> list[np.ndarray] | None:
-        """Solve the restricted master; per-block combined terms, or None if infeasible."""
+               block_rows: list[np.ndarray], integer: bool = False,
+               time_limit: float = 10.0) -> list[np.ndarray] | None:
+        """Solve the restricted master; per-block combined terms, or None if infeasible.
+
+        With ``integer`` the master picks exactly one column per block (binary weights): any
+        feasible answer is then a combination of actual block solutions that satisfies every
+        linking row -- the restricted-master heuristic for integer blocks."""
         import highspy
 
         if any(not c for c in self.cols):
@@ -121,7 +126,9 @@ class ColumnPool:
         lp.num_col_, lp.num_row_ = len(flat), m + nb
         lp.col_cost_ = np.array([sigma * self.cols[k][j][0] for k, j in flat])
         lp.col_lower_ = np.zeros(len(flat))
-        lp.col_upper_ = np.full(len(flat), inf)
+        lp.col_upper_ = np.full(len(flat), 1.0 if integer else inf)
+        if integer:
+            lp.integrality_ = [highspy.HighsVarType.kInteger] * len(flat)
         lp.row_lower_ = np.concatenate([np.where(sense == "<=", -inf, rhs), np.ones(nb)])
         lp.row_upper_ = np.concatenate([np.where(sense == ">=", inf, rhs), np.ones(nb)])
         lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
@@ -130,9 +137,11 @@ class ColumnPool:
         lp.a_matrix_.value_ = np.array(value, dtype=float)
         h = highspy.Highs()
         h.setOptionValue("output_flag", False)
+        h.setOptionValue("time_limit", float(time_limit))
         h.passModel(lp)
         h.run()
-        if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+        if h.getModelStatus() != highspy.HighsModelStatus.kOptimal and not (
+                integer and h.getInfo().primal_solution_status == 2):
             return None
         lam = np.asarray(h.getSolution().col_value)
         est = [np.zeros(len(r)) for r in block_rows]

@@ -85,21 +85,22 @@ class BlockSubproblem:
         return BlockOutcome(self.block, tag, bound, value, terms,
                             res.termination_condition.name)
 
-    def solve_restricted(self, lo: np.ndarray, hi: np.ndarray, penalty: float
-                         ) -> tuple[float, np.ndarray] | None:
+    def solve_restricted(self, lo: np.ndarray, hi: np.ndarray, penalty: np.ndarray,
+                         theta: np.ndarray | None = None) -> tuple[float, np.ndarray] | None:
         """Solve the block's own problem with ``lo <= g_ri(x_i) <= hi`` as *elastic* limits.
 
-        ``lo``/``hi`` are aligned with :attr:`rows` (``-inf``/``inf``: no limit); a unit of
-        violation costs ``penalty``, so the block keeps to its share when it can and otherwise
-        comes as close as it can. Returns the block's own cost (no penalty, no multipliers) and
-        its terms at the loaded solution, or None when the block has no solution.
+        ``lo``/``hi``/``penalty`` are aligned with :attr:`rows` (``-inf``/``inf``: no limit); a
+        unit of violation of row ``r`` costs ``penalty[r]``, so the block keeps to its share when it can and otherwise
+        comes as close as it can. With ``theta`` (the full multiplier vector) the rows' prices
+        stay in the objective, so a block trades one row against another at those rates.
+        Returns the block's own cost (no penalty, no multipliers) and its terms at the loaded
+        solution, or None when the block has no solution.
         """
         m = self.model
         if not hasattr(m, "alloc_lo"):
-            blk = self.block_component()
             m.lo = pyo.Param(m.rows, mutable=True, initialize=0.0)
             m.hi = pyo.Param(m.rows, mutable=True, initialize=0.0)
-            m.pen = pyo.Param(mutable=True, initialize=0.0)
+            m.pen = pyo.Param(m.rows, mutable=True, initialize=0.0)
             m.over = pyo.Var(m.rows, bounds=(0.0, None))
             m.under = pyo.Var(m.rows, bounds=(0.0, None))
             m.alloc_lo = pyo.Constraint(m.rows, rule=lambda _m, j: (
@@ -108,11 +109,12 @@ class BlockSubproblem:
                 _m.row_term[j] - _m.over[j] <= _m.hi[j]))
             sign = 1 if m.obj.sense == pyo.minimize else -1
             m.obj_restricted = pyo.Objective(
-                expr=blk.cost + sign * m.pen * pyo.quicksum(m.over[j] + m.under[j]
-                                                            for j in m.rows),
+                expr=m.obj.expr + sign * pyo.quicksum(m.pen[j] * (m.over[j] + m.under[j])
+                                                    for j in m.rows),
                 sense=m.obj.sense)
-        m.pen.set_value(float(penalty))
         for k, j in enumerate(self.rows):
+            m.theta[j].set_value(0.0 if theta is None else float(theta[j]))
+            m.pen[j].set_value(float(penalty[k]))
             for con, par, bound in ((m.alloc_lo[j], m.lo[j], lo[k]),
                                     (m.alloc_hi[j], m.hi[j], hi[k])):
                 if math.isfinite(bound):
