@@ -7,9 +7,11 @@ never on a particular model family.
 - :func:`lagrangian_decomposition` -- the driver (:mod:`meio.decomposition.driver`);
 - :mod:`meio.decomposition.methods` -- subgradient, volume and proximal bundle updates;
 - :mod:`meio.decomposition.recovery` -- primal recovery and the certified gap;
-- :mod:`meio.decomposition.subproblem` -- a block's persistent relaxation.
+- :mod:`meio.decomposition.subproblem` -- a block's persistent relaxation;
+- :func:`compare` and :func:`plot_convergence` -- bounds against the exact solve.
 """
 
+from .compare import compare, plot_convergence
 from .driver import (
     LagrangianResult,
     MixedIterationError,
@@ -21,5 +23,5 @@ from .driver import (
 from .methods import METHODS, ProximalBundle, Subgradient, Volume, make_method
 
 __all__ = ["METHODS", "LagrangianResult", "MixedIterationError", "ProximalBundle",
-           "Subgradient", "Volume", "lagrangian_bound", "lagrangian_decomposition",
-           "make_method", "multipliers_vector", "relative_gap"]
+           "Subgradient", "Volume", "compare", "lagrangian_bound", "lagrangian_decomposition",
+           "make_method", "multipliers_vector", "plot_convergence", "relative_gap"]

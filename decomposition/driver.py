@@ -20,9 +20,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
-
 from meio.models.interface import BlockFamily, check_rows
+from tqdm.auto import tqdm
 
 from .methods import Evaluation, make_method
 from .recovery import ColumnPool, ErgodicAverage, allocate
@@ -172,7 +171,7 @@ class _Run:
         and relative to each row's size, so that a block gives up the same fraction of any row
         rather than the rows measured in small units."""
         rho = np.where(np.abs(self.rhs) > 0, np.abs(self.rhs), 1.0)
-        return 1e3 * (1.0 + abs(self.scale)) / rho
+        return 10.0 * (1.0 + abs(self.scale)) / rho
 
     def _fits(self, use: np.ndarray) -> bool:
         tol = 1e-6 * np.maximum(1.0, np.abs(self.rhs))

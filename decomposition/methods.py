@@ -122,9 +122,11 @@ class Subgradient(DualMethod):
             self.converged = True
             self.step = 0.0
             return
-        if self.rule == "polyak":
-            ref = ev.value if ev.value is not None else self.best
+        ref = ev.value if ev.value is not None else self.best
+        if self.rule == "polyak" and np.isfinite(ref):
             t = self.factor * (_target(ref, self.target) - ref) / norm2
+        elif self.rule == "polyak":  # no bound known yet: a short normalized step
+            t = 1e-3 * self.factor / np.sqrt(norm2)
         else:
             t = self.scale / ((self.k + 1) * np.sqrt(norm2))
         self.step = t

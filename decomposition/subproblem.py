@@ -20,11 +20,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyomo.environ as pyo
-from pyomo.contrib.solver.common.factory import SolverFactory
-from pyomo.contrib.solver.common.results import SolutionStatus, TerminationCondition
-
 from meio.models.build import build_relaxation
 from meio.models.interface import BlockFamily
+from pyomo.contrib.solver.common.factory import SolverFactory
+from pyomo.contrib.solver.common.results import SolutionStatus, TerminationCondition
 
 _OK = TerminationCondition.convergenceCriteriaSatisfied
 
@@ -54,12 +53,16 @@ class BlockSubproblem:
                           self.model.component_data_objects(pyo.Var, active=True))
         self.options = {"mip_rel_gap": mip_gap} if self.is_mip else {}
         self.time_limit = time_limit
+        self.repair_time_limit = 5.0 if self.is_mip else time_limit
         self._terms = [self.model.row_term[j] for j in self.rows]
 
-    def _solve(self):
-        return self.solver.solve(self.model, load_solutions=False, time_limit=self.time_limit,
+    def _solve(self, repair: bool = False):
+        # repair needs any feasible point (its exact cost is the bound), not a proven optimum
+        opts = {**self.options, "mip_rel_gap": 1e-4} if repair and self.is_mip else self.options
+        limit = self.repair_time_limit if repair else self.time_limit
+        return self.solver.solve(self.model, load_solutions=False, time_limit=limit,
                                  raise_exception_on_nonoptimal_result=False,
-                                 solver_options=self.options)
+                                 solver_options=opts)
 
     def _term_values(self) -> np.ndarray:
         return np.array([pyo.value(t) for t in self._terms], dtype=float)
@@ -125,7 +128,7 @@ class BlockSubproblem:
         m.obj.deactivate()
         m.obj_restricted.activate()
         try:
-            res = self._solve()
+            res = self._solve(repair=True)
         finally:
             m.obj_restricted.deactivate()
             m.obj.activate()

@@ -198,5 +198,59 @@ def solve(instance, variant, time_limit, mip_gap, method, out, fmt, all_rows) ->
         click.echo(f"\nwrote results to {out}", err=True)
 
 
+@main.command("compare")
+@click.argument("instance")
+@click.option("--variant", "variants", type=click.Choice(["continuous", "integer", "both"]),
+              default="both", show_default=True, help="Which variants to compare.")
+@click.option("--methods", default="bundle,volume,subgradient", show_default=True,
+              help="Comma-separated dual methods: bundle, volume, subgradient, "
+                   "subgradient-diminishing.")
+@click.option("--max-iter", type=click.IntRange(min=1), default=200, show_default=True,
+              help="Iteration limit per decomposition run.")
+@click.option("--gap", "gap_tol", type=click.FloatRange(min=0), default=1e-4,
+              show_default=True, help="Stop a run at this certified relative gap.")
+@click.option("--time-limit", type=click.FloatRange(min=0, min_open=True),
+              help="Time limit per run (decomposition and exact solve), seconds.")
+@click.option("--plot", type=click.Path(path_type=Path),
+              help="Write a PNG of bound convergence to this path.")
+@click.option("--out", type=click.Path(path_type=Path),
+              help="Write the table, histories and multipliers (CSV) into this directory.")
+@_user_errors
+def compare_cmd(instance, variants, methods, max_iter, gap_tol, time_limit, plot, out) -> None:
+    """Bounds of INSTANCE side by side: LP relaxation, Lagrangian bound per method, best
+    feasible value, exact optimum; certified gaps and times, per variant.
+
+    The Lagrangian bound of every method must not exceed the exact optimum; the feasible values
+    (recovered primal solutions) must not be below it; `gap` is (UB - LB) / |UB|.
+    """
+    from meio.decomposition import METHODS, compare, plot_convergence
+    from meio.models import InventoryModel
+
+    names = [m.strip() for m in methods.split(",") if m.strip()]
+    unknown = [m for m in names if m not in METHODS]
+    if unknown or not names:
+        raise click.BadParameter(f"unknown method(s) {unknown}; choose from "
+                                 f"{', '.join(METHODS)}", param_hint="--methods")
+    chosen = ("continuous", "integer") if variants == "both" else (variants,)
+    inst = _load(instance, "integer" if "integer" in chosen else None)
+    click.echo(f"comparing on {inst.name}: {inst.n_skus} SKUs, variants {', '.join(chosen)}, "
+               f"methods {', '.join(names)} ...", err=True)
+    table, runs = compare(lambda v: InventoryModel(inst, v), chosen, names, max_iter=max_iter,
+                          gap_tol=gap_tol, time_limit=time_limit, exact_time_limit=time_limit,
+                          progress=sys.stderr.isatty())
+    click.echo(table.to_string(index=False, float_format=lambda x: f"{x:.8g}"))
+    if plot is not None:
+        plot_convergence(runs, table, plot, title=inst.name)
+        click.echo(f"wrote {plot}", err=True)
+    if out is not None:
+        with atomic_dir(out) as tmp:
+            table.to_csv(tmp / "compare.csv", index=False)
+            for (variant, method), res in runs.items():
+                res.history.to_csv(tmp / f"history_{variant}_{method}.csv", index=False)
+                res.multipliers.drop(columns=["key"]).to_csv(
+                    tmp / f"multipliers_{variant}_{method}.csv", index=False)
+        click.echo(f"wrote {out}", err=True)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

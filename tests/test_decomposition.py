@@ -6,7 +6,6 @@ import numpy as np
 import pandas as pd
 import pyomo.environ as pyo
 import pytest
-
 from meio.decomposition import (
     MixedIterationError,
     lagrangian_bound,
@@ -15,6 +14,7 @@ from meio.decomposition import (
 from meio.decomposition.subproblem import BlockOutcome
 from meio.instances import generate, preset
 from meio.models import InventoryModel, solve_monolithic
+
 from meio.testing import check_inventory_solution
 
 from .toy import ToyFamily
@@ -67,7 +67,7 @@ def test_lp_duals_as_multipliers_reproduce_the_lp_optimum(seed, shape):
     assert res.history["bound"].iat[0] == pytest.approx(exact.objective, rel=1e-6)
 
 
-@pytest.mark.parametrize("seed,shape", [(6, "a"), (8, "b"), (7, "c")])
+@pytest.mark.parametrize("seed,shape", [(6, "a"), (9, "a"), (7, "c")])
 def test_integer_variant_follows_geoffrion(seed, shape):
     inst = instance(seed, shape)
     lp = solve_monolithic(InventoryModel(inst, "continuous")).objective

@@ -13,7 +13,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pyomo.environ as pyo
-
 from meio.models import BlockFamily
 
 
