@@ -214,8 +214,7 @@ class _Run:
             shares = allocate(self.sense, self.rhs, [sp.rows for sp in self.subs], estimates,
                               fixed)
             total, use, used = 0.0, np.zeros(len(self.rhs)), []
-            for k, (sp, (lo, hi), est) in enumerate(zip(self.subs, shares, estimates,
-                                                        strict=True)):
+            for k, (sp, (lo, hi)) in enumerate(zip(self.subs, shares, strict=True)):
                 out = sp.solve_restricted(lo, hi, self.penalty[sp.rows], self.prices)
                 if out is None:
                     return False

@@ -363,7 +363,8 @@ METHODS = {"subgradient": lambda rhs: Subgradient("polyak"),
 
 
 def make_method(name: str, rhs: np.ndarray) -> DualMethod:
-    """A dual method by name: ``subgradient``, ``subgradient-diminishing``, ``volume``, ``bundle``."""
+    """A dual method by name: ``subgradient``, ``subgradient-diminishing``, ``volume`` or
+    ``bundle``."""
     if name not in METHODS:
         raise ValueError(f"unknown method {name!r}; choose one of {', '.join(METHODS)}")
     return METHODS[name](rhs)

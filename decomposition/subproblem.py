@@ -92,10 +92,11 @@ class BlockSubproblem:
                          theta: np.ndarray | None = None) -> tuple[float, np.ndarray] | None:
         """Solve the block's own problem with ``lo <= g_ri(x_i) <= hi`` as *elastic* limits.
 
-        ``lo``/``hi``/``penalty`` are aligned with :attr:`rows` (``-inf``/``inf``: no limit); a
-        unit of violation of row ``r`` costs ``penalty[r]``, so the block keeps to its share when it can and otherwise
-        comes as close as it can. With ``theta`` (the full multiplier vector) the rows' prices
-        stay in the objective, so a block trades one row against another at those rates.
+        ``lo``/``hi``/``penalty`` are aligned with :attr:`rows` (``-inf``/``inf``: no limit);
+        a unit of violation of row ``r`` costs ``penalty[r]``, so the block keeps to its share
+        when it can and otherwise comes as close as it can. With ``theta`` (the full multiplier
+        vector) the rows' prices stay in the objective, so a block trades one row against
+        another at those rates.
         Returns the block's own cost (no penalty, no multipliers) and its terms at the loaded
         solution, or None when the block has no solution.
         """

@@ -12,6 +12,6 @@ from .inventory import InventoryModel
 from .results import block_values, capacity_table
 from .solve import SolveResult, solve_monolithic
 
-__all__ = ["BlockFamily", "InventoryModel", "SolveResult", "build_monolithic",
-           "block_values", "build_relaxation", "capacity_table", "row_constraint", "set_multipliers",
+__all__ = ["BlockFamily", "InventoryModel", "SolveResult", "block_values", "build_monolithic",
+           "build_relaxation", "capacity_table", "row_constraint", "set_multipliers",
            "solve_monolithic"]
