@@ -123,3 +123,25 @@ def test_help_explains_itself():
 def test_schema_doc_is_in_sync():
     proc = run("schema")
     assert proc.stdout.strip() == (ROOT / "docs" / "instances.md").read_text().strip()
+
+
+def test_compare_prints_a_bracketing_table_and_plots(tmp_path):
+    png, out = tmp_path / "conv.png", tmp_path / "cmp"
+    proc = run("compare", "tiny", "--variant", "continuous", "--methods", "bundle,volume",
+               "--max-iter", "40", "--plot", str(png), "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "LP relaxation" in proc.stdout and "bundle" in proc.stdout
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    table = pd.read_csv(out / "compare.csv")
+    exact = table.loc[table["method"] == "exact", "exact"].iat[0]
+    lag = table[table["method"].isin(["bundle", "volume"])]
+    assert (lag["bound"] <= exact * (1 + 1e-6)).all()
+    assert (lag["feasible"].dropna() >= exact * (1 - 1e-6)).all()
+    bundle = lag[lag["method"] == "bundle"].iloc[0]
+    assert bundle["gap"] <= 1e-3
+    assert (out / "history_continuous_bundle.csv").exists()
+
+
+def test_compare_rejects_an_unknown_method():
+    proc = run("compare", "tiny", "--methods", "bundle,magic")
+    assert proc.returncode != 0 and "magic" in proc.stderr and "Traceback" not in proc.stderr
