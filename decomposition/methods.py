@@ -214,6 +214,7 @@ class ProximalBundle(DualMethod):
         self.predicted = np.inf
         self.model_value = None
         self._estimate = None
+        self.master_time_limit = 5.0
 
     def start(self, theta0, lo, hi, n_blocks):
         super().start(theta0, lo, hi, n_blocks)
@@ -300,6 +301,9 @@ class ProximalBundle(DualMethod):
         1/u times the largest cut slope, solved by simplex. The model value is recomputed from
         the cuts, so an inaccurate master solve can slow the method but never stop it early."""
         h, flat = self._master_model(None)
+        # the active-set QP solver can cycle on degenerate masters: bound its effort
+        h.setOptionValue("time_limit", self.master_time_limit)
+        h.setOptionValue("qp_iteration_limit", 20000)
         with _native_stdout_silenced():
             h.run()
         if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
