@@ -103,7 +103,7 @@ class ColumnPool:
 
     def master(self, sense: np.ndarray, rhs: np.ndarray, sigma: int,
                block_rows: list[np.ndarray], integer: bool = False,
-               time_limit: float = 10.0) -> list[np.ndarray] | None:
+               time_limit: float = 2.0) -> list[np.ndarray] | None:
         """Solve the restricted master; per-block combined terms, or None if infeasible.
 
         With ``integer`` the master picks exactly one column per block (binary weights): any
