@@ -81,12 +81,15 @@ def plot_convergence(runs: dict[tuple[str, str], LagrangianResult], table: pd.Da
 
     variants = list(dict.fromkeys(v for v, _ in runs))
     fig, axes = plt.subplots(1, len(variants), figsize=(7 * len(variants), 4.8), squeeze=False)
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    methods = list(dict.fromkeys(m for _, m in runs))
+    color = {m: cycle[k % len(cycle)] for k, m in enumerate(methods)}
     for ax, variant in zip(axes[0], variants, strict=True):
         exact = table[(table["variant"] == variant) & (table["method"] == "exact")]["exact"]
-        for c, ((v, method), res) in zip(colors, runs.items(), strict=False):
+        for (v, method), res in runs.items():
             if v != variant:
                 continue
+            c = color[method]
             h = res.history
             ax.plot(h["iteration"], h["bound"], color=c, alpha=0.35, lw=1)
             ax.plot(h["iteration"], h["best_bound"], color=c, lw=2, label=f"{method}: bound")

@@ -205,12 +205,13 @@ def solve(instance, variant, time_limit, mip_gap, method, out, fmt, all_rows) ->
 @click.option("--methods", default="bundle,volume,subgradient", show_default=True,
               help="Comma-separated dual methods: bundle, volume, subgradient, "
                    "subgradient-diminishing.")
-@click.option("--max-iter", type=click.IntRange(min=1), default=200, show_default=True,
+@click.option("--max-iter", type=click.IntRange(min=1), default=100, show_default=True,
               help="Iteration limit per decomposition run.")
 @click.option("--gap", "gap_tol", type=click.FloatRange(min=0), default=1e-4,
               show_default=True, help="Stop a run at this certified relative gap.")
-@click.option("--time-limit", type=click.FloatRange(min=0, min_open=True),
-              help="Time limit per run (decomposition and exact solve), seconds.")
+@click.option("--time-limit", type=click.FloatRange(min=0, min_open=True), default=60.0,
+              show_default=True,
+              help="Time limit per run (each decomposition and each exact solve), seconds.")
 @click.option("--plot", type=click.Path(path_type=Path),
               help="Write a PNG of bound convergence to this path.")
 @click.option("--out", type=click.Path(path_type=Path),
