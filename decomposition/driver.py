@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from .methods import Evaluation, make_method
 from .recovery import ColumnPool, ErgodicAverage, allocate
-from .subproblem import BlockOutcome, BlockSubproblem
+from .subproblem import BlockOutcome, BlockSubproblem, SubproblemFactory
 
 LABEL_EXCLUDE = ("key",)
 
@@ -110,15 +110,16 @@ def multipliers_vector(rows: pd.DataFrame, table: pd.DataFrame | None,
 class _Run:
     """State of one decomposition run (kept out of the public function for readability)."""
 
-    def __init__(self, family: BlockFamily, mip_gap: float, subproblem_time_limit):
+    def __init__(self, family: BlockFamily, mip_gap: float, subproblem_time_limit,
+                 subproblem: SubproblemFactory | None = None):
         self.family = family
         self.rows = check_rows(family.linking_rows())
         self.rhs = self.rows["rhs"].to_numpy(dtype=float)
         self.sense = self.rows["sense"].to_numpy()
         self.sigma = family.sense_sign
         self.blocks: list[Hashable] = list(family.block_ids())
-        self.subs = [BlockSubproblem(family, i, mip_gap, subproblem_time_limit)
-                     for i in self.blocks]
+        make = BlockSubproblem if subproblem is None else subproblem
+        self.subs = [make(family, i, mip_gap, subproblem_time_limit) for i in self.blocks]
         self.best_bound = -np.inf  # in D-space (sigma * L)
         self.best_primal = np.inf  # in D-space: sigma * feasible value, smaller is better
         self.primal_values = None
@@ -251,6 +252,7 @@ def lagrangian_decomposition(
     mip_gap: float = 1e-4,
     subproblem_time_limit: float | None = None,
     progress: bool = False,
+    subproblem: SubproblemFactory | None = None,
 ) -> LagrangianResult:
     """Solve the Lagrangian dual of ``family`` by decomposition into its blocks.
 
@@ -262,6 +264,10 @@ def lagrangian_decomposition(
     seconds, or when the method's step vanishes. ``mip_gap`` is the relative gap to which MIP
     subproblems are solved: their dual bounds are what the bound sums, so a looser gap costs at
     most that fraction of the bound and saves much time (HiGHS closes the last 1e-5 slowly).
+    ``subproblem``: how a block's subproblem is solved, ``subproblem(family, block, mip_gap,
+    time_limit)`` -> an object of the :class:`~meio.decomposition.subproblem.Subproblem`
+    protocol; by default :class:`~meio.decomposition.subproblem.BlockSubproblem` (the block's
+    relaxation with persistent HiGHS). A family-specific exact algorithm plugs in here.
 
     >>> from meio.instances import load
     >>> from meio.models import InventoryModel
@@ -270,7 +276,7 @@ def lagrangian_decomposition(
     True
     """
     start = time.perf_counter()
-    run = _Run(family, mip_gap, subproblem_time_limit)
+    run = _Run(family, mip_gap, subproblem_time_limit, subproblem)
     if isinstance(theta0, pd.DataFrame):
         theta0 = multipliers_vector(run.rows, theta0)
     theta0 = np.zeros(len(run.rhs)) if theta0 is None else np.asarray(theta0, dtype=float)

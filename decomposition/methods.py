@@ -252,26 +252,37 @@ class ProximalBundle(DualMethod):
                      - self.rhs @ theta)
 
     def _master_model(self, box: float | None):
-        """The master as a HiGHS model: proximal QP, or (``box``) an LP in a trust box."""
+        """The master as a HiGHS model: proximal QP, or (``box``) an LP in a trust box.
+
+        It is written around the center, ``theta = center + z / sqrt(u)``, with ``eta_i``
+        measured from the block's model value at the center, so the cut right-hand sides are
+        the (small, non-negative) linearization errors and the proximal term is ``||z||^2 / 2``:
+        HiGHS's QP solver meets well-scaled numbers whatever the size of the objective."""
         m, nb = len(self.center), len(self.cuts)
         inf = highspy.kHighsInf
         flat = [(pos, c) for pos, cs in enumerate(self.cuts) for c in cs]
-        lo = np.where(np.isfinite(self.lo), self.lo, -inf)
-        hi = np.where(np.isfinite(self.hi), self.hi, inf)
+        at_center = np.array([c[0] + c[2] @ self.center[c[1]] for _, c in flat])
+        floor = np.full(nb, np.inf)
+        np.minimum.at(floor, [pos for pos, _ in flat], at_center)
+        errors = at_center - floor[[pos for pos, _ in flat]]
+        scale = 1.0 / np.sqrt(self.u)
+        lo = np.where(np.isfinite(self.lo), self.lo - self.center, -inf)
+        hi = np.where(np.isfinite(self.hi), self.hi - self.center, inf)
         if box is not None:
-            lo, hi = np.maximum(lo, self.center - box), np.minimum(hi, self.center + box)
+            lo, hi = np.maximum(lo, -box), np.minimum(hi, box)
         lp = highspy.HighsLp()
         lp.num_col_, lp.num_row_ = m + nb, len(flat)
-        prox = 0.0 if box is not None else self.u
-        lp.col_cost_ = np.concatenate([self.rhs - prox * self.center, -np.ones(nb)])
-        lp.col_lower_ = np.concatenate([lo, np.full(nb, -inf)])
-        lp.col_upper_ = np.concatenate([hi, np.full(nb, inf)])
+        lp.col_cost_ = np.concatenate([self.rhs * scale, -np.ones(nb)])
+        lp.col_lower_ = np.concatenate([np.where(np.isfinite(lo), lo / scale, -inf),
+                                        np.full(nb, -inf)])
+        lp.col_upper_ = np.concatenate([np.where(np.isfinite(hi), hi / scale, inf),
+                                        np.full(nb, inf)])
         lp.row_lower_ = np.full(len(flat), -inf)
-        lp.row_upper_ = np.array([c[0] for _, c in flat])
+        lp.row_upper_ = errors
         starts, index, value = [0], [], []
         for pos, (_, rows, g, _) in flat:
             index.extend([*rows.tolist(), m + pos])
-            value.extend([*(-g).tolist(), 1.0])
+            value.extend([*(-g * scale).tolist(), 1.0])
             starts.append(len(index))
         lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
         lp.a_matrix_.start_ = np.array(starts, dtype=np.int32)
@@ -281,26 +292,26 @@ class ProximalBundle(DualMethod):
         h.setOptionValue("output_flag", False)
         if box is not None:
             h.passModel(lp)
-            return h, flat
+            return h, flat, scale
         hess = highspy.HighsHessian()
         hess.dim_ = m + nb
         hess.format_ = highspy.HessianFormat.kTriangular
         # a tiny curvature on eta keeps the Hessian definite (HiGHS's QP solver prefers it)
         hess.start_ = np.arange(m + nb + 1, dtype=np.int32)
         hess.index_ = np.arange(m + nb, dtype=np.int32)
-        hess.value_ = np.concatenate([np.full(m, self.u), np.full(nb, 1e-9 * self.u)])
+        hess.value_ = np.concatenate([np.ones(m), np.full(nb, 1e-9)])
         model = highspy.HighsModel()
         model.lp_ = lp
         model.hessian_ = hess
         h.passModel(model)
-        return h, flat
+        return h, flat, scale
 
     def _master(self) -> None:
         """Next trial point. The proximal QP first; if HiGHS's active-set QP solver fails on a
         degenerate master, the box-step LP (Marsten, Hogan & Blankenship 1975) with radius
         1/u times the largest cut slope, solved by simplex. The model value is recomputed from
         the cuts, so an inaccurate master solve can slow the method but never stop it early."""
-        h, flat = self._master_model(None)
+        h, flat, scale = self._master_model(None)
         # the active-set QP solver can cycle on degenerate masters: bound its effort
         h.setOptionValue("time_limit", self.master_time_limit)
         h.setOptionValue("qp_iteration_limit", 20000)
@@ -308,12 +319,12 @@ class ProximalBundle(DualMethod):
             h.run()
         if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
             slope = max(float(np.abs(c[2]).max(initial=0.0)) for cs in self.cuts for c in cs)
-            h, flat = self._master_model(max(1e-9, (slope + 1.0) / self.u))
+            h, flat, scale = self._master_model(max(1e-9, (slope + 1.0) / self.u))
             h.run()
             if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
                 raise RuntimeError(f"bundle master: {h.modelStatusToString(h.getModelStatus())}")
         sol = h.getSolution()
-        theta = self.project(np.asarray(sol.col_value)[: len(self.center)])
+        theta = self.project(self.center + scale * np.asarray(sol.col_value)[: len(self.center)])
         self.model_value = self.model_at(theta)
         self.predicted = max(0.0, self.model_value - self.center_value)
         mu = -np.asarray(sol.row_dual)

@@ -15,8 +15,9 @@ each row), with a penalty per unit of violation.
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import pyomo.environ as pyo
@@ -38,6 +39,31 @@ class BlockOutcome:
     value: float | None
     terms: np.ndarray | None
     status: str
+
+
+class Subproblem(Protocol):
+    """What the driver asks of a block's subproblem solver.
+
+    ``rows`` are the positions (in the family's linking-row table) of the rows the block
+    touches; ``solve`` answers one multiplier vector with a proven bound; ``solve_restricted``
+    is the elastic restricted problem of primal recovery (see :class:`BlockSubproblem`);
+    ``values`` returns the solution of the last solve, variable name -> {index: value}.
+    """
+
+    block: Hashable
+    rows: np.ndarray
+    is_mip: bool
+
+    def solve(self, theta: np.ndarray, tag: int) -> BlockOutcome: ...
+
+    def solve_restricted(self, lo: np.ndarray, hi: np.ndarray, penalty: np.ndarray,
+                         theta: np.ndarray | None = None
+                         ) -> tuple[float, np.ndarray] | None: ...
+
+    def values(self) -> dict[str, dict]: ...
+
+
+SubproblemFactory = Callable[[BlockFamily, Hashable, float, "float | None"], Subproblem]
 
 
 class BlockSubproblem:

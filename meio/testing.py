@@ -168,3 +168,40 @@ def check_inventory_solution(instance: Instance, tables: dict[str, pd.DataFrame]
     pen_cost = float((sh["penalty"] * sh["quantity"] * sh["scenario"].map(p)).sum())
     cost = spend + holding + fixed + ship_cost + mt_cost + pen_cost
     return SolutionCheck(out, cost)
+
+
+def check_lot_sizing_plan(instance, plan: pd.DataFrame, tol: float = 1e-6) -> SolutionCheck:
+    """Check a lot-sizing plan (``item``, ``period``, ``production``, ``setup``) against a
+    :class:`~meio.instances.lotsizing.LotSizingInstance` and recompute its cost.
+
+    Checks: one row per item and period, production >= 0, setups 0/1 and production only with
+    a setup, no backlog from zero initial stock, capacity ``sum_i a_i x_it + st_i y_it <= C_t``.
+    Cost: setup costs plus holding cost on end-of-period stock, from the instance tables.
+    """
+    out: list[str] = []
+    items = instance.items.set_index("item")
+    p = plan.merge(instance.demand, on=["item", "period"], how="right", suffixes=("", "_d"),
+                   indicator=True)
+    if (p["_merge"] != "both").any() or len(plan) != len(instance.demand):
+        out.append("plan: needs exactly one row per item and period of the instance")
+        return SolutionCheck(out, float("nan"))
+    p = p.sort_values(["item", "period"])
+    x, y = p["production"].to_numpy(float), p["setup"].to_numpy(float)
+    if (x < -tol).any():
+        out.append("production < 0 in some rows")
+    if (np.minimum(np.abs(y), np.abs(y - 1.0)) > tol).any():
+        out.append("setup not 0/1 in some rows")
+    big = p.groupby("item")["demand"].transform("sum").to_numpy(float)
+    if (x > tol + big * y).any():
+        out.append("production without a setup in some rows")
+    stock = (p["production"] - p["demand"]).groupby(p["item"]).cumsum()
+    short = p.loc[stock.to_numpy() < -tol * np.maximum(1.0, big), ["item", "period"]]
+    for item, period in short.head(5).itertuples(index=False):
+        out.append(f"backlog: item {item} short at the end of period {period}")
+    use = (p["production"] * p["item"].map(items["capacity_use"])
+           + p["setup"] * p["item"].map(items["setup_time"])).groupby(p["period"]).sum()
+    cap = instance.periods.set_index("period")["capacity"]
+    _excess("capacity in period", use, cap, tol, out)
+    cost = float((p["setup"] * p["item"].map(items["setup_cost"])).sum()
+                 + (stock.clip(lower=0.0) * p["item"].map(items["holding_cost"])).sum())
+    return SolutionCheck(out, cost)

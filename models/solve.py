@@ -78,14 +78,18 @@ def _is_mip(model: pyo.ConcreteModel) -> bool:
 
 def solve_monolithic(family: BlockFamily, time_limit: float | None = None,
                      mip_gap: float = 1e-6, threads: int | None = None, tee: bool = False,
-                     options: dict | None = None) -> SolveResult:
+                     options: dict | None = None, relax: bool = False) -> SolveResult:
     """Build and solve the family's monolithic model exactly with HiGHS.
 
+    ``relax=True`` solves the LP relaxation instead (integer variables made continuous within
+    their bounds): its optimum is the formulation's LP bound, with row multipliers.
     ``time_limit`` in seconds (None: no limit); ``mip_gap`` is HiGHS's relative MIP gap;
     ``options`` are passed to HiGHS as they are (e.g. ``{"solver": "ipm"}``).
     """
     t0 = time.perf_counter()
     model = build_monolithic(family)
+    if relax:
+        pyo.TransformationFactory("core.relax_integer_vars").apply_to(model)
     build = time.perf_counter() - t0
     mip = _is_mip(model)
     opts = {"mip_rel_gap": mip_gap} if mip else {}
