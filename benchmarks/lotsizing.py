@@ -1,0 +1,123 @@
+"""Multi-item capacitated lot sizing on the Trigeiro-Thomas-McClain instances: bounds side by side.
+
+For every ``G*.DAT`` file of the data folder (and G30 with unit capacity use, Belvaux & Wolsey's
+tr6-15) it runs, in one process: the exact MIP (facility-location formulation, HiGHS, time
+limit), the LP bounds of both formulations, and the unchanged Lagrangian decomposition driver
+with each dual method on Wagner-Whitin subproblems (and the bundle method on MIP subproblems, to
+compare the two subproblem solvers). It writes a tidy CSV (one row per instance and method) and
+prints the summary table the README quotes.
+
+    python benchmarks/lotsizing.py --data ../shared/data/ttm --out benchmarks/lotsizing.csv
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import pandas as pd
+from meio.decomposition import lagrangian_decomposition, relative_gap
+from meio.instances.lotsizing import read_ttm
+from meio.models import LotSizingModel, solve_monolithic
+from meio.models.wagner_whitin import WagnerWhitinSubproblem
+
+RUNS = (("bundle", "wagner-whitin"), ("volume", "wagner-whitin"),
+        ("subgradient", "wagner-whitin"), ("bundle", "mip"))
+PUBLISHED = {"G30-unit": ("tr6-15", 37721.0), "G53": ("tr12-15", 74634.0)}
+
+
+def instances(folder: Path):
+    for path in sorted(folder.glob("G*.DAT")):
+        yield read_ttm(path)
+        if path.stem == "G30":
+            yield read_ttm(path, unit_capacity_use=True)
+
+
+def bench(inst, exact_limit: float, max_iter: int, time_limit: float) -> list[dict]:
+    base = {"instance": inst.name, "published_name": PUBLISHED.get(inst.name, ("",))[0],
+            "items": inst.n_items, "periods": inst.n_periods}
+    fl, agg = LotSizingModel(inst), LotSizingModel(inst, "aggregate")
+    exact = solve_monolithic(fl, time_limit=exact_limit, mip_gap=1e-9)
+    ref = exact.objective if exact.status == "optimal" else None
+    rows = [{**base, "method": "exact (facility location)", "bound": exact.bound,
+             "feasible": exact.objective, "gap": exact.gap, "status": exact.status,
+             "seconds": exact.build_seconds + exact.solve_seconds}]
+    for name, fam in (("LP facility location", fl), ("LP aggregate", agg)):
+        lp = solve_monolithic(fam, relax=True)
+        rows.append({**base, "method": name, "bound": lp.objective, "status": lp.status,
+                     "seconds": lp.build_seconds + lp.solve_seconds})
+    lp_fl = rows[1]["bound"]
+    for method, sub in RUNS:
+        t0 = time.perf_counter()
+        res = lagrangian_decomposition(
+            fl, method=method, max_iter=max_iter, time_limit=time_limit, mip_gap=1e-9,
+            subproblem=WagnerWhitinSubproblem if sub == "wagner-whitin" else None)
+        rows.append({**base, "method": f"lagrangian/{method}", "subproblem": sub,
+                     "bound": res.bound, "feasible": res.primal, "gap": res.gap,
+                     "iterations": res.iterations, "status": res.status,
+                     "seconds": time.perf_counter() - t0,
+                     "bound_vs_lp_fl": relative_gap(res.bound, lp_fl)})
+    for r in rows:
+        r["exact"] = ref
+        r["published"] = PUBLISHED.get(inst.name, (None, None))[1]
+    return rows
+
+
+def summary(df: pd.DataFrame) -> pd.DataFrame:
+    """One line per instance: exact, LP bounds, Lagrangian bound and iterations per method,
+    best feasible value from the decomposition and its certified gap."""
+    out = []
+    for name, g in df.groupby("instance", sort=False):
+        by = g.set_index(g["method"] + g["subproblem"].fillna("").radd("/").where(
+            g["subproblem"].notna(), ""))
+        ex = by.loc["exact (facility location)"]
+        lag = g[g["method"].str.startswith("lagrangian")]
+        best = lag["feasible"].min()
+        row = {"instance": name, "published": ex["published_name"] or "",
+               "n x T": f"{ex['items']}x{ex['periods']}",
+               "exact": ex["feasible"], "exact status": ex["status"],
+               "exact s": round(ex["seconds"], 1),
+               "LP aggregate": by.loc["LP aggregate", "bound"],
+               "LP facility location": by.loc["LP facility location", "bound"]}
+        for key in ("lagrangian/bundle/wagner-whitin", "lagrangian/volume/wagner-whitin",
+                    "lagrangian/subgradient/wagner-whitin"):
+            label = key.split("/")[1]
+            row[f"{label} bound"] = by.loc[key, "bound"]
+            row[f"{label} iters"] = int(by.loc[key, "iterations"])
+        row["bundle s (WW / MIP subproblems)"] = (
+            f"{by.loc['lagrangian/bundle/wagner-whitin', 'seconds']:.1f} / "
+            f"{by.loc['lagrangian/bundle/mip', 'seconds']:.1f}")
+        row["best feasible"] = best
+        row["certified gap %"] = 100 * relative_gap(lag["bound"].max(), best)
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=Path("../shared/data/ttm"))
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/lotsizing.csv"))
+    ap.add_argument("--exact-time-limit", type=float, default=300.0)
+    ap.add_argument("--max-iter", type=int, default=300)
+    ap.add_argument("--time-limit", type=float, default=300.0)
+    ap.add_argument("--only", nargs="*", help="instance names (e.g. G30 G53-unit)")
+    args = ap.parse_args()
+    if not args.data.is_dir():
+        raise SystemExit(f"no TTM data folder at {args.data}")
+    rows = []
+    for inst in instances(args.data):
+        if args.only and inst.name not in args.only:
+            continue
+        rows.extend(bench(inst, args.exact_time_limit, args.max_iter, args.time_limit))
+        print(f"{inst.name}: done", flush=True)
+    df = pd.DataFrame(rows)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    df.to_csv(args.out, index=False)
+    table = summary(df)
+    table.to_csv(args.out.with_name(args.out.stem + "_summary.csv"), index=False)
+    print(table.to_markdown(index=False, floatfmt=".2f"))
+
+
+if __name__ == "__main__":
+    main()
