@@ -25,26 +25,29 @@ def compare(make_family: Callable[[str], BlockFamily],
             methods: Sequence[str] = ("bundle", "volume", "subgradient"),
             max_iter: int = 200, gap_tol: float = 1e-4, time_limit: float | None = None,
             exact_time_limit: float | None = None, mip_gap: float = 1e-4,
-            progress: bool = False
+            progress: bool = False, subproblem=None
             ) -> tuple[pd.DataFrame, dict[tuple[str, str], LagrangianResult]]:
     """Compare exact and decomposition bounds; ``make_family(variant)`` builds the family.
 
-    Returns the table (one row per variant and method, plus ``LP relaxation`` and ``exact``
-    rows) and the decomposition results keyed by ``(variant, method)``. ``gap`` is the certified
-    gap ``(UB - LB) / |UB|`` of each row's own bound and feasible value; ``bound_vs_exact`` is
-    ``|exact - bound| / |exact|``. The exact MIP stops at ``mip_gap`` (its own bound and
-    gap are reported in the ``exact`` row).
+    Works for any block family: ``variants`` are whatever names ``make_family`` understands
+    (for a family with one variant, ``variants=("default",)`` and ``lambda _: family``).
+    Returns the table (one row per variant and method, plus ``LP relaxation`` -- the variant's
+    model with integrality relaxed -- and ``exact`` rows) and the decomposition results keyed
+    by ``(variant, method)``. ``gap`` is the certified gap ``(UB - LB) / |UB|`` of each row's
+    own bound and feasible value; ``bound_vs_exact`` is ``|exact - bound| / |exact|``. The exact
+    MIP stops at ``mip_gap`` (its own bound and gap are reported in the ``exact`` row).
+    ``subproblem`` is passed to :func:`~meio.decomposition.lagrangian_decomposition`.
     """
     rows, runs = [], {}
-    lp = solve_monolithic(make_family("continuous"), time_limit=exact_time_limit)
     for variant in variants:
         family = make_family(variant)
         sigma = family.sense_sign
-        exact = lp if variant == "continuous" else solve_monolithic(
-            family, time_limit=exact_time_limit, mip_gap=mip_gap)
+        exact = solve_monolithic(family, time_limit=exact_time_limit, mip_gap=mip_gap)
+        lp = solve_monolithic(family, time_limit=exact_time_limit, relax=True) \
+            if exact.is_mip else exact
         ex_obj = exact.objective
         rows.append({"variant": variant, "method": "LP relaxation", "bound": lp.objective,
-                     "feasible": lp.objective if variant == "continuous" else None,
+                     "feasible": None if exact.is_mip else lp.objective,
                      "exact": ex_obj, "exact_status": exact.status, "status": lp.status,
                      "seconds": lp.build_seconds + lp.solve_seconds})
         best = exact.bound if exact.is_mip else ex_obj
@@ -56,7 +59,7 @@ def compare(make_family: Callable[[str], BlockFamily],
         for method in methods:
             res = lagrangian_decomposition(family, method=method, max_iter=max_iter,
                                            gap_tol=gap_tol, time_limit=time_limit,
-                                           progress=progress)
+                                           progress=progress, subproblem=subproblem)
             runs[variant, method] = res
             rows.append({"variant": variant, "method": method, "bound": res.bound,
                          "feasible": res.primal, "exact": ex_obj,

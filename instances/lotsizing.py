@@ -214,3 +214,28 @@ def read_ttm(path: str | Path, unit_capacity_use: bool = False) -> LotSizingInst
         setup_time=spec[:, 2], capacity_use=np.ones(n) if unit_capacity_use else spec[:, 0],
         name=path.stem + ("-unit" if unit_capacity_use else ""))
     return inst
+
+
+def random_lot_sizing(seed: int, n_items: int = 4, n_periods: int = 6,
+                      tightness: float = 0.9) -> LotSizingInstance:
+    """A random instance in the spirit of the TTM generator (seeded, always feasible).
+
+    Demand uniform in 0..150 with some zero periods, holding cost 1..5, setup cost 100..1000,
+    setup time 5..50, capacity use 0.5..1.5. The constant capacity is the larger of the average
+    lot-for-lot load divided by ``tightness`` and the largest lot-for-lot load (so producing
+    each period's demand in that period is feasible).
+
+    >>> random_lot_sizing(3).n_items
+    4
+    """
+    rng = np.random.default_rng(seed)
+    demand = rng.integers(0, 151, size=(n_items, n_periods)) * (rng.random(
+        (n_items, n_periods)) > 0.15)
+    a = rng.uniform(0.5, 1.5, n_items).round(2)
+    st = rng.integers(5, 51, n_items).astype(float)
+    load = (demand * a[:, None] + (demand > 0) * st[:, None]).sum(axis=0)
+    cap = float(np.ceil(max(load.mean() / tightness, load.max())))
+    return LotSizingInstance.from_arrays(
+        demand, [cap] * n_periods, holding_cost=rng.integers(1, 6, n_items).astype(float),
+        setup_cost=rng.integers(100, 1001, n_items).astype(float), setup_time=st,
+        capacity_use=a, name=f"random-{seed}")

@@ -1,10 +1,11 @@
-"""Checks for users' test suites, independent of the Pyomo model.
+"""Independent checks of solutions against instance tables (no code shared with the models).
 
 :func:`check_inventory_solution` verifies a solution of the inventory model (as tables: buys,
 shipments, transfers, shortages) against the instance tables directly -- every per-SKU
 constraint and every linking row of docs/formulation.md -- and recomputes its cost from the
 tables. It shares no code with :mod:`meio.models`, so it is an independent oracle for the model,
-the solve and the decomposition's primal recovery.
+the solve and the decomposition's primal recovery. :func:`check_lot_sizing_plan` does the same
+for a lot-sizing plan.
 """
 
 from __future__ import annotations
