@@ -14,18 +14,22 @@ bound unavailable, never wrong). Every few iterations a primal solution is recov
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from meio.models.interface import BlockFamily, check_rows
 from tqdm.auto import tqdm
 
+from .checkpoint import load_checkpoint, problem_digest, save_checkpoint
+from .compiled import compiled_or_persistent
 from .methods import Evaluation, make_method
 from .recovery import ColumnPool, ErgodicAverage, allocate
-from .subproblem import BlockOutcome, BlockSubproblem, SubproblemFactory
+from .subproblem import BlockOutcome, SubproblemFactory
 
 LABEL_EXCLUDE = ("key",)
 
@@ -118,7 +122,7 @@ class _Run:
         self.sense = self.rows["sense"].to_numpy()
         self.sigma = family.sense_sign
         self.blocks: list[Hashable] = list(family.block_ids())
-        make = BlockSubproblem if subproblem is None else subproblem
+        make = compiled_or_persistent if subproblem is None else subproblem
         self.subs = [make(family, i, mip_gap, subproblem_time_limit) for i in self.blocks]
         self.best_bound = -np.inf  # in D-space (sigma * L)
         self.best_primal = np.inf  # in D-space: sigma * feasible value, smaller is better
@@ -126,6 +130,20 @@ class _Run:
         self.scale = 1.0  # magnitude of the block objective values, for repair penalties
         self.pool = ColumnPool(len(self.blocks))
         self.prices: np.ndarray | None = None  # best multipliers so far, used in repair
+
+    STATE = ("best_bound", "best_primal", "primal_values", "scale", "pool", "prices")
+
+    def state(self) -> dict:
+        """What a checkpoint keeps of the run (the subproblems are rebuilt, not saved)."""
+        return {name: getattr(self, name) for name in self.STATE}
+
+    def restore(self, state: dict) -> None:
+        for name in self.STATE:
+            setattr(self, name, state[name])
+
+    def highs_seconds(self) -> float:
+        """HiGHS run time summed over the blocks (NaN if a subproblem does not report it)."""
+        return float(sum(getattr(sp, "highs_seconds", np.nan) for sp in self.subs))
 
     def evaluate(self, theta: np.ndarray, tag: int):
         outs = [sp.solve(theta, tag) for sp in self.subs]
@@ -253,6 +271,9 @@ def lagrangian_decomposition(
     subproblem_time_limit: float | None = None,
     progress: bool = False,
     subproblem: SubproblemFactory | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: int = 10,
+    resume: bool = False,
 ) -> LagrangianResult:
     """Solve the Lagrangian dual of ``family`` by decomposition into its blocks.
 
@@ -266,8 +287,14 @@ def lagrangian_decomposition(
     most that fraction of the bound and saves much time (HiGHS closes the last 1e-5 slowly).
     ``subproblem``: how a block's subproblem is solved, ``subproblem(family, block, mip_gap,
     time_limit)`` -> an object of the :class:`~meio.decomposition.subproblem.Subproblem`
-    protocol; by default :class:`~meio.decomposition.subproblem.BlockSubproblem` (the block's
-    relaxation with persistent HiGHS). A family-specific exact algorithm plugs in here.
+    protocol; by default :class:`~meio.decomposition.compiled.CompiledBlock` (the block compiled
+    once into a warm-started HiGHS model; the persistent Pyomo
+    :class:`~meio.decomposition.subproblem.BlockSubproblem` for a nonlinear block). A
+    family-specific exact algorithm plugs in here.
+    ``checkpoint``: a file the run's state is written to every ``checkpoint_every`` iterations
+    and at the end (atomically; :mod:`meio.decomposition.checkpoint`); with ``resume=True`` an
+    existing checkpoint of the same problem and method is continued (``max_iter`` counts all
+    iterations, ``time_limit`` this call's time).
 
     >>> from meio.instances import load
     >>> from meio.models import InventoryModel
@@ -285,17 +312,35 @@ def lagrangian_decomposition(
     # The methods work on rows scaled by |rhs| (relative violations), which equilibrates rows
     # measured in m3 and in units; theta = scaled theta / rho.
     rho = np.where(np.abs(run.rhs) > 0, np.abs(run.rhs), 1.0)
-    dual = make_method(method, run.rhs / rho)
-    lo, hi = _cone(run.sense)
-    dual.start(theta0 * rho, lo, hi, len(run.blocks))
-    ergodic = ErgodicAverage(len(run.blocks))
-    history, status, best_theta = [], "iteration_limit", dual.theta.copy()
-    bar = tqdm(total=max_iter, disable=not progress, desc=f"lagrangian/{method}", leave=False)
-    k = 0
-    for k in range(1, max_iter + 1):
+    digest = problem_digest(family.name, run.blocks, run.rows)
+    if resume and checkpoint is not None and Path(checkpoint).exists():
+        saved = load_checkpoint(checkpoint, digest, method)
+        dual, ergodic, history = saved["dual"], saved["ergodic"], saved["history"]
+        best_theta, done = saved["best_theta"], saved["iteration"]
+        run.restore(saved["run"])
+    else:
+        dual = make_method(method, run.rhs / rho)
+        lo, hi = _cone(run.sense)
+        dual.start(theta0 * rho, lo, hi, len(run.blocks))
+        ergodic = ErgodicAverage(len(run.blocks))
+        history, best_theta, done = [], dual.theta.copy(), 0
+
+    def save(k: int) -> None:
+        if checkpoint is not None:
+            save_checkpoint(checkpoint, {"digest": digest, "method": method, "iteration": k,
+                                         "dual": dual, "ergodic": ergodic, "history": history,
+                                         "best_theta": best_theta, "run": run.state()})
+
+    status = "iteration_limit"
+    bar = tqdm(total=max_iter, initial=done, disable=not progress, desc=f"lagrangian/{method}",
+               leave=False)
+    k = done
+    for k in range(done + 1, max_iter + 1):
         scaled = dual.propose().copy()
         theta = scaled / rho
+        t_eval, h_before = time.perf_counter(), run.highs_seconds()
         outs, bound, s, cuts = run.evaluate(theta, k)
+        t_eval, h_eval = time.perf_counter() - t_eval, run.highs_seconds() - h_before
         value = None if bound is None else run.sigma * bound
         if value is not None and value > run.best_bound:
             run.best_bound, best_theta = value, theta.copy()
@@ -312,9 +357,12 @@ def lagrangian_decomposition(
         history.append({"iteration": k, "bound": bound, "best_bound": _orig(run, run.best_bound),
                         "primal": _orig(run, run.best_primal), "gap": gap, "step": dual.step,
                         "subgradient_norm": None if s is None else float(np.linalg.norm(s)),
-                        "recovered": recovered, "seconds": time.perf_counter() - start})
+                        "recovered": recovered, "subproblem_seconds": t_eval,
+                        "highs_seconds": h_eval, "seconds": time.perf_counter() - start})
         bar.update(1)
         bar.set_postfix(gap=f"{gap:.2e}" if gap is not None else "-")
+        if k % checkpoint_every == 0:
+            save(k)
         if gap is not None and gap <= gap_tol:
             status = "gap"
             break
@@ -325,8 +373,10 @@ def lagrangian_decomposition(
             status = "time_limit"
             break
     bar.close()
-    if run.primal_values is None:  # one last try
+    if run.primal_values is None and k > done:  # one last try
         run.recover_all(dual, ergodic, rho)
+    if k > done:
+        save(k)
     table = run.rows.drop(columns=list(LABEL_EXCLUDE)).assign(multiplier=best_theta)
     table.insert(1, "key", run.rows["key"])
     primal_tables = (family.primal_tables(run.primal_values)
