@@ -66,6 +66,7 @@ def main() -> None:
       meio solve small                      # LP, prints status, objective, duals
       meio solve tiny --variant integer --out results/tiny
       meio generate --preset small --seed 7 --out my_instance
+      meio decompose small --checkpoint run.ckpt   # add --resume to continue
       meio compare small --plot bounds.png
       meio validate lot-sizing --n 10        # bounds checked on random instances
     """
@@ -252,6 +253,65 @@ def compare_cmd(instance, variants, methods, max_iter, gap_tol, time_limit, plot
                 res.history.to_csv(tmp / f"history_{variant}_{method}.csv", index=False)
                 res.multipliers.drop(columns=["key"]).to_csv(
                     tmp / f"multipliers_{variant}_{method}.csv", index=False)
+        click.echo(f"wrote {out}", err=True)
+
+
+@main.command("decompose")
+@click.argument("instance")
+@click.option("--variant", type=click.Choice(["continuous", "integer"]), default="continuous",
+              show_default=True, help="LP, or integer units with stock-or-not fixed costs.")
+@click.option("--method", default="bundle", show_default=True,
+              help="Dual method: bundle, volume, subgradient or subgradient-diminishing.")
+@click.option("--max-iter", type=click.IntRange(min=1), default=200, show_default=True,
+              help="Iterations in all (a resumed run counts the earlier ones).")
+@click.option("--gap", "gap_tol", type=click.FloatRange(min=0), default=1e-4, show_default=True,
+              help="Stop at this certified relative gap.")
+@click.option("--time-limit", type=click.FloatRange(min=0, min_open=True),
+              help="Seconds for this call.")
+@click.option("--checkpoint", type=click.Path(path_type=Path),
+              help="Write the run's state to this file every --checkpoint-every iterations.")
+@click.option("--checkpoint-every", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--resume", is_flag=True,
+              help="Continue from --checkpoint if it exists (same instance, variant, method).")
+@click.option("--out", type=click.Path(path_type=Path),
+              help="Write summary, history, multipliers and the recovered plan (CSV) here.")
+@_user_errors
+def decompose(instance, variant, method, max_iter, gap_tol, time_limit, checkpoint,
+              checkpoint_every, resume, out) -> None:
+    """Solve INSTANCE by Lagrangian decomposition: certified bounds, prices, a feasible plan.
+
+    Prints the bound, the best feasible value and the certified gap (UB - LB)/|UB|, and the
+    priced linking rows. With --checkpoint a long run can be stopped (or killed) and continued
+    with --resume; the checkpoint file is replaced atomically, never left half-written.
+    """
+    from meio.decomposition import METHODS, lagrangian_decomposition
+    from meio.models import InventoryModel
+
+    if method not in METHODS:
+        raise click.BadParameter(f"choose from {', '.join(METHODS)}", param_hint="--method")
+    if resume and checkpoint is None:
+        raise click.UsageError("--resume needs --checkpoint")
+    inst = _load(instance, variant)
+    res = lagrangian_decomposition(
+        InventoryModel(inst, variant), method=method, max_iter=max_iter, gap_tol=gap_tol,
+        time_limit=time_limit, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
+        resume=resume, progress=sys.stderr.isatty())
+    summary = pd.DataFrame([("status", res.status), ("method", res.method),
+                            ("lower bound", res.lower_bound), ("upper bound", res.upper_bound),
+                            ("certified gap", res.gap), ("iterations", res.iterations),
+                            ("seconds", round(res.seconds, 3))], columns=["item", "value"])
+    click.echo(summary.to_string(index=False))
+    priced = res.multipliers[res.multipliers["multiplier"].abs() > 1e-9].drop(columns=["key"])
+    labels = [c for c in priced.columns if priced[c].notna().any()]
+    click.echo(f"\npriced linking rows: {len(priced)} of {len(res.multipliers)}")
+    click.echo(priced[labels].to_string(index=False, float_format=lambda x: f"{x:.6g}"))
+    if out is not None:
+        with atomic_dir(out) as tmp:
+            summary.to_csv(tmp / "summary.csv", index=False)
+            res.history.to_csv(tmp / "history.csv", index=False)
+            res.multipliers.drop(columns=["key"]).to_csv(tmp / "multipliers.csv", index=False)
+            for name, table in res.primal_tables.items():
+                table.to_csv(tmp / f"{name}.csv", index=False)
         click.echo(f"wrote {out}", err=True)
 
 
