@@ -63,6 +63,9 @@ class CompiledBlock:
     Same protocol as :class:`~meio.decomposition.subproblem.BlockSubproblem`.
     """
 
+    repair_gap = 1e-3
+    repair_time_limit = 1.0
+
     def __init__(self, family: BlockFamily, i: Hashable, mip_gap: float = 1e-6,
                  time_limit: float | None = None):
         self.block, self.sigma = i, family.sense_sign
@@ -180,8 +183,9 @@ class CompiledBlock:
                 np.concatenate([self.col_lo, zeros]), np.concatenate([self.col_hi, infs]),
                 np.concatenate([self.integer, np.zeros(2 * k, dtype=bool)]))
             if self.is_mip:
-                self._restricted.setOptionValue("mip_rel_gap", 1e-4)
-                self._restricted.setOptionValue("time_limit", 5.0)
+                # recovery needs good feasible points quickly, not proofs
+                self._restricted.setOptionValue("mip_rel_gap", self.repair_gap)
+                self._restricted.setOptionValue("time_limit", self.repair_time_limit)
         h = self._restricted
         m0 = self.A.shape[0]
         lo = np.asarray(lo, dtype=float) - self.g_const

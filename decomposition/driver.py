@@ -198,25 +198,57 @@ class _Run:
                              np.where(self.sense == ">=", use >= self.rhs - tol,
                                       np.abs(use - self.rhs) <= tol)).all())
 
-    def _sequential(self, estimates: list[np.ndarray]) -> float | None:
+    def _room(self, sp, others: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Limits on a block's terms that keep every row satisfied given the others' use."""
+        room = (self.rhs - others)[sp.rows]
+        s = self.sense[sp.rows]
+        return np.where(s == "<=", -np.inf, room), np.where(s == ">=", np.inf, room)
+
+    def _sequential(self, estimates: list[np.ndarray]):
         """Blocks one after another, each limited to the room the previous ones left minus
-        what the remaining ones are expected to use; the last takes all that is left."""
+        what the remaining ones are expected to use; the last takes all that is left.
+        Returns (costs, terms, values) per block, or None."""
         reserved = np.zeros(len(self.rhs))
         for sp, est in zip(self.subs, estimates, strict=True):
             np.add.at(reserved, sp.rows, est)
-        total = 0.0
+        costs, used, values = [], [], []
         for sp, est in zip(self.subs, estimates, strict=True):
             np.add.at(reserved, sp.rows, -est)
-            room = (self.rhs - reserved)[sp.rows]
-            s = self.sense[sp.rows]
-            lo = np.where(s == "<=", -np.inf, room)
-            hi = np.where(s == ">=", np.inf, room)
-            out = sp.solve_restricted(lo, hi, self.penalty[sp.rows], self.prices)
+            out = sp.solve_restricted(*self._room(sp, reserved), self.penalty[sp.rows],
+                                      self.prices)
             if out is None:
                 return None
-            total += out[0]
+            costs.append(out[0])
+            used.append(out[1])
+            values.append(sp.values())
             np.add.at(reserved, sp.rows, out[1])
-        return total if self._fits(reserved) else None
+        return (costs, used, values) if self._fits(reserved) else None
+
+    def _polish(self, costs: list, used: list, values: list, passes: int = 3) -> None:
+        """Block-coordinate improvement of a feasible plan: each block in turn re-solves its own
+        problem (own cost, no prices) within all the room the others leave, and keeps the new
+        solution if it is cheaper and the union stays feasible; passes until none improves."""
+        use = np.zeros(len(self.rhs))
+        for sp, t in zip(self.subs, used, strict=True):
+            np.add.at(use, sp.rows, t)
+        for _ in range(passes):
+            better = False
+            for k, sp in enumerate(self.subs):
+                others = use.copy()
+                np.add.at(others, sp.rows, -used[k])
+                out = sp.solve_restricted(*self._room(sp, others), self.penalty[sp.rows])
+                if out is None:
+                    continue
+                cost, terms = out
+                trial = others.copy()
+                np.add.at(trial, sp.rows, terms)
+                if (self.sigma * (costs[k] - cost) > 1e-9 * max(1.0, abs(costs[k]))
+                        and self._fits(trial)):
+                    costs[k], used[k], use, values[k] = cost, terms, trial, sp.values()
+                    self.pool.add(k, cost, terms)
+                    better = True
+            if not better:
+                return
 
     def recover(self, estimates: list[np.ndarray | None], rounds: int = 6) -> bool:
         """Resource-directive repair from per-block estimates; True if it improved the primal.
@@ -224,7 +256,8 @@ class _Run:
         Each round splits the right-hand sides by the current estimates, lets every block solve
         its own problem within its (elastic) shares, and checks the linking rows on the union.
         A block that cannot keep to its share keeps what it needs; the next round splits the
-        rows again from what the blocks actually used, so the others make room.
+        rows again from what the blocks actually used, so the others make room. A feasible
+        union is then improved block by block (:meth:`_polish`).
         """
         if any(e is None for e in estimates):
             return False
@@ -232,15 +265,16 @@ class _Run:
         for _ in range(rounds):
             shares = allocate(self.sense, self.rhs, [sp.rows for sp in self.subs], estimates,
                               fixed)
-            total, use, used = 0.0, np.zeros(len(self.rhs)), []
+            use, costs, used, values = np.zeros(len(self.rhs)), [], [], []
             for k, (sp, (lo, hi)) in enumerate(zip(self.subs, shares, strict=True)):
                 out = sp.solve_restricted(lo, hi, self.penalty[sp.rows], self.prices)
                 if out is None:
                     return False
                 cost, terms = out
                 self.pool.add(k, cost, terms)
-                total += cost
+                costs.append(cost)
                 used.append(terms)
+                values.append(sp.values())
                 np.add.at(use, sp.rows, terms)
                 fixed[k] |= (terms > hi + 1e-9 * np.maximum(1.0, np.abs(hi))) | (
                     terms < lo - 1e-9 * np.maximum(1.0, np.abs(lo)))
@@ -248,13 +282,15 @@ class _Run:
                 break
             estimates = used
         else:
-            out = self._sequential(estimates)
-            if out is None:
+            plan = self._sequential(estimates)
+            if plan is None:
                 return False
-            total = out
+            costs, used, values = plan
+        self._polish(costs, used, values)
+        total = float(sum(costs))
         if self.sigma * total < self.best_primal:
             self.best_primal = self.sigma * total
-            self.primal_values = {sp.block: sp.values() for sp in self.subs}
+            self.primal_values = {sp.block: v for sp, v in zip(self.subs, values, strict=True)}
             return True
         return False
 

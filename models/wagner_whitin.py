@@ -28,7 +28,8 @@ from __future__ import annotations
 from collections.abc import Hashable
 
 import numpy as np
-from meio.decomposition.subproblem import BlockOutcome, BlockSubproblem
+from meio.decomposition.compiled import compiled_or_persistent
+from meio.decomposition.subproblem import BlockOutcome
 from meio.models.interface import check_rows
 
 from .lotsizing import LotSizingModel
@@ -96,7 +97,7 @@ class WagnerWhitinSubproblem:
         where = {key: j for j, (kind, key) in enumerate(zip(rows["kind"], rows["key"],
                                                             strict=True)) if kind == "capacity"}
         self.rows = np.array([where[(t,)] for t in range(len(self.d))], dtype=np.int64)
-        self._mip: BlockSubproblem | None = None
+        self._mip = None
         self._plan: np.ndarray | None = None
 
     def solve(self, theta: np.ndarray, tag: int) -> BlockOutcome:
@@ -112,7 +113,7 @@ class WagnerWhitinSubproblem:
     def solve_restricted(self, lo, hi, penalty, theta=None):
         """Delegated to the block's Pyomo MIP (capacity shares make it capacitated)."""
         if self._mip is None:
-            self._mip = BlockSubproblem(self.family, self.block, *self._args)
+            self._mip = compiled_or_persistent(self.family, self.block, *self._args)
         self._plan = None
         return self._mip.solve_restricted(lo, hi, penalty, theta)
 
