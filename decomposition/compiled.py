@@ -205,12 +205,18 @@ class CompiledBlock:
         self._x = x
         return float(self.c @ x + self.c_const), self.G @ x + self.g_const
 
-    def values(self) -> dict[str, dict]:
-        """The last solution, variable name -> {index: value} (as the Pyomo block names it)."""
+    def solution(self) -> np.ndarray:
+        """A compact copy of the last solution (the column values)."""
         if self._x is None:
             raise RuntimeError("no solution yet")
+        return self._x.copy()
+
+    def values(self, solution: np.ndarray | None = None) -> dict[str, dict]:
+        """A solution (default: the last), variable name -> {index: value} (as the Pyomo block
+        names it)."""
+        x = self.solution() if solution is None else solution
         out: dict[str, dict] = {}
-        for (name, idx), v in zip(self.names, self._x, strict=True):
+        for (name, idx), v in zip(self.names, x, strict=True):
             out.setdefault(name, {})[idx] = float(v)
         return out
 

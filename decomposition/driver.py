@@ -26,9 +26,10 @@ from meio.models.interface import BlockFamily, check_rows
 from tqdm.auto import tqdm
 
 from .checkpoint import load_checkpoint, problem_digest, save_checkpoint
-from .compiled import compiled_or_persistent
+from .executor import make_executor
 from .methods import Evaluation, make_method
-from .recovery import ColumnPool, ErgodicAverage, allocate
+from .recovery import ColumnPool, ErgodicAverage
+from .repair import RepairMixin
 from .subproblem import BlockOutcome, SubproblemFactory
 
 LABEL_EXCLUDE = ("key",)
@@ -111,27 +112,29 @@ def multipliers_vector(rows: pd.DataFrame, table: pd.DataFrame | None,
                      zip(rows["kind"], rows["key"], strict=True)])
 
 
-class _Run:
+class _Run(RepairMixin):
     """State of one decomposition run (kept out of the public function for readability)."""
 
     def __init__(self, family: BlockFamily, mip_gap: float, subproblem_time_limit,
-                 subproblem: SubproblemFactory | None = None):
+                 subproblem: SubproblemFactory | None = None, backend: str = "local",
+                 workers: int = 1, address: str | None = None):
         self.family = family
         self.rows = check_rows(family.linking_rows())
         self.rhs = self.rows["rhs"].to_numpy(dtype=float)
         self.sense = self.rows["sense"].to_numpy()
         self.sigma = family.sense_sign
         self.blocks: list[Hashable] = list(family.block_ids())
-        make = compiled_or_persistent if subproblem is None else subproblem
-        self.subs = [make(family, i, mip_gap, subproblem_time_limit) for i in self.blocks]
+        self.ex = make_executor(family, self.blocks, subproblem, mip_gap, subproblem_time_limit,
+                                backend, workers, address)
+        self.rows_of, self.is_mip = self.ex.meta()
         self.best_bound = -np.inf  # in D-space (sigma * L)
         self.best_primal = np.inf  # in D-space: sigma * feasible value, smaller is better
-        self.primal_values = None
+        self.primal_solutions: list | None = None  # per block snapshot of the best primal
         self.scale = 1.0  # magnitude of the block objective values, for repair penalties
         self.pool = ColumnPool(len(self.blocks))
         self.prices: np.ndarray | None = None  # best multipliers so far, used in repair
 
-    STATE = ("best_bound", "best_primal", "primal_values", "scale", "pool", "prices")
+    STATE = ("best_bound", "best_primal", "primal_solutions", "scale", "pool", "prices")
 
     def state(self) -> dict:
         """What a checkpoint keeps of the run (the subproblems are rebuilt, not saved)."""
@@ -141,158 +144,36 @@ class _Run:
         for name in self.STATE:
             setattr(self, name, state[name])
 
+    def primal_values(self) -> dict | None:
+        """The best primal solution as variable values per block."""
+        if self.primal_solutions is None:
+            return None
+        return {b: self.ex.values(k, sol) for k, (b, sol) in
+                enumerate(zip(self.blocks, self.primal_solutions, strict=True))}
+
     def highs_seconds(self) -> float:
         """HiGHS run time summed over the blocks (NaN if a subproblem does not report it)."""
-        return float(sum(getattr(sp, "highs_seconds", np.nan) for sp in self.subs))
+        return self.ex.highs_seconds()
 
     def evaluate(self, theta: np.ndarray, tag: int):
-        outs = [sp.solve(theta, tag) for sp in self.subs]
+        outs = self.ex.evaluate(theta, tag)
         vals = [abs(o.value) for o in outs if o.value is not None]
         if vals:
             self.scale = max(vals)
-        for k, (sp, o) in enumerate(zip(self.subs, outs, strict=True)):
+        for k, (rows, o) in enumerate(zip(self.rows_of, outs, strict=True)):
             if o.value is not None and o.terms is not None:
-                own = o.value - self.sigma * float(theta[sp.rows] @ o.terms)
+                own = o.value - self.sigma * float(theta[rows] @ o.terms)
                 self.pool.add(k, own, o.terms)
         bound = lagrangian_bound(outs, tag, theta, self.rhs, self.sigma)
         s = None
         if all(o.terms is not None for o in outs):
             s = -self.rhs.copy()
-            for sp, o in zip(self.subs, outs, strict=True):
-                np.add.at(s, sp.rows, o.terms)
-        cuts = [(k, sp.rows, self.sigma * o.value, o.terms)
-                for k, (sp, o) in enumerate(zip(self.subs, outs, strict=True))
+            for rows, o in zip(self.rows_of, outs, strict=True):
+                np.add.at(s, rows, o.terms)
+        cuts = [(k, rows, self.sigma * o.value, o.terms)
+                for k, (rows, o) in enumerate(zip(self.rows_of, outs, strict=True))
                 if o.value is not None and o.terms is not None]
         return outs, bound, s, cuts
-
-    def recover_all(self, dual, ergodic: ErgodicAverage, rho: np.ndarray) -> bool:
-        """Try the estimates in turn: restricted master, the method's own, the ergodic one."""
-        rows = [sp.rows for sp in self.subs]
-        tries = []
-        if any(sp.is_mip for sp in self.subs):
-            tries.append(self.pool.master(self.sense, self.rhs, self.sigma, rows, integer=True))
-        tries.append(self.pool.master(self.sense, self.rhs, self.sigma, rows))
-        est = dual.primal_estimate()
-        if est:
-            tries.append([est[j] * rho[r] if j in est else ergodic.avg[j]
-                          for j, r in enumerate(rows)])
-        tries.append(ergodic.avg)
-        improved = False
-        for cand in tries:
-            if cand is not None and self.recover(cand):
-                improved = True
-                break
-        return improved
-
-    @property
-    def penalty(self) -> np.ndarray:
-        """Cost per unit of violating a share in repair: large against the objective's scale
-        and relative to each row's size, so that a block gives up the same fraction of any row
-        rather than the rows measured in small units."""
-        rho = np.where(np.abs(self.rhs) > 0, np.abs(self.rhs), 1.0)
-        return 10.0 * (1.0 + abs(self.scale)) / rho
-
-    def _fits(self, use: np.ndarray) -> bool:
-        tol = 1e-6 * np.maximum(1.0, np.abs(self.rhs))
-        return bool(np.where(self.sense == "<=", use <= self.rhs + tol,
-                             np.where(self.sense == ">=", use >= self.rhs - tol,
-                                      np.abs(use - self.rhs) <= tol)).all())
-
-    def _room(self, sp, others: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Limits on a block's terms that keep every row satisfied given the others' use."""
-        room = (self.rhs - others)[sp.rows]
-        s = self.sense[sp.rows]
-        return np.where(s == "<=", -np.inf, room), np.where(s == ">=", np.inf, room)
-
-    def _sequential(self, estimates: list[np.ndarray]):
-        """Blocks one after another, each limited to the room the previous ones left minus
-        what the remaining ones are expected to use; the last takes all that is left.
-        Returns (costs, terms, values) per block, or None."""
-        reserved = np.zeros(len(self.rhs))
-        for sp, est in zip(self.subs, estimates, strict=True):
-            np.add.at(reserved, sp.rows, est)
-        costs, used, values = [], [], []
-        for sp, est in zip(self.subs, estimates, strict=True):
-            np.add.at(reserved, sp.rows, -est)
-            out = sp.solve_restricted(*self._room(sp, reserved), self.penalty[sp.rows],
-                                      self.prices)
-            if out is None:
-                return None
-            costs.append(out[0])
-            used.append(out[1])
-            values.append(sp.values())
-            np.add.at(reserved, sp.rows, out[1])
-        return (costs, used, values) if self._fits(reserved) else None
-
-    def _polish(self, costs: list, used: list, values: list, passes: int = 3) -> None:
-        """Block-coordinate improvement of a feasible plan: each block in turn re-solves its own
-        problem (own cost, no prices) within all the room the others leave, and keeps the new
-        solution if it is cheaper and the union stays feasible; passes until none improves."""
-        use = np.zeros(len(self.rhs))
-        for sp, t in zip(self.subs, used, strict=True):
-            np.add.at(use, sp.rows, t)
-        for _ in range(passes):
-            better = False
-            for k, sp in enumerate(self.subs):
-                others = use.copy()
-                np.add.at(others, sp.rows, -used[k])
-                out = sp.solve_restricted(*self._room(sp, others), self.penalty[sp.rows])
-                if out is None:
-                    continue
-                cost, terms = out
-                trial = others.copy()
-                np.add.at(trial, sp.rows, terms)
-                if (self.sigma * (costs[k] - cost) > 1e-9 * max(1.0, abs(costs[k]))
-                        and self._fits(trial)):
-                    costs[k], used[k], use, values[k] = cost, terms, trial, sp.values()
-                    self.pool.add(k, cost, terms)
-                    better = True
-            if not better:
-                return
-
-    def recover(self, estimates: list[np.ndarray | None], rounds: int = 6) -> bool:
-        """Resource-directive repair from per-block estimates; True if it improved the primal.
-
-        Each round splits the right-hand sides by the current estimates, lets every block solve
-        its own problem within its (elastic) shares, and checks the linking rows on the union.
-        A block that cannot keep to its share keeps what it needs; the next round splits the
-        rows again from what the blocks actually used, so the others make room. A feasible
-        union is then improved block by block (:meth:`_polish`).
-        """
-        if any(e is None for e in estimates):
-            return False
-        fixed = [np.zeros(len(sp.rows), dtype=bool) for sp in self.subs]
-        for _ in range(rounds):
-            shares = allocate(self.sense, self.rhs, [sp.rows for sp in self.subs], estimates,
-                              fixed)
-            use, costs, used, values = np.zeros(len(self.rhs)), [], [], []
-            for k, (sp, (lo, hi)) in enumerate(zip(self.subs, shares, strict=True)):
-                out = sp.solve_restricted(lo, hi, self.penalty[sp.rows], self.prices)
-                if out is None:
-                    return False
-                cost, terms = out
-                self.pool.add(k, cost, terms)
-                costs.append(cost)
-                used.append(terms)
-                values.append(sp.values())
-                np.add.at(use, sp.rows, terms)
-                fixed[k] |= (terms > hi + 1e-9 * np.maximum(1.0, np.abs(hi))) | (
-                    terms < lo - 1e-9 * np.maximum(1.0, np.abs(lo)))
-            if self._fits(use):
-                break
-            estimates = used
-        else:
-            plan = self._sequential(estimates)
-            if plan is None:
-                return False
-            costs, used, values = plan
-        self._polish(costs, used, values)
-        total = float(sum(costs))
-        if self.sigma * total < self.best_primal:
-            self.best_primal = self.sigma * total
-            self.primal_values = {sp.block: v for sp, v in zip(self.subs, values, strict=True)}
-            return True
-        return False
 
 
 def lagrangian_decomposition(
@@ -310,6 +191,9 @@ def lagrangian_decomposition(
     checkpoint: str | os.PathLike | None = None,
     checkpoint_every: int = 10,
     resume: bool = False,
+    backend: str = "local",
+    workers: int = 1,
+    address: str | None = None,
 ) -> LagrangianResult:
     """Solve the Lagrangian dual of ``family`` by decomposition into its blocks.
 
@@ -331,6 +215,10 @@ def lagrangian_decomposition(
     and at the end (atomically; :mod:`meio.decomposition.checkpoint`); with ``resume=True`` an
     existing checkpoint of the same problem and method is continued (``max_iter`` counts all
     iterations, ``time_limit`` this call's time).
+    ``backend``: where the subproblems run (:mod:`meio.decomposition.executor`): ``local``
+    (this process), ``process`` (``workers`` spawned processes, each keeping its shard of
+    blocks) or ``dask`` (one actor per shard on a loopback ``LocalCluster`` of ``workers``
+    processes, or on the scheduler at ``address``). Every back-end gives the same results.
 
     >>> from meio.instances import load
     >>> from meio.models import InventoryModel
@@ -339,7 +227,17 @@ def lagrangian_decomposition(
     True
     """
     start = time.perf_counter()
-    run = _Run(family, mip_gap, subproblem_time_limit, subproblem)
+    run = _Run(family, mip_gap, subproblem_time_limit, subproblem, backend, workers, address)
+    try:
+        return _solve(run, family, method, theta0, max_iter, gap_tol, time_limit,
+                      recover_every, progress, checkpoint, checkpoint_every, resume, start)
+    finally:
+        run.ex.close()
+
+
+def _solve(run, family, method, theta0, max_iter, gap_tol, time_limit, recover_every, progress,
+           checkpoint, checkpoint_every, resume, start) -> LagrangianResult:
+    """The iteration loop of :func:`lagrangian_decomposition` on a built run."""
     if isinstance(theta0, pd.DataFrame):
         theta0 = multipliers_vector(run.rows, theta0)
     theta0 = np.zeros(len(run.rhs)) if theta0 is None else np.asarray(theta0, dtype=float)
@@ -409,19 +307,19 @@ def lagrangian_decomposition(
             status = "time_limit"
             break
     bar.close()
-    if run.primal_values is None and k > done:  # one last try
+    if run.primal_solutions is None and k > done:  # one last try
         run.recover_all(dual, ergodic, rho)
     if k > done:
         save(k)
     table = run.rows.drop(columns=list(LABEL_EXCLUDE)).assign(multiplier=best_theta)
     table.insert(1, "key", run.rows["key"])
-    primal_tables = (family.primal_tables(run.primal_values)
-                     if run.primal_values is not None else {})
+    primal_values = run.primal_values()
+    primal_tables = family.primal_tables(primal_values) if primal_values is not None else {}
     return LagrangianResult(
         method=dual.name, sense=run.sigma, status=status,
         bound=_orig(run, run.best_bound), primal=_orig(run, run.best_primal), iterations=k,
         seconds=time.perf_counter() - start, theta=best_theta, multipliers=table,
-        history=pd.DataFrame(history), primal_values=run.primal_values,
+        history=pd.DataFrame(history), primal_values=primal_values,
         primal_tables=primal_tables)
 
 

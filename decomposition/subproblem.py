@@ -47,7 +47,8 @@ class Subproblem(Protocol):
     ``rows`` are the positions (in the family's linking-row table) of the rows the block
     touches; ``solve`` answers one multiplier vector with a proven bound; ``solve_restricted``
     is the elastic restricted problem of primal recovery (see :class:`BlockSubproblem`);
-    ``values`` returns the solution of the last solve, variable name -> {index: value}.
+    ``solution`` snapshots the last solution compactly and ``values`` turns a snapshot (default:
+    the last solution) into variable name -> {index: value}.
     """
 
     block: Hashable
@@ -60,7 +61,13 @@ class Subproblem(Protocol):
                          theta: np.ndarray | None = None
                          ) -> tuple[float, np.ndarray] | None: ...
 
-    def values(self) -> dict[str, dict]: ...
+    def solution(self) -> object:
+        """A compact, picklable snapshot of the last solution."""
+        ...
+
+    def values(self, solution: object | None = None) -> dict[str, dict]:
+        """A snapshot (default: the last solution) as variable name -> {index: value}."""
+        ...
 
 
 SubproblemFactory = Callable[[BlockFamily, Hashable, float, "float | None"], Subproblem]
@@ -173,8 +180,13 @@ class BlockSubproblem:
                 return blk[self.block]
         raise RuntimeError("relaxation without its block")
 
-    def values(self) -> dict[str, dict]:
-        """The loaded solution of the block: variable name -> {index: value}."""
+    def solution(self) -> dict[str, dict]:
+        return self.values()
+
+    def values(self, solution: dict | None = None) -> dict[str, dict]:
+        """The loaded solution of the block (or a snapshot): variable name -> {index: value}."""
+        if solution is not None:
+            return solution
         out = {}
         for var in self.block_component().component_objects(pyo.Var, descend_into=True):
             out[var.local_name] = {k: (0.0 if v.value is None else float(v.value))

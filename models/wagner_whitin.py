@@ -117,9 +117,15 @@ class WagnerWhitinSubproblem:
         self._plan = None
         return self._mip.solve_restricted(lo, hi, penalty, theta)
 
-    def values(self) -> dict[str, dict]:
+    def solution(self) -> tuple:
         if self._plan is not None:
-            return self.family.values_from_plan(self.block, self._plan)
+            return ("plan", self._plan.copy())
         if self._mip is None:
             raise RuntimeError("no solution loaded")
-        return self._mip.values()
+        return ("mip", self._mip.solution())
+
+    def values(self, solution: tuple | None = None) -> dict[str, dict]:
+        kind, snap = self.solution() if solution is None else solution
+        if kind == "plan":
+            return self.family.values_from_plan(self.block, snap)
+        return self._mip.values(snap)

@@ -1,0 +1,245 @@
+"""Where the blocks' subproblems live and run: in process, in a pool of processes, or on Dask.
+
+The driver talks to a *block executor* only through four calls, all batched:
+
+- ``evaluate(theta, tag)`` -- every block's outcome at one multiplier vector;
+- ``restricted(requests)`` -- restricted (recovery) problems ``(k, lo, hi, penalty, theta)``;
+  each answer is ``(cost, terms, solution)`` with ``solution`` a compact snapshot;
+- ``values(k, solution)`` -- a snapshot as the block's variable values (at the end of a run);
+- ``highs_seconds()`` -- HiGHS time summed over the blocks.
+
+Blocks are split into contiguous *shards*; a worker keeps its shard's compiled subproblems for
+the whole run, so per iteration only the multipliers go out and the bound terms, subgradient
+pieces (block terms) and primal snapshots come back. Back-ends:
+
+- :class:`LocalBlocks` -- everything in this process;
+- :class:`ProcessBlocks` -- one process per shard (``multiprocessing``, spawn), talking over
+  pipes;
+- :class:`DaskBlocks` -- one Dask actor per shard, on a ``LocalCluster`` listening on loopback
+  by default, or on the scheduler at ``address`` (Rocklin 2015; Dask distributed actors).
+
+The answers are put back in block order, so every back-end gives the driver the same numbers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing as mp
+from collections.abc import Hashable, Sequence
+
+import numpy as np
+from meio.models.interface import BlockFamily
+
+from .compiled import compiled_or_persistent
+
+BACKENDS = ("local", "process", "dask")
+
+
+def shard_ranges(n_blocks: int, n_shards: int) -> list[range]:
+    """Contiguous, nearly equal shards of ``range(n_blocks)``.
+
+    >>> shard_ranges(5, 2)
+    [range(0, 3), range(3, 5)]
+    """
+    n_shards = max(1, min(n_shards, n_blocks))
+    bounds = np.linspace(0, n_blocks, n_shards + 1).round().astype(int)
+    return [range(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+class LocalBlocks:
+    """The subproblems of some blocks, in this process (also what each worker runs)."""
+
+    def __init__(self, family: BlockFamily, blocks: Sequence[Hashable], make=None,
+                 mip_gap: float = 1e-4, time_limit: float | None = None):
+        make = compiled_or_persistent if make is None else make
+        self.subs = [make(family, i, mip_gap, time_limit) for i in blocks]
+
+    def meta(self) -> tuple[list[np.ndarray], bool]:
+        return [sp.rows for sp in self.subs], any(sp.is_mip for sp in self.subs)
+
+    def evaluate(self, theta: np.ndarray, tag: int) -> list:
+        return [sp.solve(theta, tag) for sp in self.subs]
+
+    def restricted(self, requests: list[tuple]) -> list:
+        out = []
+        for k, lo, hi, pen, theta in requests:
+            sp = self.subs[k]
+            res = sp.solve_restricted(lo, hi, pen, theta)
+            out.append(None if res is None else (res[0], res[1], sp.solution()))
+        return out
+
+    def values(self, k: int, solution) -> dict:
+        return self.subs[k].values(solution)
+
+    def highs_seconds(self) -> float:
+        return float(sum(getattr(sp, "highs_seconds", np.nan) for sp in self.subs))
+
+    def close(self) -> None:
+        pass
+
+
+class _Sharded:
+    """Common logic of the multi-worker back-ends: route requests to shards, merge answers."""
+
+    def _setup(self, n_blocks: int, shards: list[range]) -> None:
+        self.shards = shards
+        self.where = np.empty(n_blocks, dtype=np.int64)
+        self.local = np.empty(n_blocks, dtype=np.int64)
+        for s, r in enumerate(shards):
+            self.where[list(r)] = s
+            self.local[list(r)] = np.arange(len(r))
+
+    def _gather(self, calls: list) -> list:
+        raise NotImplementedError
+
+    def _call(self, shard: int, name: str, *args):
+        raise NotImplementedError
+
+    def meta(self):
+        metas = self._gather([(s, "meta") for s in range(len(self.shards))])
+        rows = [r for m in metas for r in m[0]]
+        return rows, any(m[1] for m in metas)
+
+    def evaluate(self, theta: np.ndarray, tag: int) -> list:
+        parts = self._gather([(s, "evaluate", theta, tag) for s in range(len(self.shards))])
+        return [o for part in parts for o in part]
+
+    def restricted(self, requests: list[tuple]) -> list:
+        by_shard: dict[int, list] = {}
+        for pos, (k, *rest) in enumerate(requests):
+            by_shard.setdefault(int(self.where[k]), []).append((pos, (int(self.local[k]),
+                                                                      *rest)))
+        shards = list(by_shard)
+        parts = self._gather([(s, "restricted", [r for _, r in by_shard[s]]) for s in shards])
+        out = [None] * len(requests)
+        for s, part in zip(shards, parts, strict=True):
+            for (pos, _), ans in zip(by_shard[s], part, strict=True):
+                out[pos] = ans
+        return out
+
+    def values(self, k: int, solution) -> dict:
+        return self._call(int(self.where[k]), "values", int(self.local[k]), solution)
+
+    def highs_seconds(self) -> float:
+        return float(sum(self._gather([(s, "highs_seconds") for s in
+                                       range(len(self.shards))])))
+
+
+def _serve(conn, family, blocks, make, mip_gap, time_limit) -> None:
+    """A worker process: build the shard's subproblems, then answer calls until told to stop."""
+    try:
+        shard = LocalBlocks(family, blocks, make, mip_gap, time_limit)
+        conn.send(("ok", None))
+    except Exception as exc:  # report the failure to the driver instead of dying silently
+        conn.send(("error", repr(exc)))
+        return
+    while True:
+        msg = conn.recv()
+        if msg is None:
+            return
+        name, args = msg
+        try:
+            conn.send(("ok", getattr(shard, name)(*args)))
+        except Exception as exc:
+            conn.send(("error", repr(exc)))
+
+
+class ProcessBlocks(_Sharded):
+    """One worker process per shard (spawned), each keeping its subproblems."""
+
+    def __init__(self, family: BlockFamily, blocks: Sequence[Hashable], make=None,
+                 mip_gap: float = 1e-4, time_limit: float | None = None, workers: int = 2):
+        self._setup(len(blocks), shard_ranges(len(blocks), workers))
+        ctx = mp.get_context("spawn")
+        self.conns, self.procs = [], []
+        for r in self.shards:
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=_serve, args=(child, family, [blocks[k] for k in r], make,
+                                                    mip_gap, time_limit), daemon=True)
+            proc.start()
+            self.conns.append(parent)
+            self.procs.append(proc)
+        errors = []
+        for conn in self.conns:  # read every worker's answer before giving up on any
+            try:
+                self._answer(conn)
+            except RuntimeError as err:
+                errors.append(err)
+        if errors:
+            self.close()
+            raise errors[0]
+
+    @staticmethod
+    def _answer(conn):
+        status, value = conn.recv()
+        if status != "ok":
+            raise RuntimeError(f"block worker failed: {value}")
+        return value
+
+    def _gather(self, calls: list) -> list:
+        for s, name, *args in calls:
+            self.conns[s].send((name, args))
+        return [self._answer(self.conns[s]) for s, *_ in calls]
+
+    def _call(self, shard: int, name: str, *args):
+        return self._gather([(shard, name, *args)])[0]
+
+    def close(self) -> None:
+        for conn, proc in zip(self.conns, self.procs, strict=True):
+            with contextlib.suppress(BrokenPipeError, OSError):
+                conn.send(None)
+            proc.join(timeout=10)
+            if proc.is_alive():
+                proc.kill()
+        self.conns, self.procs = [], []
+
+
+class DaskBlocks(_Sharded):
+    """One Dask actor per shard. ``address``: a running scheduler; by default a
+    ``LocalCluster`` with ``workers`` single-threaded processes listening on 127.0.0.1."""
+
+    def __init__(self, family: BlockFamily, blocks: Sequence[Hashable], make=None,
+                 mip_gap: float = 1e-4, time_limit: float | None = None, workers: int = 2,
+                 address: str | None = None):
+        from distributed import Client, LocalCluster
+
+        self.cluster = None
+        if address is None:
+            self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1,
+                                        processes=True, host="127.0.0.1",
+                                        dashboard_address=None)
+            self.client = Client(self.cluster)
+        else:
+            self.client = Client(address)
+        n_workers = max(1, len(self.client.scheduler_info()["workers"]))
+        self._setup(len(blocks), shard_ranges(len(blocks), max(workers, n_workers)))
+        futures = [self.client.submit(LocalBlocks, family, [blocks[k] for k in r], make,
+                                      mip_gap, time_limit, actor=True, pure=False)
+                   for r in self.shards]
+        self.actors = [f.result() for f in futures]
+
+    def _gather(self, calls: list) -> list:
+        pending = [getattr(self.actors[s], name)(*args) for s, name, *args in calls]
+        return [p.result() for p in pending]
+
+    def _call(self, shard: int, name: str, *args):
+        return self._gather([(shard, name, *args)])[0]
+
+    def close(self) -> None:
+        self.actors = []
+        self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+
+
+def make_executor(family: BlockFamily, blocks: Sequence[Hashable], make=None,
+                  mip_gap: float = 1e-4, time_limit: float | None = None,
+                  backend: str = "local", workers: int = 1, address: str | None = None):
+    """A block executor by back-end name (:data:`BACKENDS`)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if backend == "local" or (backend == "process" and workers <= 1):
+        return LocalBlocks(family, blocks, make, mip_gap, time_limit)
+    if backend == "process":
+        return ProcessBlocks(family, blocks, make, mip_gap, time_limit, workers)
+    return DaskBlocks(family, blocks, make, mip_gap, time_limit, workers, address)
