@@ -9,6 +9,7 @@ from meio.decomposition import lagrangian_decomposition
 from meio.decomposition.executor import make_executor, shard_ranges
 from meio.instances import load
 from meio.models import InventoryModel
+
 from meio.testing import check_primal_solution
 
 
@@ -65,3 +66,36 @@ def test_unknown_backend_and_worker_errors():
     with pytest.raises(RuntimeError, match="block worker failed"):
         make_executor(InventoryModel(load("tiny")), ["no-such-sku", "nor-this"],
                       backend="process", workers=2)
+
+
+def test_cli_decompose_on_worker_processes():
+    from click.testing import CliRunner
+
+    from meio.cli import main
+
+    res = CliRunner().invoke(main, ["decompose", "tiny", "--backend", "process", "--workers",
+                                    "2", "--max-iter", "40"])
+    assert res.exit_code == 0, res.output
+    assert "certified gap" in res.output
+
+
+def test_scale_suite_smoke(tmp_path):
+    """A tiny run of benchmarks/scale.py: it runs, writes its CSV and PNG, and its ratios
+    come out (no timing is asserted)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "scale.py"
+    out = tmp_path / "scale.csv"
+    proc = subprocess.run([sys.executable, str(script), "--skus", "2", "--time-limit", "60",
+                           "--cases", "monolithic ipm 1", "decomposition bundle 1",
+                           "--replan-skus", "2", "--out", str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    import pandas as pd
+
+    df = pd.read_csv(out)
+    assert set(df["kind"]) == {"monolithic", "decomposition", "re-planning"}
+    assert out.with_suffix(".png").stat().st_size > 0
+    assert "monolithic / this (1%)" in proc.stdout

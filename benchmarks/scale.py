@@ -1,0 +1,216 @@
+"""Scaling suite: the monolithic HiGHS solve against the decomposition, by number of SKUs.
+
+Instances of the benchmark shape (the ``medium`` preset: 2 DCs + 8 FCs, 20 regions, 3 speeds,
+20 scenarios; proxy-calibrated capacities so that generation stays cheap) with growing SKU
+counts. For every size, side by side with the same instance: monolithic HiGHS (simplex and
+interior point) and the decomposition (subgradient and the proximal bundle; 1 and 2 workers).
+Each case runs in its own spawned process, so its peak memory (max RSS) is its own and a time
+limit can stop it. Recorded: time to a certified 1% and 0.1% gap (exact solves: time to the
+optimum), peak memory, iterations, time per iteration and the HiGHS share of it, and the
+ratio of the best monolithic time to each decomposition's time to 1%. Also a re-planning case:
+after new demand scenarios for 5% of the SKUs and one changed capacity, the run warm-started
+from the previous multipliers, against a cold one.
+
+    python benchmarks/scale.py --skus 10 40 100 --time-limit 600 --out benchmarks/scale.csv
+
+Writes the CSV, a log-log PNG of time against SKUs next to it, and prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import resource
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+SHAPE = dict(calibrate="proxy")
+CASES = [("monolithic", "simplex", 1), ("monolithic", "ipm", 1),
+         ("decomposition", "subgradient", 1), ("decomposition", "bundle", 1),
+         ("decomposition", "subgradient", 2), ("decomposition", "bundle", 2)]
+
+
+def instance(n_skus: int, seed: int = 13):
+    from meio.instances import generate, preset
+
+    return generate(preset("medium", n_skus=n_skus, seed=seed, **SHAPE), f"scale-{n_skus}")
+
+
+def replanned(inst, seed: int = 1, share: float = 0.05):
+    """New demand scenarios (lognormal factors) for ``share`` of the SKUs, and the storage
+    capacity of the first capacitated node cut by 10%."""
+    rng = np.random.default_rng(seed)
+    skus = inst.sku_ids
+    changed = rng.choice(skus, size=max(1, round(share * len(skus))), replace=False)
+    demand = inst.table("demand").copy()
+    mask = demand["sku"].isin(changed).to_numpy()
+    demand.loc[mask, "quantity"] = np.round(
+        demand.loc[mask, "quantity"].to_numpy() * rng.lognormal(0.0, 0.3, mask.sum()))
+    caps = inst.table("capacities").copy()
+    caps.loc[caps.index[0], "storage"] *= 0.9
+    return inst.replace(demand=demand, capacities=caps)
+
+
+def _first(history: pd.DataFrame, gap: float) -> tuple[float | None, int | None]:
+    hit = history[history["gap"].notna() & (history["gap"] <= gap)]
+    if hit.empty:
+        return None, None
+    return float(hit["seconds"].iat[0]), int(hit["iteration"].iat[0])
+
+
+def _case(kind: str, method: str, workers: int, n: int, limit: float, queue) -> None:
+    from meio.decomposition import lagrangian_decomposition
+    from meio.models import InventoryModel, solve_monolithic
+
+    fam = InventoryModel(instance(n))
+    row = {"skus": n, "kind": kind, "method": method, "workers": workers}
+    t0 = time.perf_counter()
+    if kind == "monolithic":
+        res = solve_monolithic(fam, time_limit=limit, options={"solver": method})
+        total = time.perf_counter() - t0
+        done = res.status == "optimal"
+        row.update(status=res.status, objective=res.objective, iterations=None,
+                   t_1pct=total if done else None, t_01pct=total if done else None,
+                   build_s=res.build_seconds, total_s=total)
+    else:
+        res = lagrangian_decomposition(fam, method=method, gap_tol=1e-3, max_iter=100000,
+                                       time_limit=limit, backend="process", workers=workers)
+        h = res.history
+        t1, it1 = _first(h, 1e-2)
+        t01, _ = _first(h, 1e-3)
+        step = h["seconds"].diff().iloc[1:]
+        row.update(status=res.status, objective=res.bound, feasible=res.primal, gap=res.gap,
+                   iterations=res.iterations, iterations_to_1pct=it1, t_1pct=t1, t_01pct=t01,
+                   setup_s=float(h["seconds"].iat[0] - h["subproblem_seconds"].iat[0]),
+                   total_s=time.perf_counter() - t0,
+                   iteration_s=float(step.mean()) if len(step) else None,
+                   subproblem_s=float(h["subproblem_seconds"].mean()),
+                   highs_s_per_worker=float(h["highs_seconds"].mean()) / workers)
+    row["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    row["worker_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    queue.put(row)
+
+
+def run_case(kind, method, workers, n, limit) -> dict:
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_case, args=(kind, method, workers, n, limit, queue))
+    proc.start()
+    proc.join(limit * 1.5 + 120)
+    if proc.is_alive():
+        proc.kill()
+        proc.join()
+    if not queue.empty():
+        return queue.get()
+    return {"skus": n, "kind": kind, "method": method, "workers": workers,
+            "status": "killed" if proc.exitcode else "no result"}
+
+
+def _replan_case(n: int, limit: float, queue) -> None:
+    from meio.decomposition import lagrangian_decomposition
+    from meio.models import InventoryModel
+
+    base = instance(n)
+    cold0 = lagrangian_decomposition(InventoryModel(base), gap_tol=1e-2, time_limit=limit,
+                                     max_iter=100000)
+    new = InventoryModel(replanned(base))
+    cold = lagrangian_decomposition(new, gap_tol=1e-2, time_limit=limit, max_iter=100000)
+    warm = lagrangian_decomposition(new, gap_tol=1e-2, time_limit=limit, max_iter=100000,
+                                    theta0=cold0.multipliers)
+    queue.put({"skus": n, "kind": "re-planning", "method": "bundle", "workers": 1,
+               "status": f"cold {cold.status}, warm {warm.status}",
+               "iterations": warm.iterations, "cold_iterations": cold.iterations,
+               "warm_fraction": warm.iterations / cold.iterations,
+               "t_1pct": warm.seconds, "cold_t_1pct": cold.seconds})
+
+
+def run_replan(n, limit) -> dict:
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_replan_case, args=(n, limit, queue))
+    proc.start()
+    proc.join(limit * 4 + 120)
+    if proc.is_alive():
+        proc.kill()
+    return queue.get() if not queue.empty() else {"skus": n, "kind": "re-planning",
+                                                  "status": "no result"}
+
+
+def summary(df: pd.DataFrame) -> pd.DataFrame:
+    """Per size and case: time to 1% / 0.1%, iterations, per-iteration split, memory, and the
+    best monolithic time over the case's time to 1% (a lower bound when none finished)."""
+    rows = []
+    for n, g in df[df["kind"] != "re-planning"].groupby("skus"):
+        mono = g[g["kind"] == "monolithic"]
+        best = mono["t_1pct"].min()
+        floor = mono["total_s"].max() if mono["t_1pct"].isna().all() else None
+        for r in g.itertuples(index=False):
+            label = (f"{r.kind} {r.method}" + (f" x{r.workers}" if r.kind != "monolithic"
+                                              else ""))
+            ratio = None
+            if r.kind == "decomposition" and pd.notna(r.t_1pct):
+                ratio = (f"{best / r.t_1pct:.2f}" if pd.notna(best)
+                         else f">= {floor / r.t_1pct:.2f}" if floor else None)
+            rows.append({"SKUs": n, "case": label, "status": r.status,
+                         "time to 1% (s)": r.t_1pct, "time to 0.1% (s)": r.t_01pct,
+                         "iterations": r.iterations, "s / iteration": getattr(r, "iteration_s",
+                                                                             None),
+                         "HiGHS share": (r.highs_s_per_worker / r.iteration_s
+                                         if r.kind == "decomposition" and r.iteration_s
+                                         else None),
+                         "peak MB": r.peak_rss_mb, "monolithic / this (1%)": ratio})
+    return pd.DataFrame(rows)
+
+
+def plot(df: pd.DataFrame, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.8))
+    data = df[df["kind"] != "re-planning"]
+    for (kind, method, workers), g in data.groupby(["kind", "method", "workers"]):
+        g = g.sort_values("skus")
+        label = f"{kind} {method}" + (f" x{workers}" if kind == "decomposition" else "")
+        ax.loglog(g["skus"], g["t_1pct"], marker="o", ls="-" if kind == "decomposition"
+                  else "--", label=label)
+    ax.set_xlabel("SKUs")
+    ax.set_ylabel("seconds to a certified 1% gap (exact: to the optimum)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--skus", nargs="*", type=int, default=[10, 40, 100])
+    ap.add_argument("--time-limit", type=float, default=600.0, help="seconds per case")
+    ap.add_argument("--replan-skus", type=int, default=40)
+    ap.add_argument("--cases", nargs="*", help="e.g. 'decomposition bundle 2'")
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/scale.csv"))
+    args = ap.parse_args()
+    cases = CASES if not args.cases else [
+        (c.split()[0], c.split()[1], int(c.split()[2])) for c in args.cases]
+    rows = []
+    for n in args.skus:
+        for kind, method, workers in cases:
+            rows.append(run_case(kind, method, workers, n, args.time_limit))
+            print(rows[-1], flush=True)
+    if args.replan_skus:
+        rows.append(run_replan(args.replan_skus, args.time_limit))
+        print(rows[-1], flush=True)
+    df = pd.DataFrame(rows)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    df.to_csv(args.out, index=False)
+    plot(df, args.out.with_suffix(".png"))
+    print(summary(df).to_markdown(index=False, floatfmt=".3g"))
+
+
+if __name__ == "__main__":
+    main()
