@@ -132,6 +132,8 @@ class CompiledBlock:
         h.setOptionValue("output_flag", False)
         if integer.any():
             h.setOptionValue("mip_rel_gap", self.mip_gap)
+        else:  # measured: dual simplex re-solves fastest after a cost change
+            h.setOptionValue("simplex_strategy", 1)
         if self.time_limit is not None:
             h.setOptionValue("time_limit", float(self.time_limit))
         h.passModel(lp)
