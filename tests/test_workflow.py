@@ -155,3 +155,48 @@ def test_maximization_family_brackets():
     lag = lagrangian_decomposition(fam, max_iter=60)
     assert_bounds_bracket(bound=lag.bound, exact=exact.objective, feasible=lag.primal,
                           sense="max")
+
+
+class CappedUnits(InventoryModel):
+    """The inventory model extended without touching meio: a per-SKU constraint (at most 95% of
+    a SKU's position at one node) and a new kind of linking row (total units positioned)."""
+
+    def __init__(self, instance, cap: float):
+        super().__init__(instance)
+        self.cap = cap
+
+    def block_rule(self, blk, i):
+        super().block_rule(blk, i)
+        total = sum(blk.y[n] for n in blk.N)
+        blk.spread = pyo.Constraint(blk.N, rule=lambda b, n: b.y[n] <= 0.95 * total + 1e-9
+                                    if len(blk.N) > 1 else pyo.Constraint.Skip)
+
+    def linking_rows(self):
+        import pandas as pd
+
+        rows = super().linking_rows()
+        extra = pd.DataFrame({"kind": ["units"], "key": [()], "sense": ["<="],
+                              "rhs": [self.cap]})
+        return pd.concat([rows, extra], ignore_index=True)
+
+    def linking_terms(self, blk, i):
+        terms = dict(super().linking_terms(blk, i))
+        terms[("units", ())] = sum(blk.y[n] for n in blk.N)
+        return terms
+
+
+def test_extending_the_inventory_model_needs_no_change_to_meio():
+    inst = load("tiny")
+    loose = solve_monolithic(CappedUnits(inst, cap=1e9))
+    units = float(loose.tables["positions"]["position"].sum())
+    fam = CappedUnits(inst, cap=0.99 * units)
+    exact = solve_monolithic(fam)
+    assert exact.status == "optimal" and exact.objective > loose.objective
+    row = exact.rows[exact.rows["kind"] == "units"]
+    assert row["activity"].iat[0] <= 0.99 * units + 1e-6 and row["multiplier"].iat[0] > 0
+    lag = lagrangian_decomposition(fam, max_iter=100)
+    assert_bounds_bracket(bound=lag.bound, exact=exact.objective, feasible=lag.primal,
+                          sense="min", rtol=1e-6)
+    assert lag.bound == pytest.approx(exact.objective, rel=1e-3)
+    check = check_primal_solution(fam, lag.primal_values)
+    assert check.feasible, (check.block_violations, check.rows[~check.rows["ok"]])
