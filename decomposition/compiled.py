@@ -2,7 +2,7 @@
 
 The family's block rule runs once on a fresh Pyomo model; the block's constraints, variable
 bounds, integrality, cost and linking terms are read off as linear coefficients
-(``generate_standard_repn``) into arrays; a ``highspy.Highs`` model is built from them. Per
+(Pyomo's ``LinearRepnVisitor``) into arrays; a ``highspy.Highs`` model is built from them. Per
 iteration only the objective changes,
 
     cost(x) + sigma * sum_r theta_r g_r(x)   ->   c + sigma * G^T theta   (one array update)
@@ -25,7 +25,7 @@ import highspy
 import numpy as np
 import pyomo.environ as pyo
 from meio.models.interface import BlockFamily, check_rows
-from pyomo.repn.standard_repn import generate_standard_repn
+from pyomo.repn.linear import LinearRepnVisitor
 
 from .subproblem import BlockOutcome, BlockSubproblem
 
@@ -37,24 +37,33 @@ class NotLinearError(ValueError):
 
 
 class _Linearizer:
-    """Linear coefficients of Pyomo expressions over a fixed, growing list of variables."""
+    """Linear coefficients of Pyomo expressions over a fixed, growing list of variables
+    (Pyomo's linear-expression walker, the one its LP writers use)."""
 
     def __init__(self):
         self.col: dict[int, int] = {}
         self.vars: list = []
+        self.visitor = LinearRepnVisitor({})
+
+    def add(self, var) -> int:
+        j = self.col.get(id(var))
+        if j is None:
+            j = self.col[id(var)] = len(self.vars)
+            self.vars.append(var)
+        return j
 
     def __call__(self, expr) -> tuple[np.ndarray, np.ndarray, float]:
-        repn = generate_standard_repn(expr, compute_values=True, quadratic=False)
-        if repn.nonlinear_expr is not None or repn.quadratic_vars:
+        if isinstance(expr, (int, float)):
+            return np.zeros(0, dtype=np.int64), np.zeros(0), float(expr)
+        repn = self.visitor.walk_expression(expr)
+        if repn.nonlinear is not None:
             raise NotLinearError(f"not linear: {expr}")
-        idx = np.empty(len(repn.linear_vars), dtype=np.int64)
-        for k, v in enumerate(repn.linear_vars):
-            j = self.col.get(id(v))
-            if j is None:
-                j = self.col[id(v)] = len(self.vars)
-                self.vars.append(v)
-            idx[k] = j
-        return idx, np.asarray(repn.linear_coefs, dtype=float), float(repn.constant)
+        mult = float(repn.multiplier)
+        var_map = self.visitor.var_map
+        idx = np.fromiter((self.add(var_map[k]) for k in repn.linear), dtype=np.int64,
+                          count=len(repn.linear))
+        val = np.fromiter(repn.linear.values(), dtype=float, count=len(repn.linear)) * mult
+        return idx, val, float(repn.constant) * mult
 
 
 class CompiledBlock:
@@ -78,9 +87,7 @@ class CompiledBlock:
         blk = m.b[i]
         lin = _Linearizer()
         for v in blk.component_data_objects(pyo.Var, descend_into=True):
-            if id(v) not in lin.col:  # every block variable is a column, used or not
-                lin.col[id(v)] = len(lin.vars)
-                lin.vars.append(v)
+            lin.add(v)  # every block variable is a column, used or not
         ci, cv, self.c_const = lin(blk.cost)
         terms = sorted((index[rid], lin(expr)) for rid, expr in
                        family.linking_terms(blk, i).items())
