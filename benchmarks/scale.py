@@ -88,7 +88,9 @@ def _case(kind: str, method: str, workers: int, n: int, limit: float, queue) -> 
                    total_s=time.perf_counter() - t0,
                    iteration_s=float(step.mean()) if len(step) else None,
                    subproblem_s=float(h["subproblem_seconds"].mean()),
-                   highs_s_per_worker=float(h["highs_seconds"].mean()) / workers)
+                   highs_s_per_worker=float(h["highs_seconds"].mean()) / workers,
+                   master_s=float(h["master_seconds"].mean()),
+                   recovery_s=float(h["recovery_seconds"].mean()))
     row["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     row["worker_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     queue.put(row)
@@ -139,6 +141,14 @@ def run_replan(n, limit) -> dict:
                                                   "status": "no result"}
 
 
+def _share(r, column: str) -> float | None:
+    """A per-iteration time as a share of the iteration (decomposition rows only)."""
+    part, whole = getattr(r, column, None), getattr(r, "iteration_s", None)
+    if r.kind != "decomposition" or part is None or not whole or pd.isna(part):
+        return None
+    return part / whole
+
+
 def summary(df: pd.DataFrame) -> pd.DataFrame:
     """Per size and case: time to 1% / 0.1%, iterations, per-iteration split, memory, and the
     best monolithic time over the case's time to 1% (a lower bound when none finished)."""
@@ -158,9 +168,8 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
                          "time to 1% (s)": r.t_1pct, "time to 0.1% (s)": r.t_01pct,
                          "iterations": r.iterations, "s / iteration": getattr(r, "iteration_s",
                                                                              None),
-                         "HiGHS share": (r.highs_s_per_worker / r.iteration_s
-                                         if r.kind == "decomposition" and r.iteration_s
-                                         else None),
+                         "HiGHS share": _share(r, "highs_s_per_worker"),
+                         "recovery share": _share(r, "recovery_s"),
                          "peak MB": r.peak_rss_mb, "monolithic / this (1%)": ratio})
     return pd.DataFrame(rows)
 

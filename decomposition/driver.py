@@ -270,7 +270,9 @@ def _solve(run, family, method, theta0, max_iter, gap_tol, time_limit, recover_e
                leave=False)
     k = done
     for k in range(done + 1, max_iter + 1):
+        t_master = time.perf_counter()
         scaled = dual.propose().copy()
+        t_master = time.perf_counter() - t_master
         theta = scaled / rho
         t_eval, h_before = time.perf_counter(), run.highs_seconds()
         outs, bound, s, cuts = run.evaluate(theta, k)
@@ -281,18 +283,23 @@ def _solve(run, family, method, theta0, max_iter, gap_tol, time_limit, recover_e
             run.prices = best_theta
         if np.isfinite(run.best_primal):
             dual.target = run.best_primal
+        t0 = time.perf_counter()
         dual.observe(Evaluation(scaled, value, None if s is None else s / rho,
                                 [(p, r, d, g / rho[r]) for p, r, d, g in cuts]))
+        t_master += time.perf_counter() - t0
         ergodic.update([o.terms for o in outs], dual.primal_weight())
-        recovered = False
+        recovered, t_recover = False, time.perf_counter()
         if k % recover_every == 0 or dual.converged or k == max_iter:
             recovered = run.recover_all(dual, ergodic, rho)
+        t_recover = time.perf_counter() - t_recover
         gap = _gap(run)
         history.append({"iteration": k, "bound": bound, "best_bound": _orig(run, run.best_bound),
                         "primal": _orig(run, run.best_primal), "gap": gap, "step": dual.step,
                         "subgradient_norm": None if s is None else float(np.linalg.norm(s)),
                         "recovered": recovered, "subproblem_seconds": t_eval,
-                        "highs_seconds": h_eval, "seconds": time.perf_counter() - start})
+                        "highs_seconds": h_eval, "master_seconds": t_master,
+                        "recovery_seconds": t_recover,
+                        "seconds": time.perf_counter() - start})
         bar.update(1)
         bar.set_postfix(gap=f"{gap:.2e}" if gap is not None else "-")
         if k % checkpoint_every == 0:

@@ -215,6 +215,7 @@ class ProximalBundle(DualMethod):
         self.model_value = None
         self._estimate = None
         self.master_time_limit = 5.0
+        self._qp_skip = 0  # masters left to solve by the box-step LP after a QP failure
 
     def start(self, theta0, lo, hi, n_blocks):
         super().start(theta0, lo, hi, n_blocks)
@@ -309,15 +310,23 @@ class ProximalBundle(DualMethod):
     def _master(self) -> None:
         """Next trial point. The proximal QP first; if HiGHS's active-set QP solver fails on a
         degenerate master, the box-step LP (Marsten, Hogan & Blankenship 1975) with radius
-        1/u times the largest cut slope, solved by simplex. The model value is recomputed from
+        1/u times the largest cut slope, solved by simplex -- also for the next three masters,
+        which are much alike. The model value is recomputed from
         the cuts, so an inaccurate master solve can slow the method but never stop it early."""
-        h, flat, scale = self._master_model(None)
-        # the active-set QP solver can cycle on degenerate masters: bound its effort
-        h.setOptionValue("time_limit", self.master_time_limit)
-        h.setOptionValue("qp_iteration_limit", 20000)
-        with _native_stdout_silenced():
-            h.run()
-        if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+        qp_ok = False
+        if self._qp_skip > 0:
+            self._qp_skip -= 1
+        else:
+            h, flat, scale = self._master_model(None)
+            # the active-set QP solver can cycle on degenerate masters: bound its effort
+            h.setOptionValue("time_limit", self.master_time_limit)
+            h.setOptionValue("qp_iteration_limit", 2000 + 4 * (len(self.center) + len(flat)))
+            with _native_stdout_silenced():
+                h.run()
+            qp_ok = h.getModelStatus() == highspy.HighsModelStatus.kOptimal
+            if not qp_ok:  # it will likely fail again on the next few, similar masters
+                self._qp_skip = 3
+        if not qp_ok:
             slope = max(float(np.abs(c[2]).max(initial=0.0)) for cs in self.cuts for c in cs)
             h, flat, scale = self._master_model(max(1e-9, (slope + 1.0) / self.u))
             h.run()

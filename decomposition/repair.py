@@ -9,9 +9,9 @@
    the bundle's convex combination, ergodic averages; :mod:`meio.decomposition.recovery`), let
    every block solve its own problem within its elastic shares, re-split from what they used;
    as a last resort, blocks one after another with the room left.
-2. Block-coordinate polishing: each block in turn re-solves its own problem within all the room
-   the others leave and keeps a cheaper solution (a Gauss-Seidel pass; the plan stays
-   feasible and its cost never rises).
+2. Block-coordinate polishing: each block re-solves its own problem within the room the others
+   leave and keeps a cheaper solution; the plan stays feasible and its cost never rises
+   (Gauss-Seidel passes for a few blocks, parallel Jacobi rounds for many).
 
 The restricted problems of one round are sent to the executor together, so they run in
 parallel on a sharded back-end.
@@ -26,6 +26,8 @@ from .recovery import ErgodicAverage, allocate
 
 class RepairMixin:
     """Recovery methods of the driver's run state (see the module docstring)."""
+
+    sequential_polish_limit = 30  # blocks; beyond, polishing runs in parallel rounds
 
     def recover_all(self, dual, ergodic: ErgodicAverage, rho: np.ndarray) -> bool:
         """Try the estimates in turn: restricted master, the method's own, the ergodic one."""
@@ -85,26 +87,47 @@ class RepairMixin:
         return (costs, used, sols) if self._fits(reserved) else None
 
     def _polish(self, costs: list, used: list, sols: list, passes: int = 3) -> None:
-        """Block-coordinate improvement of a feasible plan (module docstring, step 2)."""
+        """Improve a feasible plan block by block (module docstring, step 2).
+
+        Few blocks: Gauss-Seidel, each block in turn gets all the room the others leave.
+        Many blocks (more than :attr:`sequential_polish_limit`): Jacobi rounds sent to the
+        executor together -- the spare room of every row is split among its blocks
+        (:func:`~meio.decomposition.recovery.allocate` from the current use), so any block's
+        cheaper solution within its share can be kept whatever the others do."""
+        n = len(self.rows_of)
         use = np.zeros(len(self.rhs))
         for rows, t in zip(self.rows_of, used, strict=True):
             np.add.at(use, rows, t)
         for _ in range(passes):
+            if n <= self.sequential_polish_limit:
+                order = [[k] for k in range(n)]
+            else:
+                order = [list(range(n))]
             better = False
-            for k, rows in enumerate(self.rows_of):
-                others = use.copy()
-                np.add.at(others, rows, -used[k])
-                out = self._one(k, *self._room(k, others))
-                if out is None:
-                    continue
-                cost, terms, sol = out
-                trial = others.copy()
-                np.add.at(trial, rows, terms)
-                if (self.sigma * (costs[k] - cost) > 1e-9 * max(1.0, abs(costs[k]))
-                        and self._fits(trial)):
-                    costs[k], used[k], use, sols[k] = cost, terms, trial, sol
-                    self.pool.add(k, cost, terms)
-                    better = True
+            for group in order:
+                if len(group) == 1:
+                    k = group[0]
+                    others = use.copy()
+                    np.add.at(others, self.rows_of[k], -used[k])
+                    limits = [self._room(k, others)]
+                else:
+                    limits = allocate(self.sense, self.rhs, self.rows_of, used)
+                answers = self.ex.restricted([(k, lo, hi, self.penalty[self.rows_of[k]], None)
+                                              for k, (lo, hi) in zip(group, limits,
+                                                                     strict=True)])
+                for k, (lo, hi), out in zip(group, limits, answers, strict=True):
+                    if out is None:
+                        continue
+                    cost, terms, sol = out
+                    tol = 1e-9 * np.maximum(1.0, np.abs(terms))
+                    inside = bool(((terms >= lo - tol) & (terms <= hi + tol)).all())
+                    trial = use.copy()
+                    np.add.at(trial, self.rows_of[k], terms - used[k])
+                    if (self.sigma * (costs[k] - cost) > 1e-9 * max(1.0, abs(costs[k]))
+                            and (inside or len(group) == 1) and self._fits(trial)):
+                        costs[k], used[k], use, sols[k] = cost, terms, trial, sol
+                        self.pool.add(k, cost, terms)
+                        better = True
             if not better:
                 return
 
