@@ -376,6 +376,9 @@ def _calibrate(cfg: GeneratorConfig, rng: np.random.Generator, t: dict) -> dict:
     else:
         load, tr, spend = _proxy_capacity_loads(cfg, t)
     bind = _pick(rng, load.to_numpy(dtype=float).ravel(), cfg.binding_share).reshape(load.shape)
+    arcs = t["transfer_arcs"]
+    if len(arcs):  # one load per transfer arc, 0 where the loads have none
+        tr = tr.reindex(pd.MultiIndex.from_frame(arcs[["from_node", "to_node"]])).fillna(0.0)
     bind_tr = _pick(rng, tr.to_numpy(dtype=float), cfg.binding_share)
     if cfg.budget_factor is not None and not np.isfinite(spend):
         mean = t["demand"].groupby("sku")["quantity"].sum() / len(t["scenarios"])

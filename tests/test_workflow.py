@@ -124,8 +124,7 @@ def test_primal_check_finds_what_is_broken():
 
 
 @settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(inventory_instances(max_skus=2, max_fcs=2, max_regions=3, max_scenarios=2,
-                           calibrate="proxy"))
+@given(inventory_instances(max_skus=2, max_fcs=2, max_regions=3, max_scenarios=2))
 def test_property_lagrangian_brackets_lp_optimum(inst):
     fam = InventoryModel(inst)
     exact = solve_monolithic(fam)
