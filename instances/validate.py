@@ -241,7 +241,8 @@ def attainable_service(t: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     In scenario ``w`` a node can supply SKU ``i`` only if stock can be there: initial stock,
     a buy arc whose vendor lane has ``arrival_share > 0``, or a transfer with
     ``arrival_share > 0`` from a node supplied that way. A (region, speed)'s demand can then be
-    met at most up to ``min(1, sum_n phi_nrs)`` over the supplied nodes (cut-off bounds). The
+    met at most up to ``max_n phi_nrs`` over the supplied nodes (an order placed after every
+    supplied node's cut-off reaches none of them: the nested cut-off rows). The
     result has columns ``sku, speed, demand, attainable`` (expected demand and the bound on the
     expected demand met within the promise); a target above it is infeasible.
     """
@@ -274,8 +275,9 @@ def attainable_service(t: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
         supplied = pd.concat([supplied, via]).drop_duplicates()
     arcs = t["fulfillment_arcs"][["node", "region", "speed", "cutoff_share"]]
     reach = supplied.merge(arcs, on="node")
+    # an order is servable in time only if placed before some supplied node's cut-off
     reach = reach.groupby(["sku", "region", "speed", "scenario"], as_index=False)[
-        "cutoff_share"].sum()
+        "cutoff_share"].max()
     reach["reach"] = reach["cutoff_share"].clip(upper=1.0)
     dem = t["demand"].merge(t["scenarios"], on="scenario")
     dem = dem.merge(reach[["sku", "region", "speed", "scenario", "reach"]], how="left",

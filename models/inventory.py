@@ -151,7 +151,8 @@ class InventoryModel(BlockFamily):
         return list(self.skus)
 
     def block_rule(self, blk: pyo.Block, i: str) -> None:
-        """SKU i's block: variables b, y, z, x, q, e; availability, demand, service, stocking."""
+        """SKU i's block: variables b, y, z, x, q, e; availability, demand, nested cut-offs,
+        service, stocking."""
         k = self.skus[i]
         W, p = self.W, self.p
         integer = self.variant == "integer"
@@ -195,6 +196,13 @@ class InventoryModel(BlockFamily):
         blk.availability = pyo.Constraint(blk.N, W, rule=availability)
         blk.demand = pyo.Constraint(blk.D, rule=lambda _b, r, s, w: (
             pyo.quicksum(serve[r, s, w]) + blk.e[r, s, w] == k.demand[r, s, w]))
+        # nested cut-offs: the nodes whose cut-off share is at most l serve at most l d_irsw
+        lower = self._cutoff_sets(k.arcs)
+        blk.CW = pyo.Set(initialize=[(r, s, w, lv) for (r, s, lv) in lower for w in W
+                                     if (r, s, w) in k.demand], dimen=4, ordered=True)
+        blk.cutoff = pyo.Constraint(blk.CW, rule=lambda _b, r, s, w, lv: (
+            pyo.quicksum(blk.x[n, r, s, w] for n in lower[r, s, lv])
+            <= lv * k.demand[r, s, w]))
         speeds = sorted({s for _, s, _ in k.demand if self.beta[s] > 0}, key=self.S.index)
         blk.service = pyo.Constraint(speeds, rule=lambda _b, s: (
             pyo.quicksum(p[w] * blk.e[r, s2, w] for r, s2, w in k.demand if s2 == s)
@@ -216,6 +224,21 @@ class InventoryModel(BlockFamily):
         if integer:
             first = first + pyo.quicksum(k.fixed[n] * blk.z[n] for n in k.nodes)
         blk.cost = pyo.Expression(expr=first + recourse)
+
+    def _cutoff_sets(self, arcs: list) -> dict:
+        """Lower sets of the cut-off order: ``{(r, s, l): nodes with phi_nrs <= l}`` for every
+        share l < 1 of the arcs reaching (r, s) whose lower set has two nodes or more (a single
+        node's set is its variable bound)."""
+        by_rs = defaultdict(list)
+        for n, r, s in arcs:
+            by_rs[r, s].append(n)
+        sets = {}
+        for (r, s), nodes in by_rs.items():
+            for lv in sorted({self.phi[n, r, s] for n in nodes}):
+                members = [n for n in nodes if self.phi[n, r, s] <= lv]
+                if lv < 1.0 and len(members) >= 2:
+                    sets[r, s, lv] = members
+        return sets
 
     def linking_rows(self) -> pd.DataFrame:
         rows = []

@@ -15,6 +15,8 @@ from meio.models import (
 )
 from pyomo.contrib.solver.common.factory import SolverFactory
 
+from .conftest import single_node_instance
+
 TOL = 1e-6
 
 
@@ -44,6 +46,13 @@ def test_complementary_slackness(tiny_lp):
 
 def test_binding_storage_capacity_prices_its_tightening(tiny, tiny_lp):
     """LP value v(C) is convex in C with subgradient -theta: v(C - d) >= v(C) + theta d."""
+    used = tiny_lp.rows[tiny_lp.rows["kind"] == "storage"].sort_values("activity")
+    for node, activity in zip(used["node"][::-1], used["activity"][::-1], strict=True):
+        tight = _with_capacity(tiny, node, "storage", 0.9 * activity)
+        res = solve_monolithic(InventoryModel(tight))
+        if res.status == "optimal":  # the node's storage now binds (some cannot be tightened)
+            tiny, tiny_lp = tight, res
+            break
     rows = tiny_lp.rows
     st = rows[rows["kind"] == "storage"].sort_values("multiplier", ascending=False)
     node, cap, theta = st["node"].iat[0], st["rhs"].iat[0], st["multiplier"].iat[0]
@@ -198,3 +207,24 @@ def test_solution_tables_are_consistent(tiny, tiny_lp):
     service = t["service"].set_index("speed")
     assert (service["fill_rate"] >= service["network_target"] - 1e-7).all()
     assert isinstance(t["fulfillment"], pd.DataFrame) and len(t["fulfillment"])
+
+
+@pytest.mark.parametrize("shares", [(0.6, 0.6), (0.3, 0.6, 0.9), (0.5, 1.0)])
+def test_nested_cutoffs_serve_at_most_the_latest_cutoff_share(shares):
+    """Orders placed after every node's cut-off reach none of them: with ample cheap stock and a
+    high penalty the demand met in time is max(phi) * d (a closed form), not min(1, sum phi)."""
+
+    base = single_node_instance(np.array([100.0]), np.array([1.0]), buy_cost=1.0, holding=0.1,
+                                ship=1.0, penalty=50.0)
+    t = dict(base.tables)
+    names = [f"n{k}" for k in range(len(shares))]
+    t["nodes"] = pd.DataFrame({"node": names, "echelon": 2, "handling_class": "h"})
+    t["stock"] = pd.DataFrame({"sku": "a", "node": names, "holding_cost": 0.1,
+                               "initial_stock": 0.0})
+    t["buy_arcs"] = pd.DataFrame({"sku": "a", "vendor": "v", "node": names, "unit_cost": 1.0})
+    t["fulfillment_arcs"] = pd.DataFrame({"node": names, "region": "r", "speed": "one_day",
+                                          "cutoff_share": shares, "unit_cost": 1.0,
+                                          "cost_per_m3": 0.0})
+    res = solve_monolithic(InventoryModel(Instance.from_tables(t)))
+    met = res.tables["service"]["met_within_promise"].iat[0]
+    assert met == pytest.approx(100.0 * max(shares), rel=1e-9)

@@ -79,6 +79,15 @@ def check_inventory_solution(instance: Instance, tables: dict[str, pd.DataFrame]
     bad = ship["quantity"].to_numpy() > cap + tol * np.maximum(1.0, cap)
     if bad.any():
         out.append(f"cut-off exceeded on {int(bad.sum())} shipments")
+    # nested cut-offs: orders placed after every cut-off of a set of nodes reach none of them,
+    # so the nodes with cut-off share <= l serve at most l * demand together
+    nest = sx.assign(d=d_of.fillna(0.0).to_numpy()).sort_values("cutoff_share", kind="stable")
+    nest["upto"] = nest.groupby(["sku", "region", "speed", "scenario"])["quantity"].cumsum()
+    cap_n = nest["cutoff_share"] * nest["d"]
+    bad = nest["upto"] > cap_n + tol * np.maximum(1.0, cap_n)
+    if bad.any():
+        out.append(f"nested cut-off exceeded on {int(bad.sum())} (sku, region, speed, scenario) "
+                   "prefixes")
 
     # demand balance: shipments + shortage = demand
     served = ship.groupby(["sku", "region", "speed", "scenario"])["quantity"].sum()
