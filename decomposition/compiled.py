@@ -181,8 +181,8 @@ class CompiledBlock:
         k = len(self.rows)
         if self._restricted is None:
             m0, n = self.A.shape
-            eye = _Coo(np.arange(k), np.arange(k), np.ones(k), (k, k))
-            neg = _Coo(np.arange(k), np.arange(k), -np.ones(k), (k, k))
+            eye = Coo(np.arange(k), np.arange(k), np.ones(k), (k, k))
+            neg = Coo(np.arange(k), np.arange(k), -np.ones(k), (k, k))
             A = self.A.stacked([(self.G, m0, 0), (eye, m0, n + k), (self.G, m0 + k, 0),
                                 (neg, m0 + k, n)], (m0 + 2 * k, n + 2 * k))
             zeros, infs = np.zeros(2 * k), np.full(2 * k, INF)
@@ -230,7 +230,7 @@ class CompiledBlock:
         return out
 
 
-class _Coo:
+class Coo:
     """A sparse matrix in coordinate form: just what the compiled block needs."""
 
     def __init__(self, rows, cols, vals, shape: tuple[int, int]):
@@ -246,12 +246,12 @@ class _Coo:
         """``self.T @ y``."""
         return np.bincount(self.c, self.v * y[self.r], minlength=self.shape[1])
 
-    def stacked(self, parts: list[tuple[_Coo, int, int]], shape) -> _Coo:
+    def stacked(self, parts: list[tuple[Coo, int, int]], shape) -> Coo:
         """This matrix with others placed at (row offset, column offset)."""
         rows = [self.r] + [p.r + r0 for p, r0, _ in parts]
         cols = [self.c] + [p.c + c0 for p, _, c0 in parts]
         vals = [self.v] + [p.v for p, _, _ in parts]
-        return _Coo(np.concatenate(rows), np.concatenate(cols), np.concatenate(vals), shape)
+        return Coo(np.concatenate(rows), np.concatenate(cols), np.concatenate(vals), shape)
 
     def csc(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         order = np.lexsort((self.r, self.c))
@@ -259,12 +259,12 @@ class _Coo:
         return start.astype(np.int32), self.r[order].astype(np.int32), self.v[order]
 
 
-def _matrix(rows: list[tuple[np.ndarray, np.ndarray]], n: int) -> _Coo:
+def _matrix(rows: list[tuple[np.ndarray, np.ndarray]], n: int) -> Coo:
     """Sparse matrix from (column indices, values) per row."""
     r = np.repeat(np.arange(len(rows)), [len(x[0]) for x in rows]) if rows else []
     c = np.concatenate([x[0] for x in rows]) if rows else []
     v = np.concatenate([x[1] for x in rows]) if rows else []
-    return _Coo(r, c, v, (len(rows), n))
+    return Coo(r, c, v, (len(rows), n))
 
 
 def compiled_or_persistent(family: BlockFamily, i: Hashable, mip_gap: float = 1e-6,

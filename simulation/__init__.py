@@ -1,0 +1,19 @@
+"""Out-of-sample evaluation of plans: a vectorized fulfillment simulator, baselines, reports.
+
+Plans (:mod:`~meio.simulation.plan`) meet fresh demand and lead-time samples
+(:mod:`~meio.simulation.samples`) in a simulation of orders through the cycle under dynamic
+fulfillment policies (:mod:`~meio.simulation.engine`, :mod:`~meio.simulation.clairvoyant`);
+:mod:`~meio.simulation.metrics` turns outcomes into tidy tables with confidence intervals,
+:mod:`~meio.simulation.baselines` builds the plans to compare and
+:mod:`~meio.simulation.report` writes the comparison (``meio evaluate``).
+"""
+
+from .clairvoyant import clairvoyant
+from .engine import POLICIES, Outcome, simulate
+from .network import Network, network_arrays
+from .plan import Plan, PlanError, plan_from_solution, read_plan
+from .samples import SampleError, Samples, draw_samples, in_sample, samples_from_tables
+
+__all__ = ["POLICIES", "Network", "Outcome", "Plan", "PlanError", "SampleError", "Samples",
+           "clairvoyant", "draw_samples", "in_sample", "network_arrays", "plan_from_solution",
+           "read_plan", "samples_from_tables", "simulate"]
