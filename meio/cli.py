@@ -380,8 +380,6 @@ def validate_cmd(formulation, count, seed, method, max_iter, gap_tol, tol, time_
         sys.exit(1)
 
 
-if __name__ == "__main__":  # pragma: no cover
-    main()
 
 
 def _read_sample_tables(path: Path) -> dict:
@@ -479,3 +477,7 @@ def evaluate_cmd(instance, methods, plan_dirs, policies, n_samples, seed, sample
                                                     float_format=lambda x: f"{x:,.6g}"))
     write_report(ev, out)
     click.echo(f"wrote {out}/report.html (and report.md, CSV tables, PNG plots)", err=True)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -40,7 +40,7 @@ from statistics import NormalDist
 import numpy as np
 
 from .network import LAST_MILE_HOURS, TRUCK_KMH, Network
-from .plan import Plan
+from .plan import BUY_COLUMNS, Plan
 from .samples import Samples
 
 POLICIES = ("cheapest", "lookahead", "clairvoyant")
@@ -89,7 +89,7 @@ def plan_costs(net: Network, plan: Plan) -> tuple[float, float, np.ndarray, np.n
     """``(buy cost, holding cost, positions (N, I), buys (L, I))`` of a plan."""
     b, _ = plan.arrays(net)
     arcs = net.instance.table("buy_arcs").set_index(["sku", "vendor", "node"])["unit_cost"]
-    priced = plan.buys.join(arcs, on=["sku", "vendor", "node"])
+    priced = plan.buys[BUY_COLUMNS].join(arcs, on=BUY_COLUMNS[:3])
     buy = float((priced["quantity"] * priced["unit_cost"]).sum())
     y = net.initial.copy()
     np.add.at(y, net.lane_node, b)

@@ -209,11 +209,8 @@ def test_solution_tables_are_consistent(tiny, tiny_lp):
     assert isinstance(t["fulfillment"], pd.DataFrame) and len(t["fulfillment"])
 
 
-@pytest.mark.parametrize("shares", [(0.6, 0.6), (0.3, 0.6, 0.9), (0.5, 1.0)])
-def test_nested_cutoffs_serve_at_most_the_latest_cutoff_share(shares):
-    """Orders placed after every node's cut-off reach none of them: with ample cheap stock and a
-    high penalty the demand met in time is max(phi) * d (a closed form), not min(1, sum phi)."""
-
+def _two_node_cutoff_instance(shares) -> Instance:
+    """One SKU, one region and speed reached by one node per cut-off share; demand 100."""
     base = single_node_instance(np.array([100.0]), np.array([1.0]), buy_cost=1.0, holding=0.1,
                                 ship=1.0, penalty=50.0)
     t = dict(base.tables)
@@ -225,6 +222,13 @@ def test_nested_cutoffs_serve_at_most_the_latest_cutoff_share(shares):
     t["fulfillment_arcs"] = pd.DataFrame({"node": names, "region": "r", "speed": "one_day",
                                           "cutoff_share": shares, "unit_cost": 1.0,
                                           "cost_per_m3": 0.0})
-    res = solve_monolithic(InventoryModel(Instance.from_tables(t)))
+    return Instance.from_tables(t)
+
+
+@pytest.mark.parametrize("shares", [(0.6, 0.6), (0.3, 0.6, 0.9), (0.5, 1.0)])
+def test_nested_cutoffs_serve_at_most_the_latest_cutoff_share(shares):
+    """Orders placed after every node's cut-off reach none of them: with ample cheap stock and a
+    high penalty the demand met in time is max(phi) * d (a closed form), not min(1, sum phi)."""
+    res = solve_monolithic(InventoryModel(_two_node_cutoff_instance(shares)))
     met = res.tables["service"]["met_within_promise"].iat[0]
     assert met == pytest.approx(100.0 * max(shares), rel=1e-9)
