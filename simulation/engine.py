@@ -166,7 +166,15 @@ class _Reserve:
                 self.by_node.setdefault(int(n), []).append((c, cls.speed, phi, inv))
 
     def forecast(self, n: int, s: int, u: float) -> tuple[np.ndarray, np.ndarray] | None:
-        """Mean and standard deviation of the remaining faster demand node n may serve."""
+        """Mean and standard deviation of the remaining faster demand node n may serve (the
+        classes of one clock tick share them: cached per tick)."""
+        if getattr(self, "_tick", None) != u:
+            self._tick, self._cache = u, {}
+        if (n, s) not in self._cache:
+            self._cache[n, s] = self._forecast(n, s, u)
+        return self._cache[n, s]
+
+    def _forecast(self, n: int, s: int, u: float) -> tuple[np.ndarray, np.ndarray] | None:
         mean = np.zeros(len(self.net.skus))
         var = np.zeros_like(mean)
         faster = self.net.promise_hours < self.net.promise_hours[s]
