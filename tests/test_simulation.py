@@ -166,3 +166,12 @@ def test_meio_evaluate_reports_bad_plans_and_options(tmp_path):
     assert proc.returncode == 2 and "unknown method" in proc.stderr
     proc = run_cli("evaluate", "tiny", "--plan", f"x={tmp_path / 'missing'}")
     assert proc.returncode == 1 and "buys.csv" in proc.stderr
+
+
+def test_docstring_examples_run():
+    import doctest
+    import importlib
+
+    for name in ("network", "samples", "plan", "engine", "metrics", "baselines", "report"):
+        mod = importlib.import_module(f"meio.simulation.{name}")
+        assert doctest.testmod(mod).failed == 0, name
