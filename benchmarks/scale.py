@@ -9,7 +9,9 @@ limit can stop it. Recorded: time to a certified 1% and 0.1% gap (exact solves: 
 optimum), peak memory, iterations, time per iteration and the HiGHS share of it, and the
 ratio of the best monolithic time to each decomposition's time to 1%. Also a re-planning case:
 after new demand scenarios for 5% of the SKUs and one changed capacity, the run warm-started
-from the previous multipliers, against a cold one.
+from the previous multipliers and the previous run's compiled subproblems (only the changed
+SKUs are compiled again; :class:`meio.decomposition.SubproblemCache`), against a cold one and
+against a warm start from the multipliers alone.
 
     python benchmarks/scale.py --skus 10 40 100 --time-limit 600 --out benchmarks/scale.csv
 
@@ -112,21 +114,28 @@ def run_case(kind, method, workers, n, limit) -> dict:
 
 
 def _replan_case(n: int, limit: float, queue) -> None:
-    from meio.decomposition import lagrangian_decomposition
+    from meio.decomposition import SubproblemCache, lagrangian_decomposition
     from meio.models import InventoryModel
 
     base = instance(n)
+    cache = SubproblemCache()
     cold0 = lagrangian_decomposition(InventoryModel(base), gap_tol=1e-2, time_limit=limit,
-                                     max_iter=100000)
+                                     max_iter=100000, cache=cache)
     new = InventoryModel(replanned(base))
     cold = lagrangian_decomposition(new, gap_tol=1e-2, time_limit=limit, max_iter=100000)
     warm = lagrangian_decomposition(new, gap_tol=1e-2, time_limit=limit, max_iter=100000,
                                     theta0=cold0.multipliers)
+    misses = cache.misses
+    cached = lagrangian_decomposition(new, gap_tol=1e-2, time_limit=limit, max_iter=100000,
+                                      theta0=cold0.multipliers, cache=cache)
     queue.put({"skus": n, "kind": "re-planning", "method": "bundle", "workers": 1,
-               "status": f"cold {cold.status}, warm {warm.status}",
-               "iterations": warm.iterations, "cold_iterations": cold.iterations,
-               "warm_fraction": warm.iterations / cold.iterations,
-               "t_1pct": warm.seconds, "cold_t_1pct": cold.seconds})
+               "status": f"cold {cold.status}, warm {warm.status}, cached {cached.status}",
+               "iterations": cached.iterations, "cold_iterations": cold.iterations,
+               "warm_fraction": cached.iterations / cold.iterations,
+               "t_1pct": cached.seconds, "cold_t_1pct": cold.seconds,
+               "warm_uncached_t_1pct": warm.seconds,
+               "rebuilt_blocks": cache.misses - misses, "time_fraction":
+               cached.seconds / cold.seconds})
 
 
 def run_replan(n, limit) -> dict:
@@ -203,6 +212,8 @@ def main() -> None:
     ap.add_argument("--replan-skus", type=int, default=40)
     ap.add_argument("--cases", nargs="*", help="e.g. 'decomposition bundle 2'")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/scale.csv"))
+    ap.add_argument("--merge", action="store_true",
+                    help="replace only the cases run now in an existing CSV")
     args = ap.parse_args()
     cases = CASES if not args.cases else [
         (c.split()[0], c.split()[1], int(c.split()[2])) for c in args.cases]
@@ -215,6 +226,12 @@ def main() -> None:
         rows.append(run_replan(args.replan_skus, args.time_limit))
         print(rows[-1], flush=True)
     df = pd.DataFrame(rows)
+    if args.merge and args.out.exists():  # keep the other cases of an earlier run
+        key = ["skus", "kind", "method", "workers"]
+        old = pd.read_csv(args.out)
+        done = set(map(tuple, df[key].to_numpy().tolist()))
+        old = old[[tuple(r) not in done for r in old[key].to_numpy().tolist()]]
+        df = pd.concat([old, df], ignore_index=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     df.to_csv(args.out, index=False)
     plot(df, args.out.with_suffix(".png"))

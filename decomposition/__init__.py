@@ -8,9 +8,11 @@ never on a particular model family.
 - :mod:`meio.decomposition.methods` -- subgradient, volume and proximal bundle updates;
 - :mod:`meio.decomposition.recovery` -- primal recovery and the certified gap;
 - :mod:`meio.decomposition.subproblem` -- a block's persistent relaxation;
+- :class:`SubproblemCache` -- compiled subproblems reused across runs (re-planning);
 - :func:`compare` and :func:`plot_convergence` -- bounds against the exact solve.
 """
 
+from .cache import SubproblemCache
 from .compare import compare, plot_convergence
 from .driver import (
     LagrangianResult,
@@ -23,5 +25,6 @@ from .driver import (
 from .methods import METHODS, ProximalBundle, Subgradient, Volume, make_method
 
 __all__ = ["METHODS", "LagrangianResult", "MixedIterationError", "ProximalBundle",
-           "Subgradient", "Volume", "compare", "lagrangian_bound", "lagrangian_decomposition",
-           "make_method", "multipliers_vector", "plot_convergence", "relative_gap"]
+           "Subgradient", "SubproblemCache", "Volume", "compare", "lagrangian_bound",
+           "lagrangian_decomposition", "make_method", "multipliers_vector", "plot_convergence",
+           "relative_gap"]

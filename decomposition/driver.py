@@ -25,6 +25,7 @@ import pandas as pd
 from meio.models.interface import BlockFamily, check_rows
 from tqdm.auto import tqdm
 
+from .cache import SubproblemCache
 from .checkpoint import load_checkpoint, problem_digest, save_checkpoint
 from .executor import make_executor
 from .methods import Evaluation, make_method
@@ -117,7 +118,7 @@ class _Run(RepairMixin):
 
     def __init__(self, family: BlockFamily, mip_gap: float, subproblem_time_limit,
                  subproblem: SubproblemFactory | None = None, backend: str = "local",
-                 workers: int = 1, address: str | None = None):
+                 workers: int = 1, address: str | None = None, cache=None):
         self.family = family
         self.rows = check_rows(family.linking_rows())
         self.rhs = self.rows["rhs"].to_numpy(dtype=float)
@@ -125,7 +126,7 @@ class _Run(RepairMixin):
         self.sigma = family.sense_sign
         self.blocks: list[Hashable] = list(family.block_ids())
         self.ex = make_executor(family, self.blocks, subproblem, mip_gap, subproblem_time_limit,
-                                backend, workers, address)
+                                backend, workers, address, cache)
         self.rows_of, self.is_mip = self.ex.meta()
         self.best_bound = -np.inf  # in D-space (sigma * L)
         self.best_primal = np.inf  # in D-space: sigma * feasible value, smaller is better
@@ -194,6 +195,7 @@ def lagrangian_decomposition(
     backend: str = "local",
     workers: int = 1,
     address: str | None = None,
+    cache: SubproblemCache | None = None,
 ) -> LagrangianResult:
     """Solve the Lagrangian dual of ``family`` by decomposition into its blocks.
 
@@ -219,6 +221,9 @@ def lagrangian_decomposition(
     (this process), ``process`` (``workers`` spawned processes, each keeping its shard of
     blocks) or ``dask`` (one actor per shard on a loopback ``LocalCluster`` of ``workers``
     processes, or on the scheduler at ``address``). Every back-end gives the same results.
+    ``cache``: a :class:`~meio.decomposition.cache.SubproblemCache` shared by successive runs
+    (local back-end): blocks whose data did not change reuse their compiled subproblems and
+    warm bases (re-planning after a small change; :mod:`meio.decomposition.cache`).
 
     >>> from meio.instances import load
     >>> from meio.models import InventoryModel
@@ -227,7 +232,8 @@ def lagrangian_decomposition(
     True
     """
     start = time.perf_counter()
-    run = _Run(family, mip_gap, subproblem_time_limit, subproblem, backend, workers, address)
+    run = _Run(family, mip_gap, subproblem_time_limit, subproblem, backend, workers, address,
+               cache)
     try:
         return _solve(run, family, method, theta0, max_iter, gap_tol, time_limit,
                       recover_every, progress, checkpoint, checkpoint_every, resume, start)

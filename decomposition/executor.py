@@ -50,9 +50,13 @@ class LocalBlocks:
     """The subproblems of some blocks, in this process (also what each worker runs)."""
 
     def __init__(self, family: BlockFamily, blocks: Sequence[Hashable], make=None,
-                 mip_gap: float = 1e-4, time_limit: float | None = None):
+                 mip_gap: float = 1e-4, time_limit: float | None = None, cache=None):
         make = compiled_or_persistent if make is None else make
-        self.subs = [make(family, i, mip_gap, time_limit) for i in blocks]
+        if cache is None:
+            self.subs = [make(family, i, mip_gap, time_limit) for i in blocks]
+        else:
+            rows = family.linking_rows()
+            self.subs = [cache.get(family, i, rows, make, mip_gap, time_limit) for i in blocks]
 
     def meta(self) -> tuple[list[np.ndarray], bool]:
         return [sp.rows for sp in self.subs], any(sp.is_mip for sp in self.subs)
@@ -234,12 +238,18 @@ class DaskBlocks(_Sharded):
 
 def make_executor(family: BlockFamily, blocks: Sequence[Hashable], make=None,
                   mip_gap: float = 1e-4, time_limit: float | None = None,
-                  backend: str = "local", workers: int = 1, address: str | None = None):
-    """A block executor by back-end name (:data:`BACKENDS`)."""
+                  backend: str = "local", workers: int = 1, address: str | None = None,
+                  cache=None):
+    """A block executor by back-end name (:data:`BACKENDS`); ``cache`` (a
+    :class:`~meio.decomposition.cache.SubproblemCache`) only with the local back-end."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    if backend == "local" or (backend == "process" and workers <= 1):
-        return LocalBlocks(family, blocks, make, mip_gap, time_limit)
+    local = backend == "local" or (backend == "process" and workers <= 1)
+    if cache is not None and not local:
+        raise ValueError("a subproblem cache keeps compiled blocks in this process: use "
+                         "backend='local'")
+    if local:
+        return LocalBlocks(family, blocks, make, mip_gap, time_limit, cache)
     if backend == "process":
         return ProcessBlocks(family, blocks, make, mip_gap, time_limit, workers)
     return DaskBlocks(family, blocks, make, mip_gap, time_limit, workers, address)

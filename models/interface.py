@@ -76,6 +76,16 @@ class BlockFamily(ABC):
         return {"variables": pd.DataFrame(rows, columns=["block", "variable", "index",
                                                          "value"])}
 
+    def block_signature(self, i: Hashable) -> Hashable | None:
+        """Optional: a digest of everything block ``i``'s rule and linking terms depend on.
+
+        Two families whose block ``i`` has the same signature build the same block (the same
+        variables, constraints, cost and terms in rows of the same keys), so a compiled
+        subproblem can be reused across runs (:class:`meio.decomposition.SubproblemCache`:
+        re-planning after a small change rebuilds only the blocks that changed). ``None``
+        (the default) means "unknown": never reused."""
+        return None
+
     @property
     def sense_sign(self) -> int:
         """+1 for minimization, -1 for maximization."""

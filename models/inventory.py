@@ -19,6 +19,7 @@ Symbols follow docs/formulation.md: b_ivn, y_in, z_in, x_inrsw, q_iunw, e_irsw.
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from dataclasses import dataclass
 from math import isfinite
@@ -239,6 +240,26 @@ class InventoryModel(BlockFamily):
                 if lv < 1.0 and len(members) >= 2:
                     sets[r, s, lv] = members
         return sets
+
+    def block_signature(self, i: str) -> str:
+        """Digest of SKU i's data and of the network data every block uses (scenarios,
+        arcs, lead-time shares, targets, which capacities are finite): capacity values and
+        other SKUs' data do not enter it."""
+        if not hasattr(self, "_shared_digest"):
+            finite = {name: sorted(k for k, c in cap.items() if isfinite(c)) for name, cap in
+                      (("C", self.C), ("K", self.K), ("Q", self.Q), ("X", self.X))}
+            shared = (self.variant, self.W, sorted(self.p.items()), self.S,
+                      sorted(self.beta.items()), sorted(self.beta_net.items()),
+                      sorted(self.phi.items()), sorted(self.g.items()),
+                      sorted(self.t_cost.items()), sorted(self.alpha_v.items()),
+                      sorted(self.alpha_t.items()), finite, isfinite(self.budget),
+                      sorted(s for s, d in self.expected_demand.items() if d > 0))
+            self._shared_digest = hashlib.sha256(repr(shared).encode()).hexdigest()
+        k = self.skus[i]
+        own = (i, k.volume, k.nodes, sorted(k.initial.items()), sorted(k.holding.items()),
+               sorted(k.fixed.items()), sorted(k.max_pos.items()), sorted(k.buys.items()),
+               k.transfers, sorted(k.demand.items()), sorted(k.penalty.items()), k.arcs)
+        return hashlib.sha256((self._shared_digest + repr(own)).encode()).hexdigest()
 
     def linking_rows(self) -> pd.DataFrame:
         rows = []

@@ -153,3 +153,33 @@ def test_result_tables(tiny):
     assert isinstance(res.primal_tables["shipments"], pd.DataFrame)
     with pytest.raises(ValueError, match="theta0"):
         lagrangian_decomposition(InventoryModel(tiny), theta0=np.zeros(2))
+
+
+def test_replanning_reuses_the_compiled_blocks_of_unchanged_skus(tiny):
+    from meio.decomposition import SubproblemCache
+
+    base = InventoryModel(tiny)
+    changed = tiny.sku_ids[0]
+    demand = tiny.table("demand").copy()
+    mask = demand["sku"] == changed
+    demand.loc[mask, "quantity"] = demand.loc[mask, "quantity"] * 1.3
+    caps = tiny.table("capacities").copy()
+    caps.loc[caps.index[0], "storage"] *= 0.9
+    new = InventoryModel(tiny.replace(demand=demand, capacities=caps))
+    same = [i for i in tiny.sku_ids if i != changed]
+    assert all(base.block_signature(i) == new.block_signature(i) for i in same)
+    assert base.block_signature(changed) != new.block_signature(changed)
+    uncapped = InventoryModel(tiny.replace(capacities=caps.assign(storage=np.inf)))
+    assert all(uncapped.block_signature(i) != new.block_signature(i) for i in same)
+
+    cache = SubproblemCache()
+    first = lagrangian_decomposition(base, max_iter=60, cache=cache)
+    warm = lagrangian_decomposition(new, max_iter=60, cache=cache, theta0=first.multipliers)
+    assert (cache.misses, cache.hits) == (len(same) + 2, len(same))
+    exact = solve_monolithic(new).objective
+    assert_bounds_bracket(bound=warm.bound, exact=exact, feasible=warm.primal, sense="min",
+                          rtol=1e-6)
+    cold = lagrangian_decomposition(new, max_iter=60)
+    assert warm.bound == pytest.approx(cold.bound, rel=1e-4)
+    with pytest.raises(ValueError, match="backend='local'"):
+        lagrangian_decomposition(new, max_iter=2, cache=cache, backend="process", workers=2)

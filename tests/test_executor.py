@@ -97,5 +97,7 @@ def test_scale_suite_smoke(tmp_path):
 
     df = pd.read_csv(out)
     assert set(df["kind"]) == {"monolithic", "decomposition", "re-planning"}
+    replan = df[df["kind"] == "re-planning"].iloc[0]
+    assert replan["rebuilt_blocks"] == 1  # only the SKU with new scenarios is compiled again
     assert out.with_suffix(".png").stat().st_size > 0
     assert "monolithic / this (1%)" in proc.stdout
