@@ -65,6 +65,7 @@ class Network:
     network_target: np.ndarray  # (S,)
     demand_mean: np.ndarray  # (C, I) in-sample expectation (the forecast)
     demand_sd: np.ndarray  # (C, I)
+    shock_var: np.ndarray  # (I,) variance of a SKU-wide demand factor (mean 1), see samples
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -170,7 +171,7 @@ def network_arrays(instance: Instance) -> Network:
     caps = t.table("capacities").set_index("node").reindex(nodes)
     lanes = sorted(set(zip(t.table("buy_arcs")["vendor"], t.table("buy_arcs")["node"],
                            strict=True)))
-    mean, sd = _demand_moments(t, sku_ids, classes)
+    mean, sd, shock = _demand_moments(t, sku_ids, classes)
     return Network(
         instance=t, skus=sku_ids, volume=volume, nodes=nodes,
         echelon=nodes_t["echelon"].to_numpy(dtype=int), speeds=speeds,
@@ -184,7 +185,7 @@ def network_arrays(instance: Instance) -> Network:
         receiving=caps["receiving"].fillna(np.inf).to_numpy(dtype=float),
         sku_target=sp["sku_target"].to_numpy(dtype=float),
         network_target=sp["network_target"].to_numpy(dtype=float),
-        demand_mean=mean, demand_sd=sd)
+        demand_mean=mean, demand_sd=sd, shock_var=shock)
 
 
 def class_index(net: Network) -> dict:
@@ -194,7 +195,9 @@ def class_index(net: Network) -> dict:
 
 def _demand_moments(t: Instance, sku_ids: np.ndarray, classes: list) -> tuple:
     """Per class and SKU: mean and standard deviation of demand over the instance's scenarios
-    (the planner's forecast)."""
+    (the planner's forecast); per SKU the variance g2 of a SKU-wide factor G (mean 1) that
+    explains the covariance between its classes, by moments: the covariances sum to
+    Var(T) - sum_c Var(d_c) = g2 (M^2 - sum_c m_c^2), T the SKU's total, M its mean."""
     scen = t.table("scenarios")
     p = scen.set_index("scenario")["probability"]
     dem = t.table("demand")
@@ -203,12 +206,17 @@ def _demand_moments(t: Instance, sku_ids: np.ndarray, classes: list) -> tuple:
     six = {s: k for k, s in enumerate(sku_ids)}
     wix = {w: k for k, w in enumerate(scen["scenario"])}
     arr = np.zeros((len(classes), len(sku_ids), len(scen)))
-    d = dem
-    c = np.array([cix[r, s] for r, s in zip(d["region"], d["speed"], strict=True)], dtype=int)
-    np.add.at(arr, (c, d["sku"].map(six).to_numpy(dtype=int),
-                    d["scenario"].map(wix).to_numpy(dtype=int)),
-              d["quantity"].to_numpy(dtype=float))
+    c = np.array([cix[r, s] for r, s in zip(dem["region"], dem["speed"], strict=True)],
+                 dtype=int)
+    np.add.at(arr, (c, dem["sku"].map(six).to_numpy(dtype=int),
+                    dem["scenario"].map(wix).to_numpy(dtype=int)),
+              dem["quantity"].to_numpy(dtype=float))
     w = p.reindex(scen["scenario"]).to_numpy(dtype=float)
     mean = arr @ w
     var = np.maximum(0.0, (arr ** 2) @ w - mean ** 2)
-    return mean, np.sqrt(var)
+    total = arr.sum(0)
+    t_mean = total @ w
+    t_var = np.maximum(0.0, (total ** 2) @ w - t_mean ** 2)
+    cross = t_mean ** 2 - (mean ** 2).sum(0)
+    shock = np.divide(t_var - var.sum(0), cross, out=np.zeros_like(t_mean), where=cross > 0)
+    return mean, np.sqrt(var), np.maximum(shock, 0.0)

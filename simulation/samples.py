@@ -6,9 +6,11 @@ arrival share of every vendor lane and of every transfer arc. Three sources:
 - :func:`in_sample` -- the instance's own scenarios (what the optimizer saw), weights = the
   scenario probabilities; used to check the simulator against the optimizer.
 - :func:`draw_samples` -- fresh samples from distributions fitted to the instance's scenarios
-  (moment-matched negative binomial demand per region, speed and SKU, Hilbe 2011; lead-time
-  shares on time with the observed frequency, otherwise from a beta fitted by moments);
-  independent of the scenarios the plan was optimized on.
+  by moments: per SKU a gamma factor common to all its regions and speeds (it carries their
+  covariance), times a gamma-Poisson (negative binomial, Hilbe 2011) count per region and speed
+  matching each cell's mean and variance; lead-time shares on time with the observed
+  frequency, otherwise from a beta fitted by moments. Independent of the scenarios the plan
+  was optimized on.
 - :func:`samples_from_tables` -- samples given as tables in the instance schema (``scenarios``,
   ``demand``, ``vendor_lead_times``, ``transfer_lead_times``), e.g. held-out history.
 """
@@ -126,16 +128,22 @@ def draw_samples(net: Network, n: int, seed: int = 0) -> Samples:
     if n < 1:
         raise ValueError("need at least one sample")
     rng = np.random.default_rng(seed)
-    m, sd = net.demand_mean, net.demand_sd
-    var = sd ** 2
-    # negative binomial by gamma-Poisson mixing where overdispersed, Poisson otherwise
-    over = var > m + 1e-12
-    shape = np.where(over, m ** 2 / np.where(over, var - m, 1.0), 0.0)
-    lam = np.repeat(m[..., None], n, axis=-1)
+    m, var, g2 = net.demand_mean, net.demand_sd ** 2, net.shock_var
+    # d = Poisson(Gamma(k, G m / k)), G ~ Gamma(1/g2, g2) per SKU and sample: by moments,
+    # Var(d) = m + (1 + g2) m^2 / k + g2 m^2, so 1/k = (Var - m - g2 m^2) / ((1 + g2) m^2)
+    inv_k = np.divide(var - m - g2 * m ** 2, (1.0 + g2) * m ** 2, out=np.zeros_like(m),
+                      where=m > 0)
+    inv_k = np.maximum(inv_k, 0.0)
+    shock = np.ones((len(g2), n))
+    has = g2 > 1e-12
+    if has.any():
+        shape = 1.0 / g2[has]
+        shock[has] = rng.gamma(shape[:, None] * np.ones((1, n)), (1.0 / shape)[:, None])
+    lam = m[..., None] * shock[None, :, :]
+    over = inv_k > 1e-12
     if over.any():
-        k = shape[over][:, None]
-        lam[over] = rng.gamma(np.broadcast_to(k, (k.shape[0], n)),
-                              (m[over] / shape[over])[:, None] * np.ones((1, n)))
+        k = 1.0 / inv_k[over]
+        lam[over] = rng.gamma(k[:, None] * np.ones((1, n)), lam[over] / k[:, None])
     demand = rng.poisson(lam).astype(float)
     ref = in_sample(net)
     vendor = _draw_shares(ref.vendor_share, ref.weight, n, rng)
