@@ -79,9 +79,38 @@ class _LP:
 
 
 def clairvoyant(net: Network, plan: Plan, smp: Samples, service: bool = True,
-                detail: bool = False) -> Outcome:
+                detail: bool = False, chunk: int = 10) -> Outcome:
     """Route the samples optimally (module docstring); ``service`` keeps the fill-rate targets
-    in expectation over the samples. Raises if they cannot be met."""
+    in expectation over the samples (one LP over all samples; raises if they cannot be met).
+    Without them the samples are independent and are routed ``chunk`` at a time."""
+    if not service and smp.n > chunk:
+        parts = [clairvoyant(net, plan, _take(smp, slice(a, a + chunk)), False, detail)
+                 for a in range(0, smp.n, chunk)]
+        return _concat(parts, smp.weight)
+    return _route(net, plan, smp, service, detail)
+
+
+def _take(smp: Samples, ks: slice) -> Samples:
+    return Samples(smp.demand[..., ks], smp.vendor_share[:, ks], smp.transfer_share[:, ks],
+                   smp.weight[ks], smp.names[ks])
+
+
+def _concat(parts: list[Outcome], weight: np.ndarray) -> Outcome:
+    """Outcomes of consecutive sample chunks as one (per-sample arrays joined on their last
+    axis; the plan's own numbers are the same in every chunk)."""
+    first = parts[0]
+    join = {f: np.concatenate([getattr(o, f) for o in parts], axis=-1) for f in
+            ("shipping", "transfer", "penalty", "demand", "met", "units_km", "units_hours",
+             "shipped", "moved", "throughput_used")}
+    detail = ({k: np.concatenate([o.detail[k] for o in parts], axis=-1) for k in first.detail}
+              if first.detail else {})
+    return Outcome(first.policy, weight, first.buy, first.holding, first.fixed,
+                   position=first.position, storage_used=first.storage_used, detail=detail,
+                   **join)
+
+
+def _route(net: Network, plan: Plan, smp: Samples, service: bool, detail: bool) -> Outcome:
+    """One routing LP over all of ``smp``."""
     k, p = smp.n, smp.weight
     n_n, n_s = len(net.nodes), len(net.speeds)
     plan0 = Plan(plan.name, plan.buys, plan.deploy.iloc[:0], plan.fixed_cost)  # q is free
