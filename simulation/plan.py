@@ -79,11 +79,15 @@ class Plan:
     def write(self, path: str | Path) -> Path:
         """Write ``buys.csv``, ``deploy.csv`` and ``plan.csv`` (name, fixed cost) atomically."""
         with atomic_dir(path) as tmp:
-            self.buys[BUY_COLUMNS].to_csv(tmp / "buys.csv", index=False)
-            self.deploy[DEPLOY_COLUMNS].to_csv(tmp / "deploy.csv", index=False)
-            pd.DataFrame({"name": [self.name], "fixed_cost": [self.fixed_cost]}).to_csv(
-                tmp / "plan.csv", index=False)
+            self.write_into(tmp)
         return Path(path)
+
+    def write_into(self, directory: Path) -> None:
+        """The plan's files into an existing directory (see :meth:`write`)."""
+        self.buys[BUY_COLUMNS].to_csv(directory / "buys.csv", index=False)
+        self.deploy[DEPLOY_COLUMNS].to_csv(directory / "deploy.csv", index=False)
+        pd.DataFrame({"name": [self.name], "fixed_cost": [self.fixed_cost]}).to_csv(
+            directory / "plan.csv", index=False)
 
 
 def _check(df: pd.DataFrame, name: str, cols: list, ok: list, why: str) -> None:

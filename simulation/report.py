@@ -188,12 +188,16 @@ def _sections(ev: Evaluation) -> list:
 
 
 def write_report(ev: Evaluation, out: str | Path) -> Path:
-    """Write tables (CSV), plots (PNG), ``report.md`` and ``report.html`` into ``out``
+    """Write tables (CSV), plots (PNG), ``report.md``, ``report.html`` and every plan
+    (``plans/<method>/``, readable by :func:`~meio.simulation.read_plan`) into ``out``
     (atomically: a failure leaves any previous report as it was)."""
     out = Path(out)
     with atomic_dir(out) as tmp:
         for name, df in ev.tables.items():
             df.to_csv(tmp / f"{name}.csv", index=False)
+        for name, pb in ev.plans.items():  # reusable: meio evaluate --plan NAME=DIR
+            (tmp / "plans" / name).mkdir(parents=True)
+            pb.plan.write_into(tmp / "plans" / name)
         _plots(ev, tmp)
         md = [f"# meio evaluation: {ev.instance.name}", ""]
         body = [f"<h1>meio evaluation: {html.escape(ev.instance.name)}</h1>"]

@@ -160,6 +160,16 @@ def test_meio_evaluate_small_writes_the_full_report(tmp_path):
     assert "<table" in page and "Multi-echelon advantage" in page
     sv = pd.read_csv(out / "savings.csv")
     assert {"saving", "saving_ci95"} <= set(sv.columns) and len(sv) == 12
+    # a written plan read back through --plan gives the same numbers as the method that made it
+    again = tmp_path / "again"
+    proc = run_cli("evaluate", "small", "--samples", "30", "--methods", "single_echelon",
+                   "--policies", "lookahead", "--plan", f"mine={out / 'plans' / 'exact'}",
+                   "--out", str(again))
+    assert proc.returncode == 0, proc.stderr
+    s2 = pd.read_csv(again / "summary.csv").set_index(["method", "policy"])
+    s1 = summ.set_index(["method", "policy"])
+    assert s2.loc[("mine", "lookahead"), "total"] == pytest.approx(
+        s1.loc[("exact", "lookahead"), "total"], rel=1e-9)
 
 
 def test_meio_evaluate_reports_bad_plans_and_options(tmp_path):
