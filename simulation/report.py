@@ -148,8 +148,16 @@ def _plots(ev: Evaluation, out: Path) -> list[str]:
 
 
 # -- report ------------------------------------------------------------------------------------
+def _num(v):
+    if not isinstance(v, float):
+        return v
+    if not np.isfinite(v):
+        return "—"
+    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3f}" if abs(v) >= 1 else f"{v:.4g}"
+
+
 def _fmt(df: pd.DataFrame) -> pd.DataFrame:
-    return df.apply(lambda c: c.map(lambda v: f"{v:,.4g}" if isinstance(v, float) else v))
+    return df.apply(lambda c: c.map(_num))
 
 
 def _sections(ev: Evaluation) -> list:
@@ -166,16 +174,19 @@ def _sections(ev: Evaluation) -> list:
             summ, "cost_breakdown.png")]
     if "savings" in t and len(t["savings"]):
         sv = t["savings"]
+        met = summ.set_index(["method", "policy"])["met_within_promise"]
         lines = []
         for r in sv.itertuples(index=False):
-            verdict = ("saves" if r.saving - r.saving_ci95 > 0 else
+            verdict = ("is cheaper than" if r.saving - r.saving_ci95 > 0 else
                        "costs more than" if r.saving + r.saving_ci95 < 0 else
-                       "is not distinguishable from")
+                       "is not distinguishable in cost from")
             lines.append(f"- **{r.method}** ({r.policy}) {verdict} the single-echelon plan: "
-                         f"{r.saving:,.0f} ± {r.saving_ci95:,.0f} per cycle "
-                         f"({r.saving_share:+.1%}).")
-        out.append(("Multi-echelon advantage", "Paired per-sample differences against the "
-                    "single-echelon baseline (positive: cheaper than the baseline).\n\n"
+                         f"{-r.saving:+,.0f} ± {r.saving_ci95:,.0f} per cycle "
+                         f"({-r.saving_share:+.1%}), meeting {met[r.method, r.policy]:.1%} of "
+                         f"demand within its promise against {met[r.baseline, r.policy]:.1%}.")
+        out.append(("Multi-echelon advantage", "Paired per-sample cost differences against "
+                    "the single-echelon baseline (a plan's cost minus the baseline's; the "
+                    "table's saving is the baseline's cost minus the plan's).\n\n"
                     + "\n".join(lines), sv, None))
     out.append(("Service per speed", "Share of each speed's demand met within its promise, "
                 "with the targets.", t["service"], "service.png"))
