@@ -275,11 +275,17 @@ def _solve(run, family, method, theta0, max_iter, gap_tol, time_limit, recover_e
     bar = tqdm(total=max_iter, initial=done, disable=not progress, desc=f"lagrangian/{method}",
                leave=False)
     k = done
+    lo_cone, hi_cone = _cone(run.sense)
+    column_generation = False  # after the dual method converged short of the gap (LP blocks)
     for k in range(done + 1, max_iter + 1):
         t_master = time.perf_counter()
-        scaled = dual.propose().copy()
+        if column_generation:  # price the blocks at the restricted master's duals
+            theta = np.clip(run.pool.prices, lo_cone, hi_cone)
+            scaled, added = theta * rho, run.pool.added
+        else:
+            scaled = dual.propose().copy()
+            theta = scaled / rho
         t_master = time.perf_counter() - t_master
-        theta = scaled / rho
         t_eval, h_before = time.perf_counter(), run.highs_seconds()
         outs, bound, s, cuts = run.evaluate(theta, k)
         t_eval, h_eval = time.perf_counter() - t_eval, run.highs_seconds() - h_before
@@ -290,12 +296,13 @@ def _solve(run, family, method, theta0, max_iter, gap_tol, time_limit, recover_e
         if np.isfinite(run.best_primal):
             dual.target = run.best_primal
         t0 = time.perf_counter()
-        dual.observe(Evaluation(scaled, value, None if s is None else s / rho,
-                                [(p, r, d, g / rho[r]) for p, r, d, g in cuts]))
+        if not column_generation:
+            dual.observe(Evaluation(scaled, value, None if s is None else s / rho,
+                                    [(p, r, d, g / rho[r]) for p, r, d, g in cuts]))
+            ergodic.update([o.terms for o in outs], dual.primal_weight())
         t_master += time.perf_counter() - t0
-        ergodic.update([o.terms for o in outs], dual.primal_weight())
         recovered, t_recover = False, time.perf_counter()
-        if k % recover_every == 0 or dual.converged or k == max_iter:
+        if k % recover_every == 0 or dual.converged or k == max_iter or column_generation:
             recovered = run.recover_all(dual, ergodic, rho)
         t_recover = time.perf_counter() - t_recover
         gap = _gap(run)
@@ -313,9 +320,16 @@ def _solve(run, family, method, theta0, max_iter, gap_tol, time_limit, recover_e
         if gap is not None and gap <= gap_tol:
             status = "gap"
             break
-        if dual.converged:
-            status = "converged"
+        if column_generation and run.pool.added == added:
+            status = "converged"  # the master's duals price out no new column
             break
+        if dual.converged and not column_generation:
+            if run.is_mip or run.pool.prices is None:
+                status = "converged"
+                break
+            # LP blocks: the bound is at the dual optimum but the plan is not; Dantzig-Wolfe
+            # column generation from here recovers an optimal primal (Dantzig & Wolfe 1960)
+            column_generation = True
         if time_limit is not None and time.perf_counter() - start >= time_limit:
             status = "time_limit"
             break

@@ -83,12 +83,16 @@ class ColumnPool:
     block that satisfies the linking rows at least cost (Dantzig & Wolfe 1960); its per-block
     combined terms are consistent across all rows at once, which makes them the best estimate
     to split the right-hand sides by. In a convex (LP) block the combination is itself a block
-    solution, so the split is achievable by every block.
+    solution, so the split is achievable by every block. The LP master's duals (``prices``)
+    are the multipliers of Dantzig-Wolfe column generation: pricing the blocks at them adds the
+    columns the master lacks.
     """
 
     def __init__(self, n_blocks: int, max_columns: int = 80):
         self.cols: list[list[tuple[float, np.ndarray, int]]] = [[] for _ in range(n_blocks)]
         self.max_columns = max_columns
+        self.added = 0  # new columns over the pool's life
+        self.prices: np.ndarray | None = None  # multipliers of the last LP master (its duals)
 
     def add(self, k: int, cost: float, terms: np.ndarray) -> None:
         cols = self.cols[k]
@@ -97,6 +101,7 @@ class ColumnPool:
                                                                             atol=1e-12):
                 return
         cols.append((cost, terms, 0))
+        self.added += 1
         if len(cols) > self.max_columns:
             cols.sort(key=lambda c: c[2])
             del cols[self.max_columns:]
@@ -143,7 +148,10 @@ class ColumnPool:
         if h.getModelStatus() != highspy.HighsModelStatus.kOptimal and not (
                 integer and h.getInfo().primal_solution_status == 2):
             return None
-        lam = np.asarray(h.getSolution().col_value)
+        sol = h.getSolution()
+        lam = np.asarray(sol.col_value)
+        if not integer:  # theta = -dual of the linking rows (the Lagrangian's sign convention)
+            self.prices = -np.asarray(sol.row_dual)[:m]
         est = [np.zeros(len(r)) for r in block_rows]
         for (k, j), w in zip(flat, lam, strict=True):
             cost, terms, age = self.cols[k][j]
