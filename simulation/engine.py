@@ -21,12 +21,12 @@ Policies:
 - ``"cheapest"`` -- the cheapest eligible node (g0 + g1 v_i) with stock, then the next.
 - ``"lookahead"`` -- protects scarce stock for faster orders still to come, with two nested
   protection levels per node (booking limits, Littlewood 1972, Belobaba 1989) from a normal
-  forecast of the remaining faster demand the node can serve (the planner's scenarios, split
-  evenly among the nodes that stock the SKU). First every eligible node, cheapest first, gives
-  only stock above a high protection level (quantile ``protect``): while another node has
-  plenty, a slower order costs a little more shipping instead of a faster order's penalty.
-  Then stock down to Littlewood's level: P(faster demand > y) = pi_s / pi_faster. Slower
-  orders never get the units below it.
+  forecast of the remaining faster demand the node can serve (the planner's scenarios). First
+  every eligible node, cheapest first, gives only stock above a high protection level (quantile
+  ``protect``): while another node has plenty, a slower order costs a little more shipping
+  instead of a faster order's penalty. Then stock down to Littlewood's level, where a refused
+  order is lost: P(faster demand > y) = pi_s / pi_faster. Slower orders never get the units
+  below it.
 - ``"clairvoyant"`` (:mod:`meio.simulation.clairvoyant`) -- knows the whole sample in advance
   and routes it at least cost (a linear program per sample, penalties pricing service); an
   oracle, not a policy one could run, and a lower bound on any policy's cost.
@@ -153,17 +153,16 @@ def _events(net: Network, steps: int) -> list:
 
 class _Reserve:
     """Protection levels per node for slower orders (the look-ahead policy): a normal forecast
-    of the faster orders still to come that the node can serve (split evenly among the nodes
-    that stock the SKU), protected up to quantile ``z``."""
+    of all the faster orders still to come that the node can serve (not split among the nodes
+    that could serve them too: late in the day few of them still can), protected up to
+    quantile ``z``."""
 
     def __init__(self, net: Network):
         self.net = net
         self.by_node: dict[int, list] = {}
         for c, cls in enumerate(net.classes):
-            share = net.stocks[cls.nodes].sum(0) if len(cls.nodes) else np.zeros(0)
-            inv = np.divide(1.0, share, out=np.zeros(len(net.skus)), where=share > 0)
             for n, phi in zip(cls.nodes, cls.phi, strict=True):
-                self.by_node.setdefault(int(n), []).append((c, cls.speed, phi, inv))
+                self.by_node.setdefault(int(n), []).append((c, cls.speed, phi))
 
     def forecast(self, n: int, s: int, u: float) -> tuple[np.ndarray, np.ndarray] | None:
         """Mean and standard deviation of the remaining faster demand node n may serve (the
@@ -179,9 +178,9 @@ class _Reserve:
         var = np.zeros_like(mean)
         faster = self.net.promise_hours < self.net.promise_hours[s]
         found = False
-        for c, s2, phi, inv in self.by_node.get(n, []):
+        for c, s2, phi in self.by_node.get(n, []):
             if faster[s2] and phi > u:
-                frac = (phi - u) * inv
+                frac = phi - u
                 mean += self.net.demand_mean[c] * frac
                 var += (self.net.demand_sd[c] * frac) ** 2
                 found = True
@@ -197,7 +196,7 @@ def _protections(net: Network, policy: str, protect: float) -> list:
 
 
 def simulate(net: Network, plan: Plan, smp: Samples, policy: str = "cheapest",
-             steps: int = 8, protect: float = 0.9, detail: bool = False) -> Outcome:
+             steps: int = 8, protect: float = 0.99, detail: bool = False) -> Outcome:
     """Simulate ``plan`` on the samples with a policy (module docstring).
 
     >>> from meio.instances import load
