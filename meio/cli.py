@@ -406,7 +406,8 @@ def _read_sample_tables(path: Path) -> dict:
                    "repeatable.")
 @click.option("--policies", default="cheapest,lookahead,clairvoyant", show_default=True,
               help="Comma-separated fulfillment policies: cheapest, lookahead, clairvoyant "
-                   "(the optimal routing of known samples: a lower bound, one LP per run).")
+                   "(the optimal routing of known samples: a lower bound; LPs over chunks of "
+                   "samples).")
 @click.option("--samples", "n_samples", type=click.IntRange(min=2), default=100,
               show_default=True, help="Number of fresh samples.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the samples.")
@@ -418,6 +419,9 @@ def _read_sample_tables(path: Path) -> dict:
               show_default=True, help="Variant the optimizer plans with.")
 @click.option("--steps", type=click.IntRange(min=1), default=8, show_default=True,
               help="Ticks of the cycle clock (besides every cut-off).")
+@click.option("--protect", type=click.FloatRange(0.5, 1.0, max_open=True), default=0.99,
+              show_default=True, help="Look-ahead policy: quantile of the remaining faster "
+                                      "demand a node protects from slower orders first.")
 @click.option("--time-limit", type=click.FloatRange(min=0, min_open=True),
               help="Time limit per planning solve, seconds.")
 @click.option("--max-iter", type=click.IntRange(min=1), default=200, show_default=True,
@@ -426,7 +430,7 @@ def _read_sample_tables(path: Path) -> dict:
               help="Report directory (default: evaluation_<instance>).")
 @_user_errors
 def evaluate_cmd(instance, methods, plan_dirs, policies, n_samples, seed, sample_tables,
-                 variant, steps, time_limit, max_iter, out) -> None:
+                 variant, steps, protect, time_limit, max_iter, out) -> None:
     """Evaluate plans for INSTANCE out of sample: every plan meets the same fresh demand and
     lead-time samples in a simulation of orders through the cycle, under each fulfillment
     policy; writes tables (CSV), plots (PNG) and report.md / report.html into --out.
@@ -469,7 +473,7 @@ def evaluate_cmd(instance, methods, plan_dirs, policies, n_samples, seed, sample
                f"policies {', '.join(pols)} ...", err=True)
     try:
         ev = evaluate(inst, names, pols, n_samples, seed, smp, given, variant, steps,
-                      time_limit, max_iter, progress=sys.stderr.isatty())
+                      time_limit, max_iter, progress=sys.stderr.isatty(), protect=protect)
     except RuntimeError as exc:
         raise click.ClickException(str(exc)) from None
     cols = ["method", "policy", "total", "total_ci95", "met_within_promise", "km_per_unit"]

@@ -43,9 +43,10 @@ def evaluate(instance: Instance, methods=METHODS, policies=("cheapest", "lookahe
              n_samples: int = 100, seed: int = 0, samples: Samples | None = None,
              plans: dict[str, PlannedBy] | None = None, variant: str = "continuous",
              steps: int = 8, time_limit: float | None = None, max_iter: int = 200,
-             gap: float = 1e-3, progress: bool = False) -> Evaluation:
+             gap: float = 1e-3, progress: bool = False, protect: float = 0.99) -> Evaluation:
     """Plan with ``methods``, simulate with ``policies`` on ``n_samples`` fresh samples (or the
-    given ``samples``), and tabulate.
+    given ``samples``), and tabulate (``steps`` and ``protect`` as in
+    :func:`~meio.simulation.simulate`).
 
     >>> from meio.instances import load
     >>> ev = evaluate(load("tiny"), methods=("single_echelon", "exact"), n_samples=20)
@@ -66,7 +67,8 @@ def evaluate(instance: Instance, methods=METHODS, policies=("cheapest", "lookahe
     from tqdm.auto import tqdm
 
     for m, p in tqdm(pairs, desc="simulating", disable=not progress, unit="run"):
-        outcomes[m, p] = simulate(net, planned[m].plan, samples, p, steps=steps)
+        outcomes[m, p] = simulate(net, planned[m].plan, samples, p, steps=steps,
+                                  protect=protect)
     baseline = "single_echelon" if "single_echelon" in planned else None
     tables = outcome_tables(outcomes, net, samples.names, baseline)
     tables["plans"] = pd.DataFrame([{"method": m, "status": pb.status,

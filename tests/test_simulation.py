@@ -211,3 +211,23 @@ def test_clairvoyant_routing_separates_by_sample(tiny):
     whole = _route(net, plan, smp, service=False, detail=False)
     assert np.allclose(chunked.total, whole.total, rtol=1e-7)
     assert np.allclose(chunked.met, whole.met, rtol=1e-6, atol=1e-6)
+
+
+def test_meio_evaluate_takes_sample_tables_and_reports_bad_ones(tmp_path, tiny):
+    good = tmp_path / "samples"
+    good.mkdir()
+    for name in ("scenarios", "demand", "vendor_lead_times", "transfer_lead_times"):
+        tiny.table(name).to_csv(good / f"{name}.csv", index=False)
+    out = tmp_path / "ev"
+    proc = run_cli("evaluate", "tiny", "--methods", "exact", "--policies", "lookahead",
+                   "--sample-tables", str(good), "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "given samples" in (out / "report.md").read_text()
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    tiny.table("scenarios").to_csv(bad / "scenarios.csv", index=False)
+    tiny.table("demand").assign(sku="ghost").to_csv(bad / "demand.csv", index=False)
+    proc = run_cli("evaluate", "tiny", "--methods", "exact", "--sample-tables", str(bad),
+                   "--out", str(tmp_path / "o"))
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "'demand', column 'sku'" in proc.stderr
