@@ -1,8 +1,11 @@
-"""A block's subproblem compiled once from its Pyomo block into a HiGHS model held in memory.
+"""A block's subproblem compiled once into a HiGHS model held in memory.
 
 The family's block rule runs once on a fresh Pyomo model; the block's constraints, variable
 bounds, integrality, cost and linking terms are read off as linear coefficients
-(Pyomo's ``LinearRepnVisitor``) into arrays; a ``highspy.Highs`` model is built from them. Per
+(Pyomo's ``LinearRepnVisitor``) into arrays (:func:`pyomo_arrays`) -- or, where the family
+offers it, its fast compiler writes the same arrays directly
+(:meth:`~meio.models.interface.BlockFamily.block_arrays`); a ``highspy.Highs`` model is built
+from them. Per
 iteration only the objective changes,
 
     cost(x) + sigma * sum_r theta_r g_r(x)   ->   c + sigma * G^T theta   (one array update)
@@ -10,7 +13,8 @@ iteration only the objective changes,
 and HiGHS re-solves from its previous basis. No Pyomo work happens inside the iteration loop.
 Bounds follow the rules of :class:`~meio.decomposition.subproblem.BlockSubproblem`: an LP's
 optimum only when optimal, a MIP's dual bound only. The elastic restricted problem of primal
-recovery is a second HiGHS model over the same arrays with share rows and over/under columns.
+recovery lives in the same HiGHS model (share rows and over/under columns, switched off
+between recoveries), so each problem warm-starts from the other's basis.
 
 A block whose expressions are not linear cannot be compiled; :func:`compiled_or_persistent`
 then falls back to the persistent Pyomo subproblem.
@@ -19,12 +23,13 @@ then falls back to the persistent Pyomo subproblem.
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Hashable
 
 import highspy
 import numpy as np
 import pyomo.environ as pyo
-from meio.models.interface import BlockFamily, check_rows
+from meio.models.interface import BlockArrays, BlockFamily, check_rows
 from pyomo.repn.linear import LinearRepnVisitor
 
 from .subproblem import BlockOutcome, BlockSubproblem
@@ -76,77 +81,94 @@ class CompiledBlock:
     repair_time_limit = 1.0
 
     def __init__(self, family: BlockFamily, i: Hashable, mip_gap: float = 1e-6,
-                 time_limit: float | None = None):
+                 time_limit: float | None = None, via_pyomo: bool = False):
         self.block, self.sigma = i, family.sense_sign
         self.mip_gap, self.time_limit = mip_gap, time_limit
-        rows = check_rows(family.linking_rows())
-        index = {(k, key): j for j, (k, key) in enumerate(zip(rows["kind"], rows["key"],
-                                                              strict=True))}
-        m = pyo.ConcreteModel()
-        m.b = pyo.Block([i], rule=family.block_rule)
-        blk = m.b[i]
-        lin = _Linearizer()
-        for v in blk.component_data_objects(pyo.Var, descend_into=True):
-            lin.add(v)  # every block variable is a column, used or not
-        ci, cv, self.c_const = lin(blk.cost)
-        terms = sorted((index[rid], lin(expr)) for rid, expr in
-                       family.linking_terms(blk, i).items())
-        cons = []
-        for con in blk.component_data_objects(pyo.Constraint, active=True, descend_into=True):
-            idx, val, const = lin(con.body)
-            lo = pyo.value(con.lower) - const if con.has_lb() else -INF
-            hi = pyo.value(con.upper) - const if con.has_ub() else INF
-            cons.append((idx, val, lo, hi))
-        n = len(lin.vars)
-        self.n = n
-        self.rows = np.array([j for j, _ in terms], dtype=np.int64)
-        self.G = _matrix([(t[0], t[1]) for _, t in terms], n)
-        self.g_const = np.array([t[2] for _, t in terms])
-        self.c = np.zeros(n)
-        np.add.at(self.c, ci, cv)
-        self.A = _matrix([(c[0], c[1]) for c in cons], n)
-        self.row_lo = np.array([c[2] for c in cons], dtype=float)
-        self.row_hi = np.array([c[3] for c in cons], dtype=float)
-        self.col_lo = np.array([-INF if v.lb is None else v.lb for v in lin.vars], dtype=float)
-        self.col_hi = np.array([INF if v.ub is None else v.ub for v in lin.vars], dtype=float)
-        for k, v in enumerate(lin.vars):
-            if v.fixed:
-                self.col_lo[k] = self.col_hi[k] = v.value
-        self.integer = np.array([v.is_integer() for v in lin.vars], dtype=bool)
+        index = row_index(family)
+        arr = None if via_pyomo else family.block_arrays(i, index)
+        if arr is None:
+            arr = pyomo_arrays(family, i, index)
+        n = self.n = len(arr.c)
+        self.c, self.c_const = np.asarray(arr.c, dtype=float), float(arr.c_const)
+        self.rows = np.asarray(arr.rows, dtype=np.int64)
+        self.G = Coo(*arr.G, (len(self.rows), n))
+        self.g_const = np.asarray(arr.g_const, dtype=float)
+        self.A = Coo(*arr.A, (len(arr.row_lo), n))
+        self.row_lo = np.where(np.isfinite(arr.row_lo), arr.row_lo, -INF)
+        self.row_hi = np.where(np.isfinite(arr.row_hi), arr.row_hi, INF)
+        self.col_lo = np.where(np.isfinite(arr.col_lo), arr.col_lo, -INF)
+        self.col_hi = np.where(np.isfinite(arr.col_hi), arr.col_hi, INF)
+        self.integer = np.asarray(arr.integer, dtype=bool)
         self.is_mip = bool(self.integer.any())
-        self.names = [(v.parent_component().local_name, v.index()) for v in lin.vars]
-        self.highs = self._highs(self.A, self.row_lo, self.row_hi, self.col_lo, self.col_hi,
-                                 self.integer)
-        self._restricted = None
+        self._names = arr.names
+        self.highs = self._highs()
+        self._elastic, self._basis = False, None
         self._x: np.ndarray | None = None
         self.highs_seconds = 0.0
 
-    def _highs(self, A, row_lo, row_hi, col_lo, col_hi, integer) -> highspy.Highs:
+    def _highs(self) -> highspy.Highs:
+        """The block's HiGHS model (columns x, rows A x); :meth:`_mode` adds and removes the
+        elastic parts of the restricted problem around a recovery."""
+        m0, n = self.A.shape
         lp = highspy.HighsLp()
-        lp.num_col_, lp.num_row_ = A.shape[1], A.shape[0]
-        lp.col_cost_ = np.zeros(A.shape[1])
-        lp.col_lower_, lp.col_upper_ = col_lo, col_hi
-        lp.row_lower_, lp.row_upper_ = row_lo, row_hi
-        start, index, value = A.csc()
+        lp.num_col_, lp.num_row_ = n, m0
+        lp.col_cost_ = np.zeros(n)
+        lp.col_lower_, lp.col_upper_ = self.col_lo, self.col_hi
+        lp.row_lower_, lp.row_upper_ = self.row_lo, self.row_hi
+        start, index, value = self.A.csc()
         lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
         lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = start, index, value
         lp.sense_ = (highspy.ObjSense.kMinimize if self.sigma == 1
                      else highspy.ObjSense.kMaximize)
-        if integer.any():
+        if self.is_mip:
             lp.integrality_ = [highspy.HighsVarType.kInteger if z else
-                               highspy.HighsVarType.kContinuous for z in integer]
+                               highspy.HighsVarType.kContinuous for z in self.integer]
         h = highspy.Highs()
         h.setOptionValue("output_flag", False)
-        if integer.any():
-            h.setOptionValue("mip_rel_gap", self.mip_gap)
-        else:  # measured: dual simplex re-solves fastest after a cost change
+        if not self.is_mip:  # measured: dual simplex re-solves fastest after a cost change
             h.setOptionValue("simplex_strategy", 1)
-        if self.time_limit is not None:
-            h.setOptionValue("time_limit", float(self.time_limit))
         h.passModel(lp)
+        self._options(h, elastic=False)
         return h
 
-    def _run(self, h: highspy.Highs, cost: np.ndarray):
+    def _options(self, h: highspy.Highs, elastic: bool) -> None:
+        if self.is_mip:  # recovery needs good feasible points quickly, not proofs
+            h.setOptionValue("mip_rel_gap", self.repair_gap if elastic else self.mip_gap)
+        limit = self.repair_time_limit if elastic and self.is_mip else self.time_limit
+        h.setOptionValue("time_limit", float("inf") if limit is None else float(limit))
+
+    def _mode(self, elastic: bool, lower=None, upper=None) -> None:
+        """Switch to the restricted problem (limits ``lower``, ``upper`` on the share rows) or
+        back. Entering it adds columns ``over, under`` (nonbasic at zero) and rows
+        ``g(x) + under``, ``g(x) - over`` (slacks basic) to the model, so the restricted solve
+        starts from the Lagrangian basis; leaving deletes them and restores that basis. The
+        Lagrangian problem never carries the elastic parts."""
+        h, k = self.highs, len(self.rows)
+        m0, n = self.A.shape
+        if elastic and self._elastic:
+            h.changeRowsBounds(2 * k, np.arange(m0, m0 + 2 * k, dtype=np.int32), lower, upper)
+        elif elastic:
+            self._basis = h.getBasis()
+            h.addCols(2 * k, np.zeros(2 * k), np.zeros(2 * k), np.full(2 * k, INF), 0,
+                      np.zeros(2 * k, dtype=np.int32), np.zeros(0, dtype=np.int32),
+                      np.zeros(0))
+            eye = Coo(np.arange(k), np.arange(k), np.ones(k), (k, k))
+            neg = Coo(np.arange(k), np.arange(k), -np.ones(k), (k, k))
+            rows = self.G.stacked([(eye, 0, n + k), (self.G, k, 0), (neg, k, n)],
+                                  (2 * k, n + 2 * k))
+            start, index, value = rows.csr()
+            h.addRows(2 * k, lower, upper, len(value), start, index, value)
+            self._options(h, True)
+        elif self._elastic:
+            h.deleteRows(2 * k, np.arange(m0, m0 + 2 * k, dtype=np.int32))
+            h.deleteCols(2 * k, np.arange(n, n + 2 * k, dtype=np.int32))
+            if self._basis is not None and self._basis.valid:
+                h.setBasis(self._basis)
+            self._options(h, False)
+        self._elastic = elastic
+
+    def _run(self, cost: np.ndarray):
+        h = self.highs
         h.changeColsCost(len(cost), np.arange(len(cost), dtype=np.int32), cost)
         before = h.getRunTime()  # HiGHS's clock accumulates over runs
         h.run()
@@ -157,12 +179,13 @@ class CompiledBlock:
         th = np.asarray(theta, dtype=float)[self.rows]
         cost = self.c + self.sigma * (self.G.rmatvec(th))
         const = self.c_const + self.sigma * float(th @ self.g_const)
-        status, info = self._run(self.highs, cost)
+        self._mode(False)
+        status, info = self._run(cost)
         ok = status == highspy.HighsModelStatus.kOptimal
         has_sol = info.primal_solution_status == 2  # kSolutionStatusFeasible
         value = bound = terms = None
         if has_sol:
-            self._x = np.asarray(self.highs.getSolution().col_value)
+            self._x = np.asarray(self.highs.getSolution().col_value)[: self.n]
             terms = self.G @ self._x + self.g_const
             value = info.objective_function_value + const
             if self.is_mip:
@@ -175,42 +198,23 @@ class CompiledBlock:
 
     def solve_restricted(self, lo: np.ndarray, hi: np.ndarray, penalty: np.ndarray,
                          theta: np.ndarray | None = None) -> tuple[float, np.ndarray] | None:
-        """The elastic restricted problem of :meth:`BlockSubproblem.solve_restricted`, on a
-        second HiGHS model: columns ``x, over, under``; rows ``A x`` and, per linking row,
-        ``g(x) + under >= lo`` and ``g(x) - over <= hi`` (infinite limits are left free)."""
+        """The elastic restricted problem of :meth:`BlockSubproblem.solve_restricted`: the
+        block's own problem with ``g(x) + under >= lo``, ``g(x) - over <= hi`` (infinite limits
+        are left free), ``over`` and ``under`` at ``penalty`` per unit; on the block's own
+        HiGHS model, started from its last basis (:meth:`_mode`)."""
         k = len(self.rows)
-        if self._restricted is None:
-            m0, n = self.A.shape
-            eye = Coo(np.arange(k), np.arange(k), np.ones(k), (k, k))
-            neg = Coo(np.arange(k), np.arange(k), -np.ones(k), (k, k))
-            A = self.A.stacked([(self.G, m0, 0), (eye, m0, n + k), (self.G, m0 + k, 0),
-                                (neg, m0 + k, n)], (m0 + 2 * k, n + 2 * k))
-            zeros, infs = np.zeros(2 * k), np.full(2 * k, INF)
-            self._restricted = self._highs(
-                A, np.concatenate([self.row_lo, np.full(2 * k, -INF)]),
-                np.concatenate([self.row_hi, np.full(2 * k, INF)]),
-                np.concatenate([self.col_lo, zeros]), np.concatenate([self.col_hi, infs]),
-                np.concatenate([self.integer, np.zeros(2 * k, dtype=bool)]))
-            if self.is_mip:
-                # recovery needs good feasible points quickly, not proofs
-                self._restricted.setOptionValue("mip_rel_gap", self.repair_gap)
-                self._restricted.setOptionValue("time_limit", self.repair_time_limit)
-        h = self._restricted
-        m0 = self.A.shape[0]
         lo = np.asarray(lo, dtype=float) - self.g_const
         hi = np.asarray(hi, dtype=float) - self.g_const
         lower = np.concatenate([np.where(np.isfinite(lo), lo, -INF), np.full(k, -INF)])
         upper = np.concatenate([np.full(k, INF), np.where(np.isfinite(hi), hi, INF)])
-        rows_idx = np.arange(m0, m0 + 2 * k, dtype=np.int32)
-        h.changeRowsBounds(2 * k, rows_idx, lower, upper)
+        self._mode(True, lower, upper)
         th = np.zeros(k) if theta is None else np.asarray(theta, dtype=float)[self.rows]
-        cost = np.concatenate([self.c + self.sigma * (self.G.rmatvec(th)),
-                               self.sigma * np.asarray(penalty, float),
-                               self.sigma * np.asarray(penalty, float)])
-        status, info = self._run(h, cost)
+        pen = self.sigma * np.asarray(penalty, float)
+        status, info = self._run(np.concatenate([self.c + self.sigma * (self.G.rmatvec(th)),
+                                                 pen, pen]))
         if info.primal_solution_status != 2:
             return None
-        x = np.asarray(h.getSolution().col_value)[: self.n]
+        x = np.asarray(self.highs.getSolution().col_value)[: self.n]
         self._x = x
         return float(self.c @ x + self.c_const), self.G @ x + self.g_const
 
@@ -225,7 +229,7 @@ class CompiledBlock:
         names it)."""
         x = self.solution() if solution is None else solution
         out: dict[str, dict] = {}
-        for (name, idx), v in zip(self.names, x, strict=True):
+        for (name, idx), v in zip(self._names(), x, strict=True):
             out.setdefault(name, {})[idx] = float(v)
         return out
 
@@ -253,6 +257,11 @@ class Coo:
         vals = [self.v] + [p.v for p, _, _ in parts]
         return Coo(np.concatenate(rows), np.concatenate(cols), np.concatenate(vals), shape)
 
+    def csr(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        order = np.lexsort((self.c, self.r))
+        start = np.concatenate(([0], np.cumsum(np.bincount(self.r, minlength=self.shape[0]))))
+        return start.astype(np.int32), self.c[order].astype(np.int32), self.v[order]
+
     def csc(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         order = np.lexsort((self.r, self.c))
         start = np.concatenate(([0], np.cumsum(np.bincount(self.c, minlength=self.shape[1]))))
@@ -265,6 +274,57 @@ def _matrix(rows: list[tuple[np.ndarray, np.ndarray]], n: int) -> Coo:
     c = np.concatenate([x[0] for x in rows]) if rows else []
     v = np.concatenate([x[1] for x in rows]) if rows else []
     return Coo(r, c, v, (len(rows), n))
+
+
+_ROW_INDEX: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def row_index(family: BlockFamily) -> dict:
+    """``(kind, key)`` -> position of the family's linking rows (computed once per family)."""
+    index = _ROW_INDEX.get(family)
+    if index is None:
+        rows = check_rows(family.linking_rows())
+        index = _ROW_INDEX[family] = {(k, key): j for j, (k, key) in enumerate(
+            zip(rows["kind"], rows["key"], strict=True))}
+    return index
+
+
+def pyomo_arrays(family: BlockFamily, i: Hashable, index: dict) -> BlockArrays:
+    """Block ``i`` compiled through Pyomo: its rule runs on a fresh model, and its variables
+    (every one a column, in declaration order), constraints, cost and linking terms are read
+    off as linear coefficients. Raises :class:`NotLinearError` for a nonlinear block."""
+    m = pyo.ConcreteModel()
+    m.b = pyo.Block([i], rule=family.block_rule)
+    blk = m.b[i]
+    lin = _Linearizer()
+    for v in blk.component_data_objects(pyo.Var, descend_into=True):
+        lin.add(v)  # every block variable is a column, used or not
+    ci, cv, c_const = lin(blk.cost)
+    terms = sorted((index[rid], lin(expr)) for rid, expr in
+                   family.linking_terms(blk, i).items())
+    cons = []
+    for con in blk.component_data_objects(pyo.Constraint, active=True, descend_into=True):
+        idx, val, const = lin(con.body)
+        lo = pyo.value(con.lower) - const if con.has_lb() else -np.inf
+        hi = pyo.value(con.upper) - const if con.has_ub() else np.inf
+        cons.append((idx, val, lo, hi))
+    n = len(lin.vars)
+    c = np.zeros(n)
+    np.add.at(c, ci, cv)
+    G, A = _matrix([t[1][:2] for t in terms], n), _matrix([x[:2] for x in cons], n)
+    col_lo = np.array([-np.inf if v.lb is None else v.lb for v in lin.vars], dtype=float)
+    col_hi = np.array([np.inf if v.ub is None else v.ub for v in lin.vars], dtype=float)
+    for k, v in enumerate(lin.vars):
+        if v.fixed:
+            col_lo[k] = col_hi[k] = v.value
+    names = [(v.parent_component().local_name, v.index()) for v in lin.vars]
+    return BlockArrays(
+        c=c, c_const=c_const, A=(A.r, A.c, A.v),
+        row_lo=np.array([x[2] for x in cons], dtype=float),
+        row_hi=np.array([x[3] for x in cons], dtype=float), col_lo=col_lo, col_hi=col_hi,
+        integer=np.array([v.is_integer() for v in lin.vars], dtype=bool),
+        rows=np.array([j for j, _ in terms], dtype=np.int64), G=(G.r, G.c, G.v),
+        g_const=np.array([t[1][2] for t in terms], dtype=float), names=lambda: names)
 
 
 def compiled_or_persistent(family: BlockFamily, i: Hashable, mip_gap: float = 1e-6,

@@ -146,7 +146,7 @@ class RepairMixin:
         for _ in range(rounds):
             shares = allocate(self.sense, self.rhs, self.rows_of, estimates, fixed)
             answers = self.ex.restricted([(k, lo, hi, self.penalty[self.rows_of[k]],
-                                           self.prices) for k, (lo, hi) in enumerate(shares)])
+                                           None) for k, (lo, hi) in enumerate(shares)])
             if any(a is None for a in answers):
                 return False
             costs = [a[0] for a in answers]

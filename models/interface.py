@@ -13,20 +13,48 @@ et al. 2023, and mpi-sppy's scenario creator, Knueven et al. 2023):
   (``<=``, ``>=``, ``==``), ``rhs`` and any label columns (node, scenario, ...);
 - :meth:`BlockFamily.linking_terms` -- block ``i``'s expression ``g_ri`` in each row it touches.
 
-The builders in :mod:`meio.models.build` and the decomposition depend on nothing else.
+The builders in :mod:`meio.models.build` and the decomposition depend on nothing else. A family
+may also offer :meth:`BlockFamily.block_arrays`, a fast compiler of its block rule straight to
+arrays (:class:`BlockArrays`); the decomposition then skips the Pyomo build of each block, and
+the tests check the arrays against the Pyomo block rule's, entry by entry.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 import pyomo.environ as pyo
 
 ROW_COLUMNS = ("kind", "key", "sense", "rhs")
 SENSES = ("<=", ">=", "==")
 RowId = tuple  # (kind, key)
+
+
+@dataclass
+class BlockArrays:
+    """A block compiled to arrays: ``min c x + c_const`` over ``row_lo <= A x <= row_hi``,
+    ``col_lo <= x <= col_hi`` (``integer`` columns integral), with terms ``G x + g_const`` in
+    the linking rows ``rows`` (indices into :meth:`BlockFamily.linking_rows`, ascending; row j
+    of ``G`` belongs to ``rows[j]``). Sparse matrices are coordinate triplets
+    ``(row, column, value)``; infinite limits are ``numpy.inf``. ``names()`` gives every
+    column's ``(variable name, index)`` as the Pyomo block names it."""
+
+    c: np.ndarray
+    c_const: float
+    A: tuple[np.ndarray, np.ndarray, np.ndarray]
+    row_lo: np.ndarray
+    row_hi: np.ndarray
+    col_lo: np.ndarray
+    col_hi: np.ndarray
+    integer: np.ndarray
+    rows: np.ndarray
+    G: tuple[np.ndarray, np.ndarray, np.ndarray]
+    g_const: np.ndarray
+    names: Callable[[], list]
 
 
 class BlockFamily(ABC):
@@ -84,6 +112,15 @@ class BlockFamily(ABC):
         subproblem can be reused across runs (:class:`meio.decomposition.SubproblemCache`:
         re-planning after a small change rebuilds only the blocks that changed). ``None``
         (the default) means "unknown": never reused."""
+        return None
+
+    def block_arrays(self, i: Hashable, row_index: Mapping[RowId, int]
+                     ) -> BlockArrays | None:
+        """Optional: block ``i`` compiled straight to arrays, without building its Pyomo block
+        (``row_index`` maps ``(kind, key)`` to the linking row's position). It must describe
+        exactly the problem of :meth:`block_rule` and :meth:`linking_terms` (same columns in
+        the order the block declares them, same rows up to order); ``None`` (the default)
+        means that the Pyomo block is compiled instead."""
         return None
 
     @property

@@ -261,6 +261,18 @@ class InventoryModel(BlockFamily):
                k.transfers, sorted(k.demand.items()), sorted(k.penalty.items()), k.arcs)
         return hashlib.sha256((self._shared_digest + repr(own)).encode()).hexdigest()
 
+    def block_arrays(self, i: str, row_index: dict):
+        """SKU i compiled straight to arrays (:mod:`meio.models.inventory_arrays`); None in a
+        subclass that changes the block rule or the linking terms (the arrays would not
+        know), so that its Pyomo blocks are compiled instead."""
+        cls = type(self)
+        if any(getattr(cls, f) is not getattr(InventoryModel, f)
+               for f in ("block_rule", "linking_terms", "linking_rows", "_cutoff_sets")):
+            return None
+        from .inventory_arrays import compile_sku
+
+        return compile_sku(self, i, row_index)
+
     def linking_rows(self) -> pd.DataFrame:
         rows = []
 
