@@ -74,14 +74,20 @@ class _Linearizer:
 class CompiledBlock:
     """Block ``i``'s Lagrangian subproblem as a warm-started HiGHS model (module docstring).
 
-    Same protocol as :class:`~meio.decomposition.subproblem.BlockSubproblem`.
+    Same protocol as :class:`~meio.decomposition.subproblem.BlockSubproblem`. ``via_pyomo``
+    compiles the Pyomo block even where the family has a fast compiler
+    (:meth:`~meio.models.interface.BlockFamily.block_arrays`). ``lean``: hold only the arrays
+    and the last Lagrangian basis between solves, and rebuild the HiGHS model for each solve
+    (its solver state is most of the memory a held model takes); the re-solve still starts
+    from that basis.
     """
 
     repair_gap = 1e-3
     repair_time_limit = 1.0
 
     def __init__(self, family: BlockFamily, i: Hashable, mip_gap: float = 1e-6,
-                 time_limit: float | None = None, via_pyomo: bool = False):
+                 time_limit: float | None = None, via_pyomo: bool = False,
+                 lean: bool = False):
         self.block, self.sigma = i, family.sense_sign
         self.mip_gap, self.time_limit = mip_gap, time_limit
         index = row_index(family)
@@ -93,7 +99,8 @@ class CompiledBlock:
         self.rows = np.asarray(arr.rows, dtype=np.int64)
         self.G = Coo(*arr.G, (len(self.rows), n))
         self.g_const = np.asarray(arr.g_const, dtype=float)
-        self.A = Coo(*arr.A, (len(arr.row_lo), n))
+        self.shape = (len(arr.row_lo), n)
+        self.csc = Coo(*arr.A, self.shape).csc()  # what HiGHS takes, in int32
         self.row_lo = np.where(np.isfinite(arr.row_lo), arr.row_lo, -INF)
         self.row_hi = np.where(np.isfinite(arr.row_hi), arr.row_hi, INF)
         self.col_lo = np.where(np.isfinite(arr.col_lo), arr.col_lo, -INF)
@@ -101,21 +108,25 @@ class CompiledBlock:
         self.integer = np.asarray(arr.integer, dtype=bool)
         self.is_mip = bool(self.integer.any())
         self._names = arr.names
-        self.highs = self._highs()
+        self.lean = lean
+        self.highs: highspy.Highs | None = None
         self._elastic, self._basis = False, None
+        self._saved = self._saved_elastic = None  # lean mode: the bases kept
+        if not lean:
+            self._model()
         self._x: np.ndarray | None = None
         self.highs_seconds = 0.0
 
     def _highs(self) -> highspy.Highs:
         """The block's HiGHS model (columns x, rows A x); :meth:`_mode` adds and removes the
         elastic parts of the restricted problem around a recovery."""
-        m0, n = self.A.shape
+        m0, n = self.shape
         lp = highspy.HighsLp()
         lp.num_col_, lp.num_row_ = n, m0
         lp.col_cost_ = np.zeros(n)
         lp.col_lower_, lp.col_upper_ = self.col_lo, self.col_hi
         lp.row_lower_, lp.row_upper_ = self.row_lo, self.row_hi
-        start, index, value = self.A.csc()
+        start, index, value = self.csc
         lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
         lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = start, index, value
         lp.sense_ = (highspy.ObjSense.kMinimize if self.sigma == 1
@@ -144,7 +155,7 @@ class CompiledBlock:
         starts from the Lagrangian basis; leaving deletes them and restores that basis. The
         Lagrangian problem never carries the elastic parts."""
         h, k = self.highs, len(self.rows)
-        m0, n = self.A.shape
+        m0, n = self.shape
         if elastic and self._elastic:
             h.changeRowsBounds(2 * k, np.arange(m0, m0 + 2 * k, dtype=np.int32), lower, upper)
         elif elastic:
@@ -158,6 +169,8 @@ class CompiledBlock:
                                   (2 * k, n + 2 * k))
             start, index, value = rows.csr()
             h.addRows(2 * k, lower, upper, len(value), start, index, value)
+            if self._saved_elastic is not None:  # lean mode: the last restricted basis
+                h.setBasis(self._saved_elastic)
             self._options(h, True)
         elif self._elastic:
             h.deleteRows(2 * k, np.arange(m0, m0 + 2 * k, dtype=np.int32))
@@ -166,6 +179,27 @@ class CompiledBlock:
                 h.setBasis(self._basis)
             self._options(h, False)
         self._elastic = elastic
+
+    def _model(self) -> highspy.Highs:
+        """The HiGHS model; in lean mode rebuilt from the arrays, at the last Lagrangian basis."""
+        if self.highs is None:
+            self.highs, self._elastic = self._highs(), False
+            if self._saved is not None:
+                self.highs.setBasis(self._saved)
+        return self.highs
+
+    def _release(self) -> None:
+        """Lean mode: keep only the last bases (a few bytes per column and row; the restricted
+        problem's until the next Lagrangian solve) and drop the model with its solver state
+        (megabytes)."""
+        if self.lean:
+            basis = self.highs.getBasis()
+            basis = basis if basis.valid else None
+            if self._elastic:
+                self._saved_elastic = basis
+            else:
+                self._saved, self._saved_elastic = basis, None
+            self.highs = None
 
     def _run(self, cost: np.ndarray):
         h = self.highs
@@ -179,6 +213,7 @@ class CompiledBlock:
         th = np.asarray(theta, dtype=float)[self.rows]
         cost = self.c + self.sigma * (self.G.rmatvec(th))
         const = self.c_const + self.sigma * float(th @ self.g_const)
+        self._model()
         self._mode(False)
         status, info = self._run(cost)
         ok = status == highspy.HighsModelStatus.kOptimal
@@ -193,8 +228,9 @@ class CompiledBlock:
                 bound = b + const if math.isfinite(b) else None
             elif ok:
                 bound = value
-        return BlockOutcome(self.block, tag, bound, value, terms,
-                            self.highs.modelStatusToString(status))
+        text = self.highs.modelStatusToString(status)
+        self._release()
+        return BlockOutcome(self.block, tag, bound, value, terms, text)
 
     def solve_restricted(self, lo: np.ndarray, hi: np.ndarray, penalty: np.ndarray,
                          theta: np.ndarray | None = None) -> tuple[float, np.ndarray] | None:
@@ -207,14 +243,17 @@ class CompiledBlock:
         hi = np.asarray(hi, dtype=float) - self.g_const
         lower = np.concatenate([np.where(np.isfinite(lo), lo, -INF), np.full(k, -INF)])
         upper = np.concatenate([np.full(k, INF), np.where(np.isfinite(hi), hi, INF)])
+        self._model()
         self._mode(True, lower, upper)
         th = np.zeros(k) if theta is None else np.asarray(theta, dtype=float)[self.rows]
         pen = self.sigma * np.asarray(penalty, float)
         status, info = self._run(np.concatenate([self.c + self.sigma * (self.G.rmatvec(th)),
                                                  pen, pen]))
-        if info.primal_solution_status != 2:
+        x = (np.asarray(self.highs.getSolution().col_value)[: self.n]
+             if info.primal_solution_status == 2 else None)
+        self._release()
+        if x is None:
             return None
-        x = np.asarray(self.highs.getSolution().col_value)[: self.n]
         self._x = x
         return float(self.c @ x + self.c_const), self.G @ x + self.g_const
 
@@ -328,10 +367,10 @@ def pyomo_arrays(family: BlockFamily, i: Hashable, index: dict) -> BlockArrays:
 
 
 def compiled_or_persistent(family: BlockFamily, i: Hashable, mip_gap: float = 1e-6,
-                           time_limit: float | None = None):
-    """A :class:`CompiledBlock`, or the persistent Pyomo subproblem if the block is not
-    linear."""
+                           time_limit: float | None = None, lean: bool = False):
+    """A :class:`CompiledBlock` (``lean``: see there), or the persistent Pyomo subproblem if
+    the block is not linear."""
     try:
-        return CompiledBlock(family, i, mip_gap, time_limit)
+        return CompiledBlock(family, i, mip_gap, time_limit, lean=lean)
     except NotLinearError:
         return BlockSubproblem(family, i, mip_gap, time_limit)

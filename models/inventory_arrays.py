@@ -60,7 +60,7 @@ def compile_sku(m, i: Hashable, row_index: Mapping) -> BlockArrays:
     v = k.volume
     inf = np.inf
     # -- columns, in the block's declaration order -------------------------------------------
-    names: list[tuple[str, object]] = []
+    _, xw, tw, _, _ = _column_keys(m, i)
     c: list[float] = []
     lo: list[float] = []
     hi: list[float] = []
@@ -70,8 +70,6 @@ def compile_sku(m, i: Hashable, row_index: Mapping) -> BlockArrays:
         c.append(cost + k.holding.get(vn[1], 0.0))
         lo.append(0.0)
         hi.append(inf)
-    names.extend(("b", vn) for vn in k.buys)
-    xw = [(n, r, s, w) for n, r, s in k.arcs for w in W if (r, s, w) in k.demand]
     col_x = {}
     for key in xw:
         n, r, s, w = key
@@ -80,8 +78,6 @@ def compile_sku(m, i: Hashable, row_index: Mapping) -> BlockArrays:
         c.append(p[w] * (g0 + g1 * v))
         lo.append(0.0)
         hi.append(m.phi[n, r, s] * k.demand[r, s, w])
-    names.extend(("x", key) for key in xw)
-    tw = [(u, n, w) for u, n in k.transfers for w in W]
     col_q = {}
     for key in tw:
         u, n, w = key
@@ -90,14 +86,12 @@ def compile_sku(m, i: Hashable, row_index: Mapping) -> BlockArrays:
         c.append(p[w] * (t0 + t1 * v))
         lo.append(0.0)
         hi.append(inf)
-    names.extend(("q", key) for key in tw)
     col_e = {}
     for key, d in k.demand.items():
         col_e[key] = len(c)
         c.append(p[key[2]] * k.penalty[key[1]])
         lo.append(0.0)
         hi.append(d)
-    names.extend(("e", key) for key in k.demand)
     col_z = {}
     if integer:
         for n in k.nodes:
@@ -105,7 +99,6 @@ def compile_sku(m, i: Hashable, row_index: Mapping) -> BlockArrays:
             c.append(k.fixed[n])
             lo.append(0.0)
             hi.append(1.0)
-        names.extend(("z", n) for n in k.nodes)
     n_cols = len(c)
     is_int = np.zeros(n_cols, dtype=bool)
     if integer:
@@ -198,4 +191,21 @@ def compile_sku(m, i: Hashable, row_index: Mapping) -> BlockArrays:
         row_hi=np.asarray(row_hi, dtype=float), col_lo=np.asarray(lo),
         col_hi=np.asarray(hi, dtype=float), integer=is_int,
         rows=np.asarray([j for j, _ in ordered], dtype=np.int64), G=G.arrays(),
-        g_const=np.asarray([t[2] for _, t in ordered], dtype=float), names=lambda: names)
+        g_const=np.asarray([t[2] for _, t in ordered], dtype=float),
+        names=lambda: sku_column_names(m, i))
+
+
+def _column_keys(m, i: Hashable) -> tuple[list, list, list, list, list]:
+    """The indices of SKU i's variables b, x, q, e, z in the block rule's order."""
+    k = m.skus[i]
+    xw = [(n, r, s, w) for n, r, s in k.arcs for w in m.W if (r, s, w) in k.demand]
+    tw = [(u, n, w) for u, n in k.transfers for w in m.W]
+    z = list(k.nodes) if m.variant == "integer" else []
+    return list(k.buys), xw, tw, list(k.demand), z
+
+
+def sku_column_names(m, i: Hashable) -> list[tuple[str, object]]:
+    """``(variable name, index)`` of every column of SKU i's arrays (computed when asked:
+    a compiled block need not hold them)."""
+    return [(name, key) for name, keys in zip("bxqez", _column_keys(m, i), strict=True)
+            for key in keys]

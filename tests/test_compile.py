@@ -64,7 +64,7 @@ def test_subclass_that_changes_the_block_is_compiled_through_pyomo():
     assert len(fam.skus[i].nodes) > 1
     assert fam.block_arrays(i, row_index(fam)) is None
     sub, base = CompiledBlock(fam, i), CompiledBlock(plain, i)
-    assert sub.A.shape[0] == base.A.shape[0] + len(fam.skus[i].nodes)  # the spread rows
+    assert sub.shape[0] == base.shape[0] + len(fam.skus[i].nodes)  # the spread rows
     assert len(sub.rows) == len(base.rows) + 1  # and the new linking row
 
 
