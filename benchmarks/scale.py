@@ -11,7 +11,8 @@ ratio of the best monolithic time to each decomposition's time to 1%. Also a re-
 after new demand scenarios for 5% of the SKUs and one changed capacity, the run warm-started
 from the previous multipliers and the previous run's compiled subproblems (only the changed
 SKUs are compiled again; :class:`meio.decomposition.SubproblemCache`), against a cold one and
-against a warm start from the multipliers alone.
+against a warm start from the multipliers alone. From :data:`LEAN_FROM` SKUs the decomposition
+runs with lean subproblems (``lean=True``: arrays and bases held, models rebuilt per solve).
 
     python benchmarks/scale.py --skus 10 40 100 --time-limit 600 --out benchmarks/scale.csv
 
@@ -63,6 +64,9 @@ def _first(history: pd.DataFrame, gap: float) -> tuple[float | None, int | None]
     return float(hit["seconds"].iat[0]), int(hit["iteration"].iat[0])
 
 
+LEAN_FROM = 5000  # SKUs: from here the decomposition holds arrays and bases, not models
+
+
 def _case(kind: str, method: str, workers: int, n: int, limit: float, queue) -> None:
     from meio.decomposition import lagrangian_decomposition
     from meio.models import InventoryModel, solve_monolithic
@@ -79,12 +83,14 @@ def _case(kind: str, method: str, workers: int, n: int, limit: float, queue) -> 
                    build_s=res.build_seconds, total_s=total)
     else:
         res = lagrangian_decomposition(fam, method=method, gap_tol=1e-3, max_iter=100000,
-                                       time_limit=limit, backend="process", workers=workers)
+                                       time_limit=limit, backend="process", workers=workers,
+                                       lean=n >= LEAN_FROM)
         h = res.history
         t1, it1 = _first(h, 1e-2)
         t01, _ = _first(h, 1e-3)
         step = h["seconds"].diff().iloc[1:]
         row.update(status=res.status, objective=res.bound, feasible=res.primal, gap=res.gap,
+                   lean=n >= LEAN_FROM,
                    iterations=res.iterations, iterations_to_1pct=it1, t_1pct=t1, t_01pct=t01,
                    setup_s=float(h["seconds"].iat[0] - h["subproblem_seconds"].iat[0]),
                    total_s=time.perf_counter() - t0,
