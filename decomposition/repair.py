@@ -86,19 +86,22 @@ class RepairMixin:
             np.add.at(reserved, rows, out[1])
         return (costs, used, sols) if self._fits(reserved) else None
 
-    def _polish(self, costs: list, used: list, sols: list, passes: int = 3) -> None:
+    def _polish(self, costs: list, used: list, sols: list, passes: int = 3,
+                min_gain: float = 1e-4) -> None:
         """Improve a feasible plan block by block (module docstring, step 2).
 
         Few blocks: Gauss-Seidel, each block in turn gets all the room the others leave.
         Many blocks (more than :attr:`sequential_polish_limit`): Jacobi rounds sent to the
         executor together -- the spare room of every row is split among its blocks
         (:func:`~meio.decomposition.recovery.allocate` from the current use), so any block's
-        cheaper solution within its share can be kept whatever the others do."""
+        cheaper solution within its share can be kept whatever the others do. Stops after a
+        pass that lowered the cost by less than ``min_gain`` (relative)."""
         n = len(self.rows_of)
         use = np.zeros(len(self.rhs))
         for rows, t in zip(self.rows_of, used, strict=True):
             np.add.at(use, rows, t)
         for _ in range(passes):
+            before = sum(costs)
             if n <= self.sequential_polish_limit:
                 order = [[k] for k in range(n)]
             else:
@@ -128,7 +131,7 @@ class RepairMixin:
                         costs[k], used[k], use, sols[k] = cost, terms, trial, sol
                         self.pool.add(k, cost, terms)
                         better = True
-            if not better:
+            if not better or abs(before - sum(costs)) < min_gain * max(1.0, abs(before)):
                 return
 
     def recover(self, estimates: list[np.ndarray | None], rounds: int = 6) -> bool:

@@ -77,6 +77,11 @@ def test_cli_decompose_on_worker_processes():
                                     "2", "--max-iter", "40"])
     assert res.exit_code == 0, res.output
     assert "certified gap" in res.output
+    lean = CliRunner().invoke(main, ["decompose", "tiny", "--backend", "process", "--workers",
+                                     "2", "--max-iter", "40", "--lean"])
+    assert lean.exit_code == 0, lean.output
+    gap = [line for line in lean.output.splitlines() if "certified gap" in line][0]
+    assert float(gap.split()[-1]) <= 1e-4
 
 
 def test_scale_suite_smoke(tmp_path):
