@@ -146,8 +146,9 @@ class CompiledBlock:
     def _options(self, h: highspy.Highs, elastic: bool) -> None:
         if self.is_mip:  # recovery needs good feasible points quickly, not proofs
             h.setOptionValue("mip_rel_gap", self.repair_gap if elastic else self.mip_gap)
-        limit = self.repair_time_limit if elastic and self.is_mip else self.time_limit
-        h.setOptionValue("time_limit", float("inf") if limit is None else float(limit))
+        self._limit = self.repair_time_limit if elastic and self.is_mip else self.time_limit
+        h.setOptionValue("time_limit", float("inf") if self._limit is None
+                         else float(self._limit))
 
     def _mode(self, elastic: bool, lower=None, upper=None) -> None:
         """Switch to the restricted problem (limits ``lower``, ``upper`` on the share rows) or
@@ -205,7 +206,9 @@ class CompiledBlock:
     def _run(self, cost: np.ndarray):
         h = self.highs
         h.changeColsCost(len(cost), np.arange(len(cost), dtype=np.int32), cost)
-        before = h.getRunTime()  # HiGHS's clock accumulates over runs
+        before = h.getRunTime()  # HiGHS's clock accumulates over runs ...
+        if self._limit is not None and not self.is_mip:  # ... and an LP's time limit is
+            h.setOptionValue("time_limit", before + float(self._limit))  # read against it
         h.run()
         self.highs_seconds += h.getRunTime() - before
         return h.getModelStatus(), h.getInfo()
@@ -365,6 +368,13 @@ def pyomo_arrays(family: BlockFamily, i: Hashable, index: dict) -> BlockArrays:
         integer=np.array([v.is_integer() for v in lin.vars], dtype=bool),
         rows=np.array([j for j, _ in terms], dtype=np.int64), G=(G.r, G.c, G.v),
         g_const=np.array([t[1][2] for t in terms], dtype=float), names=lambda: names)
+
+
+def lean_compiled_or_persistent(family: BlockFamily, i: Hashable, mip_gap: float = 1e-6,
+                                time_limit: float | None = None):
+    """:func:`compiled_or_persistent` with ``lean=True`` (one factory object, so that a
+    :class:`~meio.decomposition.cache.SubproblemCache` recognizes it across runs)."""
+    return compiled_or_persistent(family, i, mip_gap, time_limit, lean=True)
 
 
 def compiled_or_persistent(family: BlockFamily, i: Hashable, mip_gap: float = 1e-6,

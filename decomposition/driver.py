@@ -18,7 +18,6 @@ import os
 import time
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +27,7 @@ from tqdm.auto import tqdm
 
 from .cache import SubproblemCache
 from .checkpoint import load_checkpoint, problem_digest, save_checkpoint
-from .compiled import compiled_or_persistent
+from .compiled import lean_compiled_or_persistent
 from .executor import make_executor
 from .methods import Evaluation, make_method
 from .recovery import ColumnPool, ErgodicAverage
@@ -228,8 +227,8 @@ def lagrangian_decomposition(
     (local back-end): blocks whose data did not change reuse their compiled subproblems and
     warm bases (re-planning after a small change; :mod:`meio.decomposition.cache`).
     ``lean``: the default subproblems keep only their arrays and last basis between solves and
-    rebuild their HiGHS model for each (about a third of the memory held per block, at some
-    50% more time per solve): for more blocks than fit in memory otherwise.
+    rebuild their HiGHS model for each (about a fifth of the memory held per block, at some
+    10-50% more time per solve): for more blocks than fit in memory otherwise.
 
     >>> from meio.instances import load
     >>> from meio.models import InventoryModel
@@ -239,7 +238,7 @@ def lagrangian_decomposition(
     """
     start = time.perf_counter()
     if lean and subproblem is None:
-        subproblem = partial(compiled_or_persistent, lean=True)
+        subproblem = lean_compiled_or_persistent
     run = _Run(family, mip_gap, subproblem_time_limit, subproblem, backend, workers, address,
                cache)
     try:

@@ -77,6 +77,7 @@ class RepairMixin:
         costs, used, sols = [], [], []
         for k, (rows, est) in enumerate(zip(self.rows_of, estimates, strict=True)):
             np.add.at(reserved, rows, -est)
+            # priced: a block that takes room the later ones need pays the room's price
             out = self._one(k, *self._room(k, reserved), self.prices)
             if out is None:
                 return None

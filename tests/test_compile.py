@@ -102,3 +102,26 @@ def test_lean_integer_subproblems_match_held_ones():
     lean = lagrangian_decomposition(fam, max_iter=15, gap_tol=0.0, lean=True)
     np.testing.assert_allclose(lean.history["bound"], held.history["bound"], rtol=1e-9)
     assert lean.primal == pytest.approx(held.primal, rel=1e-9)
+
+
+def test_lean_subproblems_are_reused_by_the_cache():
+    from meio.decomposition import SubproblemCache
+
+    fam, cache = InventoryModel(load("tiny")), SubproblemCache()
+    lagrangian_decomposition(fam, max_iter=2, cache=cache, lean=True)
+    lagrangian_decomposition(fam, max_iter=2, cache=cache, lean=True)
+    n = len(fam.block_ids())
+    assert (cache.misses, cache.hits) == (n, n)
+
+
+def test_a_block_time_limit_applies_to_each_solve():
+    """HiGHS's run clock accumulates over a model's runs; the limit is per solve, so a held
+    block keeps proving bounds however long it has run in total."""
+    fam = InventoryModel(load("tiny"))
+    sp = CompiledBlock(fam, fam.block_ids()[0], time_limit=0.05)
+    rng = np.random.default_rng(0)
+    m = len(fam.linking_rows())
+    bounds = []
+    while sp.highs.getRunTime() < 0.2:  # four times the limit, in total
+        bounds.append(sp.solve(rng.uniform(0, 5, m), len(bounds)).bound)
+    assert all(b is not None for b in bounds)
