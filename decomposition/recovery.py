@@ -121,12 +121,12 @@ class ColumnPool:
         inf = highspy.kHighsInf
         flat = [(k, j) for k, cs in enumerate(self.cols) for j in range(len(cs))]
         m, nb = len(rhs), len(self.cols)
-        starts, index, value = [0], [], []
+        index, value = [], []  # per column: its terms in the block's rows, 1 in its row m + k
         for k, j in flat:
-            terms = self.cols[k][j][1]
-            index.extend(block_rows[k].tolist() + [m + k])
-            value.extend(terms.tolist() + [1.0])
-            starts.append(len(index))
+            index += [block_rows[k], (m + k,)]
+            value += [self.cols[k][j][1], (1.0,)]
+        lengths = [len(block_rows[k]) + 1 for k, _ in flat]
+        starts = np.concatenate([[0], np.cumsum(lengths)])
         lp = highspy.HighsLp()
         lp.num_col_, lp.num_row_ = len(flat), m + nb
         lp.col_cost_ = np.array([sigma * self.cols[k][j][0] for k, j in flat])
@@ -137,9 +137,9 @@ class ColumnPool:
         lp.row_lower_ = np.concatenate([np.where(sense == "<=", -inf, rhs), np.ones(nb)])
         lp.row_upper_ = np.concatenate([np.where(sense == ">=", inf, rhs), np.ones(nb)])
         lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-        lp.a_matrix_.start_ = np.array(starts, dtype=np.int32)
-        lp.a_matrix_.index_ = np.array(index, dtype=np.int32)
-        lp.a_matrix_.value_ = np.array(value, dtype=float)
+        lp.a_matrix_.start_ = starts.astype(np.int32)
+        lp.a_matrix_.index_ = np.concatenate(index).astype(np.int32)
+        lp.a_matrix_.value_ = np.concatenate(value).astype(float)
         h = highspy.Highs()
         h.setOptionValue("output_flag", False)
         h.setOptionValue("time_limit", float(time_limit))
