@@ -85,7 +85,7 @@ def _case(kind: str, method: str, workers: int, n: int, limit: float, queue) -> 
     else:
         res = lagrangian_decomposition(fam, method=method, gap_tol=1e-3, max_iter=100000,
                                        time_limit=limit, backend="process", workers=workers,
-                                       lean=n >= LEAN_FROM)
+                                       lean=n >= LEAN_FROM, plan=False)
         h = res.history
         t1, it1 = _first(h, 1e-2)
         t01, _ = _first(h, 1e-3)

@@ -280,15 +280,17 @@ class ProximalBundle(DualMethod):
                                         np.full(nb, inf)])
         lp.row_lower_ = np.full(len(flat), -inf)
         lp.row_upper_ = errors
-        starts, index, value = [0], [], []
+        # one row per cut: -g * scale on the block's rows, then 1 on its eta (numpy pieces,
+        # not Python lists of every coefficient: gigabytes at 10,000 blocks)
+        index, value = [], []
         for pos, (_, rows, g, _) in flat:
-            index.extend([*rows.tolist(), m + pos])
-            value.extend([*(-g * scale).tolist(), 1.0])
-            starts.append(len(index))
+            index += [rows, (m + pos,)]
+            value += [-g * scale, (1.0,)]
+        lengths = [len(c[1][1]) + 1 for c in flat]
         lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
-        lp.a_matrix_.start_ = np.array(starts, dtype=np.int32)
-        lp.a_matrix_.index_ = np.array(index, dtype=np.int32)
-        lp.a_matrix_.value_ = np.array(value, dtype=float)
+        lp.a_matrix_.start_ = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
+        lp.a_matrix_.index_ = np.concatenate(index).astype(np.int32)
+        lp.a_matrix_.value_ = np.concatenate(value).astype(float)
         h = highspy.Highs()
         h.setOptionValue("output_flag", False)
         if box is not None:

@@ -125,3 +125,12 @@ def test_a_block_time_limit_applies_to_each_solve():
     while sp.highs.getRunTime() < 0.2:  # four times the limit, in total
         bounds.append(sp.solve(rng.uniform(0, 5, m), len(bounds)).bound)
     assert all(b is not None for b in bounds)
+
+
+def test_a_run_without_the_plan_tables_has_the_same_bounds():
+    fam = InventoryModel(load("tiny"))
+    full = lagrangian_decomposition(fam, max_iter=30)
+    bare = lagrangian_decomposition(fam, max_iter=30, plan=False)
+    assert full.primal_tables and full.primal_values
+    assert bare.primal_tables == {} and bare.primal_values is None
+    assert (bare.bound, bare.primal, bare.gap) == (full.bound, full.primal, full.gap)
