@@ -198,10 +198,14 @@ class ProximalBundle(DualMethod):
     Master: ``max sum_i eta_i - rhs . theta - (u/2) ||theta - center||^2`` subject to
     ``eta_i <= D_i(theta_k) + g_ik . (theta - theta_k)`` for every kept cut of block ``i``.
     A step is *serious* when the actual increase reaches ``m_serious`` times the predicted one;
-    the method has converged when the predicted increase is below ``tol`` (relative).
+    the method has converged when the predicted increase is below ``tol`` (relative). With more
+    blocks than :attr:`max_pieces`, the blocks are grouped into that many contiguous pieces and
+    their cuts summed per piece (a partially disaggregated model: a smaller master, a coarser
+    model; Kiwiel 1990, de Oliveira & Sagastizabal 2014).
     """
 
     name = "bundle"
+    max_pieces: int | None = None  # above this many blocks, cuts are summed over pieces
 
     def __init__(self, rhs: np.ndarray | None = None, u: float | None = None,
                  m_serious: float = 0.1, tol: float = 1e-10, max_cuts: int = 60):
@@ -215,14 +219,39 @@ class ProximalBundle(DualMethod):
         self.model_value = None
         self._estimate = None
         self.master_time_limit = 5.0
+        self.piece_of: np.ndarray | None = None
         self._qp_skip = 0  # masters left to solve by the box-step LP after a QP failure
 
     def start(self, theta0, lo, hi, n_blocks):
         super().start(theta0, lo, hi, n_blocks)
-        self.cuts = [[] for _ in range(n_blocks)]
+        self.piece_of = None
+        pieces = self.max_pieces
+        if pieces is not None and n_blocks > pieces:  # partially aggregated model
+            self.piece_of = np.arange(n_blocks) * pieces // n_blocks
+            self.piece_size = np.bincount(self.piece_of, minlength=pieces)
+        self.cuts = [[] for _ in range(n_blocks if self.piece_of is None else pieces)]
+
+    def _aggregated(self, cuts: list) -> list:
+        """Block cuts summed per piece of contiguous blocks: the sum of the blocks' cuts at one
+        point is a cut of the piece's dual function (a sum of concave functions), so the model
+        stays an over-estimate of D. A piece missing any block's cut gets none this time."""
+        by_piece: dict[int, list] = {}
+        for pos, rows, d_i, g_i in cuts:
+            by_piece.setdefault(int(self.piece_of[pos]), []).append((rows, d_i, g_i))
+        out = []
+        for piece, parts in by_piece.items():
+            if len(parts) < self.piece_size[piece]:
+                continue
+            rows = np.unique(np.concatenate([r for r, _, _ in parts]))
+            g = np.zeros(len(rows))
+            for r, _, g_i in parts:
+                np.add.at(g, np.searchsorted(rows, r), g_i)
+            out.append((piece, rows, sum(d for _, d, _ in parts), g))
+        return out
 
     def observe(self, ev: Evaluation) -> None:
-        for pos, rows, d_i, g_i in ev.cuts:
+        cuts = ev.cuts if self.piece_of is None else self._aggregated(ev.cuts)
+        for pos, rows, d_i, g_i in cuts:
             const = d_i - float(g_i @ ev.theta[rows])
             self.cuts[pos].append([const, rows, g_i, 0])
         value = ev.value if ev.value is not None else -np.inf
@@ -358,7 +387,8 @@ class ProximalBundle(DualMethod):
             self.converged = True
 
     def primal_estimate(self) -> dict | None:
-        return self._estimate
+        """Per-block convex combinations of the cuts' terms (None for an aggregated model)."""
+        return self._estimate if self.piece_of is None else None
 
 
 @contextlib.contextmanager
