@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 import weakref
 from collections.abc import Hashable
+from typing import NamedTuple
 
 import highspy
 import numpy as np
@@ -71,15 +72,53 @@ class _Linearizer:
         return idx, val, float(repn.constant) * mult
 
 
+class Snapshot(NamedTuple):
+    """A block solution kept compactly: its ``n`` column values, as the nonzero positions
+    ``index`` and their ``value`` (a basic solution has at most as many nonzeros as rows)."""
+
+    n: int
+    index: np.ndarray
+    value: np.ndarray
+
+    @classmethod
+    def of(cls, x: np.ndarray) -> Snapshot:
+        nz = np.flatnonzero(x)
+        return cls(len(x), nz.astype(np.int32), x[nz])
+
+    def dense(self) -> np.ndarray:
+        x = np.zeros(self.n)
+        x[self.index] = self.value
+        return x
+
+
+class _Arrays:
+    """A block's arrays in the form the HiGHS model and the updates use."""
+
+    def __init__(self, arr: BlockArrays):
+        n = len(arr.c)
+        self.c, self.c_const = np.asarray(arr.c, dtype=float), float(arr.c_const)
+        self.G = Coo(*arr.G, (len(arr.rows), n))
+        self.g_const = np.asarray(arr.g_const, dtype=float)
+        self.shape = (len(arr.row_lo), n)
+        self.csc = Coo(*arr.A, self.shape).csc()  # what HiGHS takes, in int32
+        self.row_lo = np.where(np.isfinite(arr.row_lo), arr.row_lo, -INF)
+        self.row_hi = np.where(np.isfinite(arr.row_hi), arr.row_hi, INF)
+        self.col_lo = np.where(np.isfinite(arr.col_lo), arr.col_lo, -INF)
+        self.col_hi = np.where(np.isfinite(arr.col_hi), arr.col_hi, INF)
+        self.integer = np.asarray(arr.integer, dtype=bool)
+
+
 class CompiledBlock:
     """Block ``i``'s Lagrangian subproblem as a warm-started HiGHS model (module docstring).
 
     Same protocol as :class:`~meio.decomposition.subproblem.BlockSubproblem`. ``via_pyomo``
     compiles the Pyomo block even where the family has a fast compiler
-    (:meth:`~meio.models.interface.BlockFamily.block_arrays`). ``lean``: hold only the arrays
-    and the last Lagrangian basis between solves, and rebuild the HiGHS model for each solve
-    (its solver state is most of the memory a held model takes); the re-solve still starts
-    from that basis.
+    (:meth:`~meio.models.interface.BlockFamily.block_arrays`). ``lean``: between solves hold
+    only the last bases -- neither the HiGHS model (its solver state is most of the memory a
+    held model takes) nor, where the family has a fast compiler, the arrays, which are
+    compiled again from the family's data for each solve; the re-solve still starts from the
+    saved basis. A lean block costs a few kilobytes per SKU of the benchmark shape instead of
+    about ten megabytes, at the price of a compilation per solve.
     """
 
     repair_gap = 1e-3
@@ -92,23 +131,17 @@ class CompiledBlock:
         self.mip_gap, self.time_limit = mip_gap, time_limit
         index = row_index(family)
         arr = None if via_pyomo else family.block_arrays(i, index)
+        recompilable = arr is not None
         if arr is None:
             arr = pyomo_arrays(family, i, index)
-        n = self.n = len(arr.c)
-        self.c, self.c_const = np.asarray(arr.c, dtype=float), float(arr.c_const)
-        self.rows = np.asarray(arr.rows, dtype=np.int64)
-        self.G = Coo(*arr.G, (len(self.rows), n))
-        self.g_const = np.asarray(arr.g_const, dtype=float)
-        self.shape = (len(arr.row_lo), n)
-        self.csc = Coo(*arr.A, self.shape).csc()  # what HiGHS takes, in int32
-        self.row_lo = np.where(np.isfinite(arr.row_lo), arr.row_lo, -INF)
-        self.row_hi = np.where(np.isfinite(arr.row_hi), arr.row_hi, INF)
-        self.col_lo = np.where(np.isfinite(arr.col_lo), arr.col_lo, -INF)
-        self.col_hi = np.where(np.isfinite(arr.col_hi), arr.col_hi, INF)
-        self.integer = np.asarray(arr.integer, dtype=bool)
-        self.is_mip = bool(self.integer.any())
+        self.n = len(arr.c)
+        self.rows = np.asarray(arr.rows, dtype=np.int32)
+        self.is_mip = bool(np.asarray(arr.integer).any())
         self._names = arr.names
         self.lean = lean
+        # held arrays, or (lean, fast compiler) the family to compile them from per solve
+        self._source = (family, i) if lean and recompilable else None
+        self._a: _Arrays | None = _Arrays(arr)
         self.highs: highspy.Highs | None = None
         self._elastic, self._basis = False, None
         self._saved = self._saved_elastic = None  # lean mode: the bases kept
@@ -116,24 +149,38 @@ class CompiledBlock:
             self._model()
         self._x: np.ndarray | None = None
         self.highs_seconds = 0.0
+        self._release()
+
+    @property
+    def a(self) -> _Arrays:
+        """The block's arrays (compiled again if a lean block let them go)."""
+        if self._a is None:
+            family, i = self._source
+            self._a = _Arrays(family.block_arrays(i, row_index(family)))
+        return self._a
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.a.shape
 
     def _highs(self) -> highspy.Highs:
         """The block's HiGHS model (columns x, rows A x); :meth:`_mode` adds and removes the
         elastic parts of the restricted problem around a recovery."""
-        m0, n = self.shape
+        a = self.a
+        m0, n = a.shape
         lp = highspy.HighsLp()
         lp.num_col_, lp.num_row_ = n, m0
         lp.col_cost_ = np.zeros(n)
-        lp.col_lower_, lp.col_upper_ = self.col_lo, self.col_hi
-        lp.row_lower_, lp.row_upper_ = self.row_lo, self.row_hi
-        start, index, value = self.csc
+        lp.col_lower_, lp.col_upper_ = a.col_lo, a.col_hi
+        lp.row_lower_, lp.row_upper_ = a.row_lo, a.row_hi
+        start, index, value = a.csc
         lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
         lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = start, index, value
         lp.sense_ = (highspy.ObjSense.kMinimize if self.sigma == 1
                      else highspy.ObjSense.kMaximize)
         if self.is_mip:
             lp.integrality_ = [highspy.HighsVarType.kInteger if z else
-                               highspy.HighsVarType.kContinuous for z in self.integer]
+                               highspy.HighsVarType.kContinuous for z in a.integer]
         h = highspy.Highs()
         h.setOptionValue("output_flag", False)
         if not self.is_mip:  # measured: dual simplex re-solves fastest after a cost change,
@@ -167,7 +214,8 @@ class CompiledBlock:
                       np.zeros(0))
             eye = Coo(np.arange(k), np.arange(k), np.ones(k), (k, k))
             neg = Coo(np.arange(k), np.arange(k), -np.ones(k), (k, k))
-            rows = self.G.stacked([(eye, 0, n + k), (self.G, k, 0), (neg, k, n)],
+            G = self.a.G
+            rows = G.stacked([(eye, 0, n + k), (G, k, 0), (neg, k, n)],
                                   (2 * k, n + 2 * k))
             start, index, value = rows.csr()
             h.addRows(2 * k, lower, upper, len(value), start, index, value)
@@ -193,8 +241,10 @@ class CompiledBlock:
     def _release(self) -> None:
         """Lean mode: keep only the last bases (a few bytes per column and row; the restricted
         problem's until the next Lagrangian solve) and drop the model with its solver state
-        (megabytes)."""
-        if self.lean:
+        (megabytes) and, where they can be compiled again, the arrays."""
+        if not self.lean:
+            return
+        if self.highs is not None:
             basis = self.highs.getBasis()
             basis = basis if basis.valid else None
             if self._elastic:
@@ -202,6 +252,8 @@ class CompiledBlock:
             else:
                 self._saved, self._saved_elastic = basis, None
             self.highs = None
+        if self._source is not None:
+            self._a = None
 
     def _run(self, cost: np.ndarray):
         h = self.highs
@@ -215,8 +267,9 @@ class CompiledBlock:
 
     def solve(self, theta: np.ndarray, tag: int) -> BlockOutcome:
         th = np.asarray(theta, dtype=float)[self.rows]
-        cost = self.c + self.sigma * (self.G.rmatvec(th))
-        const = self.c_const + self.sigma * float(th @ self.g_const)
+        a = self.a
+        cost = a.c + self.sigma * (a.G.rmatvec(th))
+        const = a.c_const + self.sigma * float(th @ a.g_const)
         self._model()
         self._mode(False)
         status, info = self._run(cost)
@@ -224,8 +277,9 @@ class CompiledBlock:
         has_sol = info.primal_solution_status == 2  # kSolutionStatusFeasible
         value = bound = terms = None
         if has_sol:
-            self._x = np.asarray(self.highs.getSolution().col_value)[: self.n]
-            terms = self.G @ self._x + self.g_const
+            x = np.asarray(self.highs.getSolution().col_value)[: self.n]
+            self._x = None if self.lean else x
+            terms = a.G @ x + a.g_const
             value = info.objective_function_value + const
             if self.is_mip:
                 b = info.mip_dual_bound
@@ -242,35 +296,39 @@ class CompiledBlock:
         block's own problem with ``g(x) + under >= lo``, ``g(x) - over <= hi`` (infinite limits
         are left free), ``over`` and ``under`` at ``penalty`` per unit; on the block's own
         HiGHS model, started from its last basis (:meth:`_mode`)."""
-        k = len(self.rows)
-        lo = np.asarray(lo, dtype=float) - self.g_const
-        hi = np.asarray(hi, dtype=float) - self.g_const
+        k, a = len(self.rows), self.a
+        lo = np.asarray(lo, dtype=float) - a.g_const
+        hi = np.asarray(hi, dtype=float) - a.g_const
         lower = np.concatenate([np.where(np.isfinite(lo), lo, -INF), np.full(k, -INF)])
         upper = np.concatenate([np.full(k, INF), np.where(np.isfinite(hi), hi, INF)])
         self._model()
         self._mode(True, lower, upper)
         th = np.zeros(k) if theta is None else np.asarray(theta, dtype=float)[self.rows]
         pen = self.sigma * np.asarray(penalty, float)
-        status, info = self._run(np.concatenate([self.c + self.sigma * (self.G.rmatvec(th)),
+        status, info = self._run(np.concatenate([a.c + self.sigma * (a.G.rmatvec(th)),
                                                  pen, pen]))
         x = (np.asarray(self.highs.getSolution().col_value)[: self.n]
              if info.primal_solution_status == 2 else None)
+        out = None if x is None else (float(a.c @ x + a.c_const), a.G @ x + a.g_const)
         self._release()
-        if x is None:
-            return None
-        self._x = x
-        return float(self.c @ x + self.c_const), self.G @ x + self.g_const
+        if x is not None:
+            self._x = x
+        return out
 
-    def solution(self) -> np.ndarray:
-        """A compact copy of the last solution (the column values)."""
+    def solution(self) -> Snapshot:
+        """The last solution as a compact :class:`Snapshot` (its nonzeros). A lean block
+        hands over the last restricted solution and forgets it."""
         if self._x is None:
             raise RuntimeError("no solution yet")
-        return self._x.copy()
+        snap = Snapshot.of(self._x)
+        if self.lean:
+            self._x = None
+        return snap
 
-    def values(self, solution: np.ndarray | None = None) -> dict[str, dict]:
+    def values(self, solution: Snapshot | None = None) -> dict[str, dict]:
         """A solution (default: the last), variable name -> {index: value} (as the Pyomo block
         names it)."""
-        x = self.solution() if solution is None else solution
+        x = (self.solution() if solution is None else solution).dense()
         out: dict[str, dict] = {}
         for (name, idx), v in zip(self._names(), x, strict=True):
             out.setdefault(name, {})[idx] = float(v)

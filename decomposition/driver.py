@@ -30,7 +30,7 @@ from .checkpoint import load_checkpoint, problem_digest, save_checkpoint
 from .compiled import lean_compiled_or_persistent
 from .executor import make_executor
 from .methods import Evaluation, make_method
-from .recovery import ColumnPool, ErgodicAverage
+from .recovery import ColumnPool, ErgodicAverage, per_block
 from .repair import RepairMixin
 from .subproblem import BlockOutcome, SubproblemFactory
 
@@ -114,6 +114,10 @@ def multipliers_vector(rows: pd.DataFrame, table: pd.DataFrame | None,
                      zip(rows["kind"], rows["key"], strict=True)])
 
 
+TERMS_BUDGET = 50_000_000  # numbers the column pool, and the bundle's cuts, may each keep: the
+# block terms of 100k SKUs of the benchmark shape are 65 million numbers per evaluation
+
+
 class _Run(RepairMixin):
     """State of one decomposition run (kept out of the public function for readability)."""
 
@@ -133,7 +137,8 @@ class _Run(RepairMixin):
         self.best_primal = np.inf  # in D-space: sigma * feasible value, smaller is better
         self.primal_solutions: list | None = None  # per block snapshot of the best primal
         self.scale = 1.0  # magnitude of the block objective values, for repair penalties
-        self.pool = ColumnPool(len(self.blocks))
+        width = sum(len(r) for r in self.rows_of)
+        self.pool = ColumnPool(len(self.blocks), per_block(TERMS_BUDGET, width, 3, 80))
         self.prices: np.ndarray | None = None  # best multipliers so far, used in repair
 
     STATE = ("best_bound", "best_primal", "primal_solutions", "scale", "pool", "prices")
@@ -272,6 +277,7 @@ def _solve(run, family, method, theta0, max_iter, gap_tol, time_limit, recover_e
         run.restore(saved["run"])
     else:
         dual = make_method(method, run.rhs / rho)
+        dual.fit(sum(len(r) for r in run.rows_of), TERMS_BUDGET)
         lo, hi = _cone(run.sense)
         dual.start(theta0 * rho, lo, hi, len(run.blocks))
         ergodic = ErgodicAverage(len(run.blocks))

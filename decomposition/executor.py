@@ -8,8 +8,9 @@ The driver talks to a *block executor* only through four calls, all batched:
 - ``values(k, solution)`` -- a snapshot as the block's variable values (at the end of a run);
 - ``highs_seconds()`` -- HiGHS time summed over the blocks.
 
-Blocks are split into contiguous *shards*; a worker keeps its shard's compiled subproblems for
-the whole run, so per iteration only the multipliers go out and the bound terms, subgradient
+Blocks are split into contiguous *shards*; a worker receives only its shard's data
+(:meth:`~meio.models.interface.BlockFamily.shard`) and keeps its shard's compiled subproblems
+for the whole run, so per iteration only the multipliers go out and the bound terms, subgradient
 pieces (block terms) and primal snapshots come back. Back-ends:
 
 - :class:`LocalBlocks` -- everything in this process;
@@ -158,7 +159,8 @@ class ProcessBlocks(_Sharded):
         self.conns, self.procs = [], []
         for r in self.shards:
             parent, child = ctx.Pipe()
-            proc = ctx.Process(target=_serve, args=(child, family, [blocks[k] for k in r], make,
+            ids = [blocks[k] for k in r]
+            proc = ctx.Process(target=_serve, args=(child, family.shard(ids), ids, make,
                                                     mip_gap, time_limit), daemon=True)
             proc.start()
             self.conns.append(parent)
@@ -217,9 +219,9 @@ class DaskBlocks(_Sharded):
             self.client = Client(address)
         n_workers = max(1, len(self.client.scheduler_info()["workers"]))
         self._setup(len(blocks), shard_ranges(len(blocks), max(workers, n_workers)))
-        futures = [self.client.submit(LocalBlocks, family, [blocks[k] for k in r], make,
-                                      mip_gap, time_limit, actor=True, pure=False)
-                   for r in self.shards]
+        ids = [[blocks[k] for k in r] for r in self.shards]
+        futures = [self.client.submit(LocalBlocks, family.shard(part), part, make, mip_gap,
+                                      time_limit, actor=True, pure=False) for part in ids]
         self.actors = [f.result() for f in futures]
 
     def _gather(self, calls: list) -> list:

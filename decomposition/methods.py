@@ -70,6 +70,11 @@ class DualMethod:
     def observe(self, ev: Evaluation) -> None:  # pragma: no cover - interface
         raise NotImplementedError
 
+    def fit(self, width: int, budget: int) -> None:
+        """Fit what the method keeps per block into about ``budget`` stored numbers, ``width``
+        being the size of one evaluation's block terms (summed over the blocks). The default
+        keeps nothing per block."""
+
     def primal_weight(self) -> float | None:
         """Weight of the latest block solutions in the ergodic primal average (None: uniform)."""
         return None
@@ -230,6 +235,13 @@ class ProximalBundle(DualMethod):
             self.piece_of = np.arange(n_blocks) * pieces // n_blocks
             self.piece_size = np.bincount(self.piece_of, minlength=pieces)
         self.cuts = [[] for _ in range(n_blocks if self.piece_of is None else pieces)]
+
+    def fit(self, width: int, budget: int) -> None:
+        """At most :attr:`max_cuts` cuts per block, fewer (down to 5) where that many would
+        not fit in ``budget`` numbers."""
+        from .recovery import per_block
+
+        self.max_cuts = per_block(budget, width, 5, self.max_cuts)
 
     def _aggregated(self, cuts: list) -> list:
         """Block cuts summed per piece of contiguous blocks: the sum of the blocks' cuts at one

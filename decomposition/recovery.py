@@ -58,6 +58,16 @@ def allocate(sense: np.ndarray, rhs: np.ndarray, block_rows: list[np.ndarray],
     return out
 
 
+def per_block(budget: int, width: int, least: int, most: int) -> int:
+    """How many copies of the blocks' terms (``width`` numbers per copy, over all blocks) fit
+    in ``budget`` numbers, between ``least`` and ``most``.
+
+    >>> per_block(50_000_000, 100 * 652, 3, 80), per_block(50_000_000, 100_000 * 652, 3, 80)
+    (80, 3)
+    """
+    return int(min(most, max(least, budget // max(width, 1))))
+
+
 class ErgodicAverage:
     """Running weighted averages of each block's terms: ``avg <- (1 - w) avg + w latest``."""
 

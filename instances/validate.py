@@ -85,28 +85,48 @@ class _Collector:
                                      tuple(detail)))
 
 
+def _is_missing(v) -> bool:
+    return (v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA
+            or (isinstance(v, str) and v.strip() == ""))
+
+
+def _coerce_keys(values) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Key or text values as ``str`` objects (``""`` where missing or bad), with the masks."""
+    n = len(values)
+    out, missing, bad = np.empty(n, dtype=object), np.zeros(n, dtype=bool), np.zeros(n, bool)
+    for j, v in enumerate(values):
+        if _is_missing(v):
+            out[j], missing[j] = "", True
+        elif isinstance(v, str):
+            out[j] = v
+        elif isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+            out[j] = str(v)
+        else:
+            out[j], bad[j] = "", True
+    return out, missing, bad
+
+
 def _coerce_column(col: pd.Series, kind: str) -> tuple[pd.Series, np.ndarray, np.ndarray]:
-    """Convert a column to its canonical dtype; return it with masks (missing, bad dtype)."""
+    """Convert a column to its canonical dtype; return it with masks (missing, bad dtype).
+
+    A column of strings is checked once per distinct value, and its cells then share one
+    ``str`` object per value (a demand table of 100k SKUs has a hundred million cells)."""
     n = len(col)
-    values = col.to_numpy(dtype=object)
-    missing = np.fromiter((v is None or (isinstance(v, float) and math.isnan(v))
-                           or v is pd.NA or (isinstance(v, str) and v.strip() == "")
-                           for v in values), dtype=bool, count=n)
-    bad = np.zeros(n, dtype=bool)
     if kind in ("key", "str"):
-        out = np.empty(n, dtype=object)
-        for j, v in enumerate(values):
-            if missing[j]:
-                out[j] = ""
-            elif isinstance(v, str):
-                out[j] = v
-            elif isinstance(v, (int, np.integer)) and not isinstance(v, bool):
-                out[j] = str(v)
-            else:
-                bad[j] = True
-                out[j] = ""
+        if pd.api.types.infer_dtype(col, skipna=True) in ("string", "empty"):
+            codes, uniq = pd.factorize(col, use_na_sentinel=True)
+            u_out, u_missing, u_bad = _coerce_keys(list(uniq) + [None])  # last: the NA code
+            out, missing, bad = u_out[codes], u_missing[codes], u_bad[codes]
+        else:
+            out, missing, bad = _coerce_keys(col.to_numpy(dtype=object))
         return pd.Series(out, index=col.index, dtype=object, name=col.name), missing, bad
-    if pd.api.types.is_numeric_dtype(col.dtype) and not pd.api.types.is_bool_dtype(col.dtype):
+    numeric = (pd.api.types.is_numeric_dtype(col.dtype)
+               and not pd.api.types.is_bool_dtype(col.dtype))
+    values = None if numeric else col.to_numpy(dtype=object)
+    missing = (np.zeros(n, dtype=bool) if numeric else
+               np.fromiter((_is_missing(v) for v in values), dtype=bool, count=n))
+    bad = np.zeros(n, dtype=bool)
+    if numeric:
         floats = col.to_numpy(dtype=float, na_value=np.nan)
     else:
         floats = np.full(n, np.nan)

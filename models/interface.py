@@ -123,6 +123,14 @@ class BlockFamily(ABC):
         means that the Pyomo block is compiled instead."""
         return None
 
+    def shard(self, blocks: Sequence[Hashable]) -> BlockFamily:
+        """Optional: a family that serves only ``blocks`` -- what a worker process needs to
+        compile and solve its shard (:meth:`block_rule`, :meth:`block_arrays`,
+        :meth:`linking_terms`, :meth:`linking_rows`, :meth:`block_signature` for those
+        blocks), without the data of the other blocks. The sharded back-ends send each worker
+        its shard's family; the default is the whole family."""
+        return self
+
     @property
     def sense_sign(self) -> int:
         """+1 for minimization, -1 for maximization."""

@@ -19,9 +19,10 @@ Symbols follow docs/formulation.md: b_ivn, y_in, z_in, x_inrsw, q_iunw, e_irsw.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from collections import defaultdict
-from dataclasses import dataclass
+from collections.abc import Mapping
 from math import isfinite
 
 import numpy as np
@@ -30,26 +31,10 @@ import pyomo.environ as pyo
 from meio.instances import Instance
 
 from .interface import BlockFamily
+from .inventory_data import Sku, SkuTable
 
 VARIANTS = ("continuous", "integer")
 LABELS = ("node", "scenario", "speed", "from_node", "to_node")
-
-
-@dataclass
-class _Sku:
-    """One SKU's data, gathered once from the instance tables."""
-
-    volume: float
-    nodes: list  # stocking nodes
-    initial: dict  # n -> I0
-    holding: dict  # n -> h
-    fixed: dict  # n -> f
-    max_pos: dict  # n -> M
-    buys: dict  # (v, n) -> c
-    transfers: list  # (u, n)
-    demand: dict  # (r, s, w) -> d > 0
-    penalty: dict  # s -> pi
-    arcs: list  # (n, r, s) with demand for (r, s)
 
 
 class InventoryModel(BlockFamily):
@@ -111,41 +96,17 @@ class InventoryModel(BlockFamily):
         self.Q = caps["receiving"].to_dict()
         self.budget = t.budget()
 
-        skus = t.table("skus")
-        stock = t.table("stock")
-        integer = self.variant == "integer"
-        self.skus: dict[str, _Sku] = {
-            i: _Sku(v, [], {}, {}, {}, {}, {}, [], {}, {}, [])
-            for i, v in zip(skus["sku"], skus["volume"], strict=True)}
-        for row in stock.itertuples(index=False):
-            k = self.skus[row.sku]
-            k.nodes.append(row.node)
-            k.initial[row.node] = row.initial_stock
-            k.holding[row.node] = row.holding_cost
-            if integer:
-                k.fixed[row.node] = row.fixed_cost
-                k.max_pos[row.node] = row.max_position
-        for i, v, n, c in t.table("buy_arcs")[["sku", "vendor", "node", "unit_cost"]] \
-                .itertuples(index=False):
-            self.skus[i].buys[(v, n)] = c
-        for i, s, pen in t.table("penalties")[["sku", "speed", "penalty"]] \
-                .itertuples(index=False):
-            self.skus[i].penalty[s] = pen
-        dem = t.table("demand")
-        dem = dem[dem["quantity"] > 0]
-        for i, r, s, w, d in dem[["sku", "region", "speed", "scenario", "quantity"]] \
-                .itertuples(index=False):
-            self.skus[i].demand[(r, s, w)] = d
-        for k in self.skus.values():
-            home = set(k.nodes)
-            k.transfers = [a for a in self.X if a[0] in home and a[1] in home]
-            rs = sorted({(r, s) for r, s, _ in k.demand})
-            k.arcs = [(n, r, s) for r, s in rs for n in arcs_rs.get((r, s), []) if n in home]
+        self.skus: Mapping[str, Sku] = SkuTable(
+            {name: t.table(name) for name in ("skus", "stock", "buy_arcs", "penalties",
+                                              "demand")},
+            list(self.X), arcs_rs, self.variant == "integer")
         # network service right-hand sides: (1 - bar beta_s) * expected demand of speed s
-        self.expected_demand = defaultdict(float)
-        for k in self.skus.values():
-            for (_, s, w), d in k.demand.items():
-                self.expected_demand[s] += self.p[w] * d
+        dem = t.table("demand")
+        weight = dem["scenario"].map(self.p).to_numpy(dtype=float) * dem["quantity"].to_numpy(
+            dtype=float)
+        by_speed = pd.Series(weight).groupby(dem["speed"].to_numpy()).sum()
+        self.expected_demand = defaultdict(float, {s: float(by_speed.get(s, 0.0))
+                                                   for s in self.S})
 
     # -- interface ---------------------------------------------------------------------------
     def block_ids(self) -> list[str]:
@@ -260,6 +221,16 @@ class InventoryModel(BlockFamily):
                sorted(k.fixed.items()), sorted(k.max_pos.items()), sorted(k.buys.items()),
                k.transfers, sorted(k.demand.items()), sorted(k.penalty.items()), k.arcs)
         return hashlib.sha256((self._shared_digest + repr(own)).encode()).hexdigest()
+
+    def shard(self, blocks) -> InventoryModel:
+        """This family restricted to the SKUs ``blocks``, without the instance tables: every
+        network-level datum (linking rows, scenarios, arcs, capacities, expected demand) is
+        kept, so the shard's blocks and linking rows are those of the whole family. Solution
+        tables need the whole family."""
+        part = copy.copy(self)
+        part.skus = self.skus.take(blocks)  # unknown SKUs fail where compiled
+        part.instance = None
+        return part
 
     def block_arrays(self, i: str, row_index: dict):
         """SKU i compiled straight to arrays (:mod:`meio.models.inventory_arrays`); None in a

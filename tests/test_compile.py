@@ -134,3 +134,48 @@ def test_a_run_without_the_plan_tables_has_the_same_bounds():
     assert full.primal_tables and full.primal_values
     assert bare.primal_tables == {} and bare.primal_values is None
     assert (bare.bound, bare.primal, bare.gap) == (full.bound, full.primal, full.gap)
+
+
+def test_a_shard_compiles_the_same_blocks_without_the_other_skus():
+    """What a worker receives: its SKUs' data and the network, not the instance tables."""
+    fam = InventoryModel(load("small"))
+    ids = fam.block_ids()[1:3]
+    part = fam.shard(ids)
+    assert part.block_ids() == ids and part.instance is None
+    assert fam.instance is not None and len(fam.block_ids()) > len(ids)  # the family is intact
+    assert part.linking_rows().equals(fam.linking_rows())
+    for i in ids:
+        assert_same_arrays(fam.block_arrays(i, row_index(fam)),
+                           part.block_arrays(i, row_index(part)))
+        assert part.block_signature(i) == fam.block_signature(i)
+
+
+def test_a_lean_block_holds_only_bases_between_solves():
+    """Between solves a lean block keeps neither a HiGHS model nor arrays nor a solution;
+    each solve compiles again and starts from the saved basis, with the held block's answers:
+    Lagrangian solves and restricted ones, whose snapshots expand to the same values."""
+    fam = InventoryModel(load("small"))
+    i = fam.block_ids()[0]
+    held, lean = CompiledBlock(fam, i), CompiledBlock(fam, i, lean=True)
+    rng = np.random.default_rng(3)
+    m = len(fam.linking_rows())
+    for tag in range(4):
+        theta = rng.uniform(0, 2, m)
+        a, b = held.solve(theta, tag), lean.solve(theta, tag)
+        assert b.bound == pytest.approx(a.bound, rel=1e-9)
+        np.testing.assert_allclose(b.terms, a.terms, rtol=1e-7, atol=1e-7)
+        assert (lean.highs, lean._a, lean._x) == (None, None, None)
+        assert lean._saved is not None
+        lo = np.full(len(held.rows), -np.inf)
+        hi = 0.9 * a.terms
+        pen = np.full(len(held.rows), 1e3)
+        ra, rb = held.solve_restricted(lo, hi, pen), lean.solve_restricted(lo, hi, pen)
+        assert rb[0] == pytest.approx(ra[0], rel=1e-7)
+        snap = lean.solution()
+        assert lean._x is None and len(snap.index) < snap.n
+        x = snap.dense()
+        assert float(held.a.c @ x + held.a.c_const) == pytest.approx(rb[0], rel=1e-12)
+        np.testing.assert_allclose(held.a.G @ x + held.a.g_const, rb[1], rtol=1e-12)
+        vals = lean.values(snap)
+        assert [vals[name][idx] for name, idx in fam.block_arrays(i, row_index(fam)).names()
+                ] == x.tolist()

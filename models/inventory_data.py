@@ -1,0 +1,143 @@
+"""Every SKU's data for the inventory model, held as a few flat arrays.
+
+The model's code reads one SKU at a time (:class:`Sku`: dictionaries keyed like the symbols of
+docs/formulation.md). Held as Python dictionaries, a SKU of the benchmark shape (about 700
+demand entries) costs some 140 kB; :class:`SkuTable` keeps the same data as one array per table
+column, rows grouped by SKU and keys as integer codes (about 10 kB per SKU), and builds a SKU's
+:class:`Sku` when it is asked for (well under a millisecond). Rows keep the instance tables'
+order within a SKU, so the dictionaries -- and the block's columns -- come out in the same
+order as if built row by row. :meth:`SkuTable.take` is the data of some SKUs only: what a
+worker of a sharded decomposition receives.
+
+>>> from meio.instances import load
+>>> from meio.models import InventoryModel
+>>> skus = InventoryModel(load("tiny")).skus
+>>> k = skus[next(iter(skus))]
+>>> sorted(k.initial) == sorted(k.nodes)
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass
+class Sku:
+    """One SKU's data, gathered from the instance tables."""
+
+    volume: float
+    nodes: list  # stocking nodes
+    initial: dict  # n -> I0
+    holding: dict  # n -> h
+    fixed: dict  # n -> f
+    max_pos: dict  # n -> M
+    buys: dict  # (v, n) -> c
+    transfers: list  # (u, n)
+    demand: dict  # (r, s, w) -> d > 0
+    penalty: dict  # s -> pi
+    arcs: list  # (n, r, s) with demand for (r, s)
+
+
+class _Part:
+    """The rows of one table, grouped by SKU: ``start[p]:start[p + 1]`` are SKU p's rows;
+    ``keys`` codes into ``values`` (a node, or a tuple of keys), ``data`` numeric columns."""
+
+    def __init__(self, start: np.ndarray, codes: np.ndarray, values: np.ndarray,
+                 data: dict[str, np.ndarray]):
+        self.start, self.codes, self.values, self.data = start, codes, values, data
+
+    @classmethod
+    def of(cls, df: pd.DataFrame, index: pd.Index, keys: Sequence[str],
+           data: Sequence[str]) -> _Part:
+        pos = index.get_indexer(df["sku"])
+        order = np.argsort(pos, kind="stable")  # stable: the table's order within a SKU
+        start = np.searchsorted(pos[order], np.arange(len(index) + 1))
+        cols = [df[c].to_numpy()[order] for c in keys]
+        codes, uniq = pd.factorize(cols[0] if len(cols) == 1 else
+                                   pd.MultiIndex.from_arrays(cols))
+        values = np.empty(len(uniq), dtype=object)
+        values[:] = list(uniq)
+        return cls(start, codes.astype(np.int32), values,
+                   {c: df[c].to_numpy(dtype=float)[order] for c in data})
+
+    def rows(self, p: int) -> tuple[list, dict[str, list]]:
+        s = slice(self.start[p], self.start[p + 1])
+        return (self.values[self.codes[s]].tolist(),
+                {c: v[s].tolist() for c, v in self.data.items()})
+
+    def take(self, positions: np.ndarray) -> _Part:
+        lengths = self.start[positions + 1] - self.start[positions]
+        rows = np.concatenate([np.arange(self.start[p], self.start[p + 1]) for p in positions]
+                              ) if len(positions) else np.zeros(0, dtype=np.int64)
+        start = np.concatenate([[0], np.cumsum(lengths)])
+        return _Part(start, self.codes[rows], self.values,
+                     {c: v[rows] for c, v in self.data.items()})
+
+
+class SkuTable(Mapping):
+    """SKU id -> :class:`Sku`, from flat arrays (module docstring).
+
+    ``transfer_arcs``: the network's transfer arcs ``(u, n)``; ``arcs_rs``: the fulfillment
+    nodes of each ``(region, speed)``, in the arcs table's order. ``integer`` keeps the fixed
+    costs and maximum positions of the stock table."""
+
+    def __init__(self, tables: Mapping[str, pd.DataFrame], transfer_arcs: list,
+                 arcs_rs: Mapping, integer: bool):
+        skus = tables["skus"]
+        self.index = pd.Index(skus["sku"])
+        self.volume = skus["volume"].to_numpy(dtype=float)
+        self.transfer_arcs, self.arcs_rs = list(transfer_arcs), dict(arcs_rs)
+        stock_data = ["initial_stock", "holding_cost"] + (
+            ["fixed_cost", "max_position"] if integer else [])
+        demand = tables["demand"]
+        demand = demand[demand["quantity"].to_numpy(dtype=float) > 0]
+        self.parts = {
+            "stock": _Part.of(tables["stock"], self.index, ["node"], stock_data),
+            "buys": _Part.of(tables["buy_arcs"], self.index, ["vendor", "node"], ["unit_cost"]),
+            "penalty": _Part.of(tables["penalties"], self.index, ["speed"], ["penalty"]),
+            "demand": _Part.of(demand, self.index, ["region", "speed", "scenario"],
+                               ["quantity"])}
+
+    def __getitem__(self, i: Hashable) -> Sku:
+        p = self.index.get_loc(i)  # KeyError for an unknown SKU
+        nodes, st = self.parts["stock"].rows(p)
+        buys, b = self.parts["buys"].rows(p)
+        speeds, pen = self.parts["penalty"].rows(p)
+        keys, d = self.parts["demand"].rows(p)
+        home = set(nodes)
+        rs = sorted({(r, s) for r, s, _ in keys})
+        return Sku(
+            volume=float(self.volume[p]), nodes=nodes,
+            initial=dict(zip(nodes, st["initial_stock"], strict=True)),
+            holding=dict(zip(nodes, st["holding_cost"], strict=True)),
+            fixed=dict(zip(nodes, st.get("fixed_cost", []), strict=False)),
+            max_pos=dict(zip(nodes, st.get("max_position", []), strict=False)),
+            buys=dict(zip(buys, b["unit_cost"], strict=True)),
+            transfers=[a for a in self.transfer_arcs if a[0] in home and a[1] in home],
+            demand=dict(zip(keys, d["quantity"], strict=True)),
+            penalty=dict(zip(speeds, pen["penalty"], strict=True)),
+            arcs=[(n, r, s) for r, s in rs for n in self.arcs_rs.get((r, s), []) if n in home])
+
+    def __iter__(self) -> Iterator:
+        return iter(self.index)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __contains__(self, i: object) -> bool:
+        return i in self.index
+
+    def take(self, ids: Sequence[Hashable]) -> SkuTable:
+        """The table of the SKUs ``ids`` only (unknown ids are left out)."""
+        pos = self.index.get_indexer(list(ids))
+        pos = pos[pos >= 0]
+        part = object.__new__(SkuTable)
+        part.index, part.volume = self.index[pos], self.volume[pos]
+        part.transfer_arcs, part.arcs_rs = self.transfer_arcs, self.arcs_rs
+        part.parts = {name: p.take(pos) for name, p in self.parts.items()}
+        return part
