@@ -212,7 +212,10 @@ def lagrangian_decomposition(
     aligned with ``family.linking_rows()`` or a table with ``kind``, ``key``, ``multiplier``
     (e.g. ``solve_monolithic(...).rows`` or a previous result's ``multipliers``). Stops when the
     certified gap is at most ``gap_tol``, after ``max_iter`` iterations or ``time_limit``
-    seconds, or when the method's step vanishes. ``mip_gap`` is the relative gap to which MIP
+    seconds, or when the method's step vanishes. A primal plan is recovered every
+    ``recover_every`` iterations, when the method converges and at the end; ``recover_every=0``
+    recovers none (bounds and multipliers -- the capacities' prices -- only; no gap).
+    ``mip_gap`` is the relative gap to which MIP
     subproblems are solved: their dual bounds are what the bound sums, so a looser gap costs at
     most that fraction of the bound and saves much time (HiGHS closes the last 1e-5 slowly).
     ``subproblem``: how a block's subproblem is solved, ``subproblem(family, block, mip_gap,
@@ -320,7 +323,8 @@ def _solve(run, family, method, theta0, max_iter, gap_tol, time_limit, recover_e
             ergodic.update([o.terms for o in outs], dual.primal_weight())
         t_master += time.perf_counter() - t0
         recovered, t_recover, h_recover = False, time.perf_counter(), 0.0
-        if k % recover_every == 0 or dual.converged or k == max_iter or column_generation:
+        if recover_every and (k % recover_every == 0 or dual.converged or k == max_iter
+                              or column_generation):
             h_before = run.highs_seconds()
             recovered = run.recover_all(dual, ergodic, rho)
             h_recover = run.highs_seconds() - h_before
@@ -354,7 +358,7 @@ def _solve(run, family, method, theta0, max_iter, gap_tol, time_limit, recover_e
             status = "time_limit"
             break
     bar.close()
-    if run.primal_solutions is None and k > done:  # one last try
+    if recover_every and run.primal_solutions is None and k > done:  # one last try
         run.recover_all(dual, ergodic, rho)
     if k > done:
         save(k)

@@ -213,3 +213,16 @@ def test_bundle_with_aggregated_cuts_brackets_the_optimum(monkeypatch):
     for row in res.history.itertuples():
         if row.bound is not None:
             assert row.bound <= exact * (1 + 1e-9)
+
+
+def test_bounds_only_run_recovers_no_plan_and_keeps_the_bounds():
+    """``recover_every=0``: the bundle's bounds and multipliers, no primal recovery; the
+    bounds are those of a run that recovers (the bundle does not use the primal value)."""
+    fam = InventoryModel(load("small"))
+    exact = solve_monolithic(fam).objective
+    full = lagrangian_decomposition(fam, max_iter=8, gap_tol=0.0)
+    bare = lagrangian_decomposition(fam, max_iter=8, gap_tol=0.0, recover_every=0)
+    assert bare.primal is None and bare.gap is None and full.primal is not None
+    np.testing.assert_allclose(bare.history["bound"], full.history["bound"], rtol=1e-9)
+    assert not bare.history["recovered"].any()
+    assert_bounds_bracket(bound=bare.bound, exact=exact, feasible=None, sense="min", rtol=1e-6)
