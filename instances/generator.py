@@ -452,12 +452,13 @@ def generate(cfg: GeneratorConfig | None = None, name: str | None = None) -> Ins
     lane_km = dict(zip(zip(lanes["vendor"], lanes["node"], strict=True), vkm, strict=True))
     n_vend = rng.integers(1, min(2, cfg.n_vendors) + 1, size=cfg.n_skus)
     buys = []
+    where = {sku: list(zip(g["node"], g["echelon"], strict=True))
+             for sku, g in stock.groupby("sku", sort=False)}
     for k, sku in enumerate(skus["sku"]):
         chosen = rng.choice(vendors["vendor"].to_numpy(), size=n_vend[k], replace=False)
         factor = rng.uniform(0.95, 1.1, size=len(chosen))
         for vend, f in zip(chosen, factor, strict=True):
-            for node, ech in stock.loc[stock["sku"] == sku, ["node", "echelon"]].itertuples(
-                    index=False):
+            for node, ech in where.get(sku, []):
                 c = (cost[sku] * f * (1 + (cfg.direct_to_fc_premium if ech > 1 else 0.0))
                      + vol[sku] * (20.0 + 0.02 * lane_km[(vend, node)]))
                 buys.append((sku, vend, node, round(c, 4)))

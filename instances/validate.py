@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .attainable import attainable_service
 from .schema import TABLES, VARIANTS, Table
 
 MAX_ROWS_SHOWN = 5
@@ -253,58 +254,6 @@ def _model_checks(t: dict[str, pd.DataFrame], out: _Collector, variant: str | No
                 both[:, 1] < both[:, 0])
     if not out.problems:
         _service_checks(t, out)
-
-
-def attainable_service(t: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
-    """An upper bound on the fill rate each SKU can reach per speed, with unlimited buying.
-
-    In scenario ``w`` a node can supply SKU ``i`` only if stock can be there: initial stock,
-    a buy arc whose vendor lane has ``arrival_share > 0``, or a transfer with
-    ``arrival_share > 0`` from a node supplied that way. A (region, speed)'s demand can then be
-    met at most up to ``max_n phi_nrs`` over the supplied nodes (an order placed after every
-    supplied node's cut-off reaches none of them: the nested cut-off rows). The
-    result has columns ``sku, speed, demand, attainable`` (expected demand and the bound on the
-    expected demand met within the promise); a target above it is infeasible.
-    """
-    scen = t["scenarios"][["scenario"]]
-    stock = t["stock"][["sku", "node", "initial_stock"]]
-    vlt = t.get("vendor_lead_times")
-    buys = t["buy_arcs"][["sku", "vendor", "node"]].merge(scen, how="cross")
-    if vlt is not None and len(vlt):
-        buys = buys.merge(vlt, how="left", on=["vendor", "node", "scenario"])
-        buys["arrival_share"] = buys["arrival_share"].fillna(1.0)
-    else:
-        buys["arrival_share"] = 1.0
-    direct = buys.loc[buys["arrival_share"] > 0, ["sku", "node", "scenario"]]
-    held = stock.loc[stock["initial_stock"] > 0, ["sku", "node"]].merge(scen, how="cross")
-    supplied = pd.concat([direct, held]).drop_duplicates()
-    ta = t.get("transfer_arcs")
-    if ta is not None and len(ta):
-        moves = ta[["from_node", "to_node"]].merge(scen, how="cross")
-        tlt = t.get("transfer_lead_times")
-        if tlt is not None and len(tlt):
-            moves = moves.merge(tlt, how="left", on=["from_node", "to_node", "scenario"])
-            moves["arrival_share"] = moves["arrival_share"].fillna(1.0)
-        else:
-            moves["arrival_share"] = 1.0
-        moves = moves[moves["arrival_share"] > 0]
-        via = supplied.merge(moves, left_on=["node", "scenario"],
-                             right_on=["from_node", "scenario"])
-        via = via[["sku", "to_node", "scenario"]].rename(columns={"to_node": "node"})
-        via = via.merge(stock[["sku", "node"]], on=["sku", "node"])
-        supplied = pd.concat([supplied, via]).drop_duplicates()
-    arcs = t["fulfillment_arcs"][["node", "region", "speed", "cutoff_share"]]
-    reach = supplied.merge(arcs, on="node")
-    # an order is servable in time only if placed before some supplied node's cut-off
-    reach = reach.groupby(["sku", "region", "speed", "scenario"], as_index=False)[
-        "cutoff_share"].max()
-    reach["reach"] = reach["cutoff_share"].clip(upper=1.0)
-    dem = t["demand"].merge(t["scenarios"], on="scenario")
-    dem = dem.merge(reach[["sku", "region", "speed", "scenario", "reach"]], how="left",
-                    on=["sku", "region", "speed", "scenario"]).fillna({"reach": 0.0})
-    dem["demand"] = dem["quantity"] * dem["probability"]
-    dem["attainable"] = dem["demand"] * dem["reach"]
-    return dem.groupby(["sku", "speed"], as_index=False)[["demand", "attainable"]].sum()
 
 
 def _service_checks(t: dict[str, pd.DataFrame], out: _Collector) -> None:
