@@ -22,7 +22,6 @@ True
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Hashable, Mapping
 from math import isfinite
 
@@ -31,168 +30,208 @@ import numpy as np
 from .interface import BlockArrays
 
 
-class _Triplets:
-    """Rows of a sparse matrix, appended one at a time."""
+def _ids(items, index: dict) -> np.ndarray:
+    return np.fromiter((index[x] for x in items), dtype=np.int64, count=len(items))
+
+
+class _Entries:
+    """Coordinate triplets gathered in pieces (numpy arrays or lists)."""
 
     def __init__(self):
-        self.r: list[int] = []
-        self.c: list[int] = []
-        self.v: list[float] = []
-        self.n = 0
+        self.parts: list[tuple] = []
 
-    def row(self, cols: list[int], vals: list[float]) -> int:
-        self.r.extend([self.n] * len(cols))
-        self.c.extend(cols)
-        self.v.extend(vals)
-        self.n += 1
-        return self.n - 1
+    def add(self, rows, cols, vals) -> None:
+        rows = np.asarray(rows, dtype=np.int64)
+        cols, vals = np.asarray(cols, dtype=np.int64), np.asarray(vals, dtype=float)
+        self.parts.append((rows, cols if cols.shape == rows.shape else
+                           np.full(rows.shape, cols, dtype=np.int64),
+                           vals if vals.shape == rows.shape else np.full(rows.shape, vals)))
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        return (np.asarray(self.r, dtype=np.int64), np.asarray(self.c, dtype=np.int64),
-                np.asarray(self.v, dtype=float))
+        if not self.parts:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+        return tuple(np.concatenate([p[j] for p in self.parts]) for j in range(3))
 
 
 def compile_sku(m, i: Hashable, row_index: Mapping) -> BlockArrays:
     """SKU ``i`` of the inventory model ``m`` as :class:`~meio.models.interface.BlockArrays`
-    (the arrays the Pyomo block rule compiles to; module docstring)."""
+    (the arrays the Pyomo block rule compiles to; module docstring). Whole families of
+    columns and rows are written at once with numpy; only sets of a few dozen entries (buys,
+    transfers, nodes, cut-off sets) are walked in Python."""
     k = m.skus[i]
-    W, p, integer = m.W, m.p, m.variant == "integer"
-    v = k.volume
+    W, integer, v = m.W, m.variant == "integer", k.volume
+    n_w, w_of = len(W), {w: j for j, w in enumerate(W)}
+    p = np.array([m.p[w] for w in W], dtype=float)
+    nodes = k.nodes
+    node_of = {n: j for j, n in enumerate(nodes)}
+    n_n = len(nodes)
+    # demand entries e and the (region, speed) grid: dk[rs, w] = position of (r, s, w)
+    dkeys = list(k.demand)
+    d = np.fromiter(k.demand.values(), dtype=float, count=len(dkeys))
+    rs_list = sorted({(r, s) for r, s, _ in dkeys})
+    rs_of = {rs: j for j, rs in enumerate(rs_list)}
+    d_rs = _ids([key[:2] for key in dkeys], rs_of)
+    d_w = _ids([key[2] for key in dkeys], w_of)
+    dk = np.full((len(rs_list), n_w), -1, dtype=np.int64)
+    dk[d_rs, d_w] = np.arange(len(dkeys))
+    # x: one column per arc (n, r, s) and scenario with demand, arcs first, then scenarios
+    arcs = k.arcs
+    a_rs = _ids([a[1:] for a in arcs], rs_of)
+    a_node = _ids([a[0] for a in arcs], node_of)
+    g = np.array([m.g[a] for a in arcs], dtype=float).reshape(-1, 2)
+    phi = np.array([m.phi[a] for a in arcs], dtype=float)
+    xa, xw = np.nonzero(dk[a_rs] >= 0)
+    x_d = dk[a_rs[xa], xw]
+    # q: one column per transfer arc (u, n) and scenario
+    tr = k.transfers
+    n_t = len(tr)
+    tt, tw = np.repeat(np.arange(n_t), n_w), np.tile(np.arange(n_w), n_t)
+    t_u, t_n = _ids([a[0] for a in tr], node_of), _ids([a[1] for a in tr], node_of)
+    tc = np.array([m.t_cost[a] for a in tr], dtype=float).reshape(-1, 2)
+    buys = list(k.buys)
+    b_cost = np.array(list(k.buys.values()), dtype=float)
+    b_node = _ids([vn[1] for vn in buys], node_of)
+    n_b, n_x, n_q, n_d = len(buys), len(xa), n_t * n_w, len(dkeys)
+    ox, oq = n_b, n_b + n_x
+    oe = oq + n_q
+    oz = oe + n_d
     inf = np.inf
-    # -- columns, in the block's declaration order -------------------------------------------
-    _, xw, tw, _, _ = _column_keys(m, i)
-    c: list[float] = []
-    lo: list[float] = []
-    hi: list[float] = []
-    col_b = {}
-    for vn, cost in k.buys.items():
-        col_b[vn] = len(c)
-        c.append(cost + k.holding.get(vn[1], 0.0))
-        lo.append(0.0)
-        hi.append(inf)
-    col_x = {}
-    for key in xw:
-        n, r, s, w = key
-        col_x[key] = len(c)
-        g0, g1 = m.g[n, r, s]
-        c.append(p[w] * (g0 + g1 * v))
-        lo.append(0.0)
-        hi.append(m.phi[n, r, s] * k.demand[r, s, w])
-    col_q = {}
-    for key in tw:
-        u, n, w = key
-        col_q[key] = len(c)
-        t0, t1 = m.t_cost[u, n]
-        c.append(p[w] * (t0 + t1 * v))
-        lo.append(0.0)
-        hi.append(inf)
-    col_e = {}
-    for key, d in k.demand.items():
-        col_e[key] = len(c)
-        c.append(p[key[2]] * k.penalty[key[1]])
-        lo.append(0.0)
-        hi.append(d)
-    col_z = {}
-    if integer:
-        for n in k.nodes:
-            col_z[n] = len(c)
-            c.append(k.fixed[n])
-            lo.append(0.0)
-            hi.append(1.0)
+    pen = np.array([k.penalty[key[1]] for key in dkeys], dtype=float)
+    c = np.concatenate([b_cost + np.array([k.holding.get(vn[1], 0.0) for vn in buys]),
+                        p[xw] * (g[xa, 0] + g[xa, 1] * v), p[tw] * (tc[tt, 0] + tc[tt, 1] * v),
+                        p[d_w] * pen,
+                        np.array([k.fixed[n] for n in nodes]) if integer else []])
     n_cols = len(c)
+    col_hi = np.concatenate([np.full(n_b, inf), phi[xa] * d[x_d], np.full(n_q, inf), d,
+                             np.ones(n_n) if integer else []])
     is_int = np.zeros(n_cols, dtype=bool)
     if integer:
-        is_int[: len(k.buys)] = True
-        is_int[n_cols - len(k.nodes):] = True
+        is_int[:n_b] = True
+        is_int[oz:] = True
 
     # -- constraints ------------------------------------------------------------------------
-    A = _Triplets()
-    row_lo: list[float] = []
-    row_hi: list[float] = []
-    out, inbound, serve = defaultdict(list), defaultdict(list), defaultdict(list)
-    for key in xw:
-        out[key[0], key[3]].append(col_x[key])
-        serve[key[1:]].append(col_x[key])
-    for key in tw:
-        u, n, w = key
-        out[u, w].append(col_q[key])
-        inbound[n, w].append((m.alpha_t.get(key, 1.0), col_q[key]))
-    bought = defaultdict(list)
-    for vn in k.buys:
-        bought[vn[1]].append(vn)
-    for n in k.nodes:  # availability: use - arrivals <= I0
-        for w in W:
-            use = out[n, w]
-            if not use:
-                continue
-            cols = use + [col_b[vn] for vn in bought[n]] + [j for _, j in inbound[n, w]]
-            vals = ([1.0] * len(use) + [-m.alpha_v.get((vn[0], n, w), 1.0) for vn in bought[n]]
-                    + [-a for a, _ in inbound[n, w]])
-            A.row(cols, vals)
-            row_lo.append(-inf)
-            row_hi.append(k.initial[n])
-    for key, d in k.demand.items():  # demand: sum of x + e = d
-        cols = serve[key] + [col_e[key]]
-        A.row(cols, [1.0] * len(cols))
-        row_lo.append(d)
-        row_hi.append(d)
-    for (r, s, lv), members in m._cutoff_sets(k.arcs).items():  # nested cut-offs
-        for w in W:
-            d = k.demand.get((r, s, w))
-            if d is None:
-                continue
-            A.row([col_x[n, r, s, w] for n in members], [1.0] * len(members))
-            row_lo.append(-inf)
-            row_hi.append(lv * d)
-    speeds = sorted({s for _, s, _ in k.demand if m.beta[s] > 0}, key=m.S.index)
-    for s in speeds:  # service: expected unmet <= (1 - beta_s) expected demand
-        keys = [key for key in k.demand if key[1] == s]
-        A.row([col_e[key] for key in keys], [p[key[2]] for key in keys])
-        row_lo.append(-inf)
-        row_hi.append((1 - m.beta[s]) * sum(p[key[2]] * k.demand[key] for key in keys))
+    A = _Entries()
+    # availability (n, w), where node n ships something in w: use - arrivals <= I0
+    use = np.zeros((n_n, n_w), dtype=bool)
+    use[a_node[xa], xw] = True
+    use[t_u[tt], tw] = True
+    av = np.full((n_n, n_w), -1, dtype=np.int64)
+    av[use] = np.arange(int(use.sum()))
+    n_av = int(use.sum())
+    A.add(av[a_node[xa], xw], ox + np.arange(n_x), 1.0)
+    A.add(av[t_u[tt], tw], oq + np.arange(n_q), 1.0)
+    for j, (vend, n) in enumerate(buys):
+        row = av[b_node[j]]
+        A.add(row[row >= 0], j, [-m.alpha_v.get((vend, n, W[w]), 1.0)
+                                 for w in np.flatnonzero(row >= 0)])
+    into = av[t_n[tt], tw]
+    keep = into >= 0
+    A.add(into[keep], oq + np.flatnonzero(keep),
+          [-m.alpha_t.get((*tr[t], W[w]), 1.0) for t, w in zip(tt[keep], tw[keep], strict=True)])
+    initial = np.array([k.initial[n] for n in nodes], dtype=float)
+    row_lo, row_hi = [np.full(n_av, -inf)], [np.broadcast_to(initial[:, None], use.shape)[use]]
+    # demand: sum of x + e = d
+    A.add(n_av + x_d, ox + np.arange(n_x), 1.0)
+    A.add(n_av + np.arange(n_d), oe + np.arange(n_d), 1.0)
+    row_lo.append(d)
+    row_hi.append(d)
+    # nested cut-offs: per lower set and scenario with demand
+    n_rows = n_av + n_d
+    xcol = np.full((len(arcs), n_w), -1, dtype=np.int64)
+    xcol[xa, xw] = ox + np.arange(n_x)
+    arc_of = {a: j for j, a in enumerate(arcs)}
+    for (r, s, lv), members in m._cutoff_sets(arcs).items():
+        ws = np.flatnonzero(dk[rs_of[r, s]] >= 0)
+        cols = xcol[[arc_of[n, r, s] for n in members]][:, ws]
+        A.add(np.broadcast_to(n_rows + np.arange(len(ws)), cols.shape).ravel(), cols.ravel(),
+              1.0)
+        n_rows += len(ws)
+        row_lo.append(np.full(len(ws), -inf))
+        row_hi.append(lv * d[dk[rs_of[r, s], ws]])
+    # service: expected unmet <= (1 - beta_s) expected demand
+    d_s = [key[1] for key in dkeys]
+    for s in sorted({s for s in d_s if m.beta[s] > 0}, key=m.S.index):
+        idx = np.flatnonzero([x == s for x in d_s])
+        A.add(np.full(len(idx), n_rows), oe + idx, p[d_w[idx]])
+        n_rows += 1
+        row_lo.append([-inf])
+        row_hi.append([(1 - m.beta[s]) * sum((p[d_w[idx]] * d[idx]).tolist())])
     if integer:  # stocking: y_n - M_n z_n <= 0, y_n = I0_n + sum of b
-        for n in k.nodes:
-            A.row([col_b[vn] for vn in bought[n]] + [col_z[n]],
-                  [1.0] * len(bought[n]) + [-k.max_pos[n]])
-            row_lo.append(-inf)
-            row_hi.append(-k.initial[n])
+        A.add(n_rows + b_node, np.arange(n_b), 1.0)
+        A.add(n_rows + np.arange(n_n), oz + np.arange(n_n), [-k.max_pos[n] for n in nodes])
+        n_rows += n_n
+        row_lo.append(np.full(n_n, -inf))
+        row_hi.append(-initial)
 
     # -- linking terms ----------------------------------------------------------------------
-    terms: dict = {}
-    for n in k.nodes:
+    terms: dict = {}  # (kind, key) -> (index of the linking row, constant)
+    for n in nodes:
         if isfinite(m.C.get(n, inf)):
-            terms["storage", (n,)] = ([col_b[vn] for vn in bought[n]],
-                                      [v] * len(bought[n]), v * k.initial[n])
-    for key in tw:
-        if isfinite(m.X[key[:2]]):
-            terms["transfer", key] = ([col_q[key]], [1.0], 0.0)
-    for n in k.nodes:
-        for w in W:
-            if isfinite(m.K.get(n, inf)) and out[n, w]:
-                terms["throughput", (n, w)] = (out[n, w], [1.0] * len(out[n, w]), 0.0)
-            if isfinite(m.Q.get(n, inf)) and (bought[n] or inbound[n, w]):
-                cols = [col_b[vn] for vn in bought[n]] + [j for _, j in inbound[n, w]]
-                terms["receiving", (n, w)] = (cols, [1.0] * len(cols), 0.0)
-    for s in m.S:
-        if m.beta_net[s] > 0 and m.expected_demand[s] > 0:
-            keys = [key for key in k.demand if key[1] == s]
-            if keys:
-                terms["network_service", (s,)] = ([col_e[key] for key in keys],
-                                                  [p[key[2]] for key in keys], 0.0)
-    if isfinite(m.budget) and k.buys:
-        terms["budget", ()] = ([col_b[vn] for vn in k.buys], list(k.buys.values()), 0.0)
-    G = _Triplets()
-    ordered = sorted((row_index[rid], t) for rid, t in terms.items())
-    for _, (cols, vals, _) in ordered:
-        G.row(cols, vals)
-    c_const = sum(k.holding[n] * k.initial[n] for n in k.nodes)
+            terms["storage", (n,)] = v * k.initial[n]
+    for u, n in tr:
+        if isfinite(m.X[u, n]):
+            for w in W:
+                terms["transfer", (u, n, w)] = 0.0
+    inbound = np.zeros(n_n, dtype=bool)
+    inbound[t_n] = True
+    bought = np.zeros(n_n, dtype=bool)
+    bought[b_node] = True
+    for j, n in enumerate(nodes):
+        for jw, w in enumerate(W):
+            if isfinite(m.K.get(n, inf)) and use[j, jw]:
+                terms["throughput", (n, w)] = 0.0
+            if isfinite(m.Q.get(n, inf)) and (bought[j] or inbound[j]):
+                terms["receiving", (n, w)] = 0.0
+    service = [s for s in m.S if m.beta_net[s] > 0 and m.expected_demand[s] > 0 and s in d_s]
+    for s in service:
+        terms["network_service", (s,)] = 0.0
+    if isfinite(m.budget) and buys:
+        terms["budget", ()] = 0.0
+    ordered = sorted((row_index[rid], rid) for rid in terms)
+    pos = {rid: j for j, (_, rid) in enumerate(ordered)}
+    G = _Entries()
+
+    def grid(kind: str, skip) -> np.ndarray:
+        """Positions of the rows (kind, (n, w)) in G, -1 where absent."""
+        out = np.full((n_n, n_w), -1, dtype=np.int64)
+        for j, n in enumerate(nodes):
+            if not skip(n):
+                for jw, w in enumerate(W):
+                    out[j, jw] = pos.get((kind, (n, w)), -1)
+        return out
+
+    for j, n in enumerate(nodes):
+        if ("storage", (n,)) in pos:
+            sel = np.flatnonzero(b_node == j)
+            G.add(np.full(len(sel), pos["storage", (n,)]), sel, v)
+    G.add(*_present(np.array([pos.get(("transfer", (*tr[t], W[w])), -1)
+                              for t, w in zip(tt, tw, strict=True)], dtype=np.int64),
+                    oq + np.arange(n_q)))
+    thr = grid("throughput", lambda n: not isfinite(m.K.get(n, inf)))
+    G.add(*_present(thr[a_node[xa], xw], ox + np.arange(n_x)))
+    G.add(*_present(thr[t_u[tt], tw], oq + np.arange(n_q)))
+    rec = grid("receiving", lambda n: not isfinite(m.Q.get(n, inf)))
+    for j in range(n_b):
+        rows = rec[b_node[j]]
+        G.add(rows[rows >= 0], j, 1.0)
+    G.add(*_present(rec[t_n[tt], tw], oq + np.arange(n_q)))
+    for s in service:
+        idx = np.flatnonzero([x == s for x in d_s])
+        G.add(np.full(len(idx), pos["network_service", (s,)]), oe + idx, p[d_w[idx]])
+    if ("budget", ()) in pos:
+        G.add(np.full(n_b, pos["budget", ()]), np.arange(n_b), b_cost)
+    c_const = sum(k.holding[n] * k.initial[n] for n in nodes)
     return BlockArrays(
-        c=np.asarray(c), c_const=float(c_const), A=A.arrays(), row_lo=np.asarray(row_lo),
-        row_hi=np.asarray(row_hi, dtype=float), col_lo=np.asarray(lo),
-        col_hi=np.asarray(hi, dtype=float), integer=is_int,
-        rows=np.asarray([j for j, _ in ordered], dtype=np.int64), G=G.arrays(),
-        g_const=np.asarray([t[2] for _, t in ordered], dtype=float),
+        c=c, c_const=float(c_const), A=A.arrays(), row_lo=np.concatenate(row_lo),
+        row_hi=np.concatenate(row_hi).astype(float), col_lo=np.zeros(n_cols),
+        col_hi=col_hi, integer=is_int, rows=np.array([j for j, _ in ordered], dtype=np.int64),
+        G=G.arrays(), g_const=np.array([terms[rid] for _, rid in ordered], dtype=float),
         names=lambda: sku_column_names(m, i))
+
+
+def _present(rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    keep = rows >= 0
+    return rows[keep], cols[keep], 1.0
 
 
 def _column_keys(m, i: Hashable) -> tuple[list, list, list, list, list]:
