@@ -105,6 +105,13 @@ def attainable_service(t: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
         reach[rows[ok]] = best[d_i[rows[ok]] - lo, d_rs[rows[ok]], d_w[rows[ok]]]
     reach = np.minimum(reach, 1.0)
     demand = dem["quantity"].to_numpy(dtype=float) * prob[d_w]
-    out = pd.DataFrame({"sku": dem["sku"].to_numpy(), "speed": dem["speed"].to_numpy(),
-                        "demand": demand, "attainable": demand * reach})
-    return out.groupby(["sku", "speed"], as_index=False)[["demand", "attainable"]].sum()
+    speeds = pd.Index(dem["speed"]).unique()
+    key = d_i * len(speeds) + speeds.get_indexer(dem["speed"])
+    size = n_i * len(speeds)
+    present = np.flatnonzero(np.bincount(key, minlength=size))
+    out = pd.DataFrame({"sku": skus[present // len(speeds)],
+                        "speed": speeds[present % len(speeds)],
+                        "demand": np.bincount(key, weights=demand, minlength=size)[present],
+                        "attainable": np.bincount(key, weights=demand * reach,
+                                                  minlength=size)[present]})
+    return out.sort_values(["sku", "speed"], ignore_index=True)

@@ -286,18 +286,46 @@ def _transfers(cfg, rng, nodes, scenarios):
 
 def _proxy_loads(t: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """Per node: storage (m3), throughput and receiving (units) if each SKU's expected demand
-    went to the stocking node with the best cut-off share (ties: the cheapest arc)."""
-    dem = t["demand"].merge(t["scenarios"], on="scenario")
-    dem["m"] = dem["quantity"] * dem["probability"]
-    dem = dem.groupby(["sku", "region", "speed"], as_index=False)["m"].sum()
-    reach = t["stock"][["sku", "node"]].merge(t["fulfillment_arcs"], on="node")
-    best = (dem.merge(reach, on=["sku", "region", "speed"])
-            .sort_values(["cutoff_share", "unit_cost"], ascending=[False, True])
-            .drop_duplicates(["sku", "region", "speed"]))
-    best = best.merge(t["skus"][["sku", "volume"]], on="sku")
-    best["vol"] = best["m"] * best["volume"]
-    load = best.groupby("node")[["m", "vol"]].sum()
-    return load.reindex(t["nodes"]["node"], fill_value=0.0)
+    went to the stocking node with the best cut-off share (ties: the cheapest arc, then the
+    node listed first in the SKU's stock rows). On integer codes: SKUs that stock the same
+    nodes share one choice per (region, speed)."""
+    nodes = pd.Index(t["nodes"]["node"])
+    skus = pd.Index(t["skus"]["sku"])
+    arcs = t["fulfillment_arcs"]
+    rs = pd.MultiIndex.from_frame(arcs[["region", "speed"]]).unique()
+    dem = t["demand"]
+    prob = dict(zip(t["scenarios"]["scenario"], t["scenarios"]["probability"], strict=True))
+    m = dem["quantity"].to_numpy(dtype=float) * dem["scenario"].map(prob).to_numpy(dtype=float)
+    d_rs = rs.get_indexer(pd.MultiIndex.from_frame(dem[["region", "speed"]]))
+    d_i = skus.get_indexer(dem["sku"])
+    ok = d_rs >= 0
+    per = np.bincount(d_i[ok] * len(rs) + d_rs[ok], weights=m[ok],
+                      minlength=len(skus) * len(rs)).reshape(len(skus), len(rs))
+    stock = t["stock"]
+    homes = pd.Series(nodes.get_indexer(stock["node"])).groupby(
+        skus.get_indexer(stock["sku"]), sort=True).agg(tuple)
+    home_of = np.full(len(skus), -1, dtype=np.int64)
+    codes, sets = pd.factorize(homes)
+    home_of[homes.index.to_numpy()] = codes
+    a_rs = rs.get_indexer(pd.MultiIndex.from_frame(arcs[["region", "speed"]]))
+    a_n = nodes.get_indexer(arcs["node"])
+    share, cost = arcs["cutoff_share"].to_numpy(float), arcs["unit_cost"].to_numpy(float)
+    choice = np.full((len(sets), len(rs)), -1, dtype=np.int64)  # node code per home set
+    for j, home in enumerate(sets):
+        rank = {n: q for q, n in enumerate(home)}
+        best: dict = {}
+        for r, n, sh, c in zip(a_rs, a_n, share, cost, strict=True):
+            if n in rank and (r not in best or (-sh, c, rank[n]) < best[r][0]):
+                best[r] = ((-sh, c, rank[n]), n)
+        for r, (_, n) in best.items():
+            choice[j, r] = n
+    node = np.where(home_of[:, None] >= 0, choice[np.maximum(home_of, 0)], -1)
+    has = node >= 0
+    vol = t["skus"]["volume"].to_numpy(dtype=float)[:, None] * per
+    load = pd.DataFrame({"m": np.bincount(node[has], weights=per[has], minlength=len(nodes)),
+                         "vol": np.bincount(node[has], weights=vol[has],
+                                            minlength=len(nodes))}, index=nodes)
+    return load
 
 
 def _lp_loads(t: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, pd.Series, float]:

@@ -1,5 +1,6 @@
-"""``attainable_service`` on integer codes against a second formulation: the same bound by
-table joins (the plain pandas reading of its definition)."""
+"""Table computations done on integer codes against a second formulation by table joins (the
+plain pandas reading of their definitions): ``attainable_service`` and the generator's proxy
+loads."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import given, settings
-from meio.instances import attainable_service, generate, load, preset
+from meio.instances import attainable_service, generate, load, preset, preset_names
+from meio.instances.generator import _proxy_loads
 
 from meio.testing.strategies import inventory_instances
 
@@ -69,7 +71,7 @@ def joined_reference(t: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
 def _same(t) -> None:
     got, ref = attainable_service(t), joined_reference(t)
     assert list(got.columns) == list(ref.columns)
-    assert got[["sku", "speed"]].equals(ref[["sku", "speed"]])
+    assert got[["sku", "speed"]].astype(object).equals(ref[["sku", "speed"]].astype(object))
     np.testing.assert_allclose(got[["demand", "attainable"]], ref[["demand", "attainable"]],
                                rtol=1e-12, atol=1e-12)
 
@@ -105,3 +107,27 @@ def test_matches_with_lanes_and_transfers_that_miss_scenarios():
 @given(inventory_instances(max_skus=3, max_fcs=3, max_regions=3, max_scenarios=3))
 def test_property_matches_the_joined_tables(inst):
     _same(inst.tables)
+
+
+def joined_proxy_loads(t: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Per node: storage (m3), throughput and receiving (units) if each SKU's expected demand
+    went to the stocking node with the best cut-off share (ties: the cheapest arc)."""
+    dem = t["demand"].merge(t["scenarios"], on="scenario")
+    dem["m"] = dem["quantity"] * dem["probability"]
+    dem = dem.groupby(["sku", "region", "speed"], as_index=False)["m"].sum()
+    reach = t["stock"][["sku", "node"]].merge(t["fulfillment_arcs"], on="node")
+    best = (dem.merge(reach, on=["sku", "region", "speed"])
+            .sort_values(["cutoff_share", "unit_cost"], ascending=[False, True])
+            .drop_duplicates(["sku", "region", "speed"]))
+    best = best.merge(t["skus"][["sku", "volume"]], on="sku")
+    best["vol"] = best["m"] * best["volume"]
+    load = best.groupby("node")[["m", "vol"]].sum()
+    return load.reindex(t["nodes"]["node"], fill_value=0.0)
+
+
+@pytest.mark.parametrize("name", preset_names())
+@pytest.mark.parametrize("seed", [0, 1])
+def test_proxy_loads_match_the_joined_tables(name, seed):
+    t = dict(generate(preset(name, seed=seed, n_skus=30, calibrate="proxy")).tables)
+    pd.testing.assert_frame_equal(_proxy_loads(t), joined_proxy_loads(t), check_exact=False,
+                                  rtol=1e-12)
