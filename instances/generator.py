@@ -220,6 +220,9 @@ def _skus(cfg: GeneratorConfig, rng: np.random.Generator) -> pd.DataFrame:
                          "size_class": sizes, "volume": np.round(volume, 6)})
 
 
+DEMAND_CHUNK = 2000  # SKUs drawn at a time
+
+
 def _demand(cfg, rng, skus, regions, arcs, speeds, scenarios) -> pd.DataFrame:
     rank = np.arange(1, cfg.n_skus + 1, dtype=float)
     pop = rank ** -cfg.zipf_exponent
@@ -234,17 +237,26 @@ def _demand(cfg, rng, skus, regions, arcs, speeds, scenarios) -> pd.DataFrame:
     n_w = len(scenarios)
     shape = 1.0 / cfg.sku_shock_cv**2
     shock = rng.gamma(shape, 1.0 / shape, size=(cfg.n_skus, n_w))
-    m = (mean_sku[:, None, None, None] * reg_w[None, :, None, None] * mix[None, :, :, None]
-         * shock[:, None, None, :])
     k = cfg.local_dispersion
-    lam = rng.gamma(k, np.where(m > 0, m / k, 0.0))
-    qty = rng.poisson(lam).astype(float)
-    i, r, s, w = np.nonzero(qty)
-    return pd.DataFrame({"sku": skus["sku"].to_numpy()[i],
-                         "region": regions["region"].to_numpy()[r],
-                         "speed": np.array([sp.name for sp in speeds])[s],
-                         "scenario": scenarios["scenario"].to_numpy()[w],
-                         "quantity": qty[i, r, s, w]})
+    # (sku, region, speed, scenario) arrays, SKUs in chunks: the same draws in the same order
+    # as whole arrays (every gamma, then every Poisson), without whole-size temporaries
+    lam = np.empty((cfg.n_skus, len(reg_w), len(speeds), n_w))
+    parts = [slice(a, a + DEMAND_CHUNK) for a in range(0, cfg.n_skus, DEMAND_CHUNK)]
+    for c in parts:
+        m = (mean_sku[c, None, None, None] * reg_w[None, :, None, None]
+             * mix[None, :, :, None] * shock[c, None, None, :])
+        lam[c] = rng.gamma(k, np.where(m > 0, m / k, 0.0))
+    names = [skus["sku"].to_numpy(), regions["region"].to_numpy(),
+             np.array([sp.name for sp in speeds]), scenarios["scenario"].to_numpy()]
+    out = []
+    for c in parts:
+        qty = rng.poisson(lam[c]).astype(float)
+        idx = np.nonzero(qty)
+        out.append(pd.DataFrame({"quantity": qty[idx]}).assign(
+            **{col: names[j][idx[j] + (c.start if j == 0 else 0)]
+               for j, col in enumerate(("sku", "region", "speed", "scenario"))}))
+    cols = ["sku", "region", "speed", "scenario", "quantity"]
+    return pd.concat(out, ignore_index=True)[cols] if out else pd.DataFrame(columns=cols)
 
 
 def _lead_times(cfg, rng, vendors, nodes, scenarios):
