@@ -145,3 +145,21 @@ def test_compare_prints_a_bracketing_table_and_plots(tmp_path):
 def test_compare_rejects_an_unknown_method():
     proc = run("compare", "tiny", "--methods", "bundle,magic")
     assert proc.returncode != 0 and "magic" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_decompose_bounds_only_writes_prices_and_no_plan(tmp_path):
+    """``--recover-every 0``: a lower bound below the LP optimum and the capacity prices; no
+    upper bound, no gap, no plan tables."""
+    from meio.instances import load
+    from meio.models import InventoryModel, solve_monolithic
+
+    proc = run("decompose", "tiny", "--recover-every", "0", "--max-iter", "15", "--out",
+               str(tmp_path / "res"))
+    assert proc.returncode == 0, proc.stderr
+    summary = pd.read_csv(tmp_path / "res" / "summary.csv").set_index("item")["value"]
+    assert pd.isna(summary["upper bound"]) and pd.isna(summary["certified gap"])
+    exact = solve_monolithic(InventoryModel(load("tiny"))).objective
+    assert float(summary["lower bound"]) <= exact * (1 + 1e-9)
+    written = {p.name for p in (tmp_path / "res").iterdir()}
+    assert written == {"summary.csv", "history.csv", "multipliers.csv"}
+    assert (pd.read_csv(tmp_path / "res" / "multipliers.csv")["multiplier"] >= 0).all()
