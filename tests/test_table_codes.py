@@ -17,16 +17,9 @@ from meio.testing.strategies import inventory_instances
 
 
 def joined_reference(t: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
-    """An upper bound on the fill rate each SKU can reach per speed, with unlimited buying.
-
-    In scenario ``w`` a node can supply SKU ``i`` only if stock can be there: initial stock,
-    a buy arc whose vendor lane has ``arrival_share > 0``, or a transfer with
-    ``arrival_share > 0`` from a node supplied that way. A (region, speed)'s demand can then be
-    met at most up to ``max_n phi_nrs`` over the supplied nodes (an order placed after every
-    supplied node's cut-off reaches none of them: the nested cut-off rows). The
-    result has columns ``sku, speed, demand, attainable`` (expected demand and the bound on the
-    expected demand met within the promise); a target above it is infeasible.
-    """
+    """The definition of :func:`attainable_service` read as table joins: supplied
+    (SKU, node, scenario) joined with the fulfillment arcs, the best cut-off share per
+    (SKU, region, speed, scenario), joined with the demand."""
     scen = t["scenarios"][["scenario"]]
     stock = t["stock"][["sku", "node", "initial_stock"]]
     vlt = t.get("vendor_lead_times")
