@@ -97,7 +97,8 @@ def test_matches_with_lanes_and_transfers_that_miss_scenarios():
 
 
 @settings(max_examples=20, deadline=None, derandomize=True)
-@given(inventory_instances(max_skus=3, max_fcs=3, max_regions=3, max_scenarios=3))
+@given(inventory_instances(max_skus=3, max_fcs=3, max_regions=3, max_scenarios=3,
+                           calibrate="proxy"))
 def test_property_matches_the_joined_tables(inst):
     _same(inst.tables)
 
