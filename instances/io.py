@@ -4,7 +4,12 @@
   Every cell is read as text and converted by the schema, so identifiers such as ``007`` stay
   text and floats are parsed exactly (shortest round-trip representation on write).
 - Bundle: one ``.zip`` file holding ``<table>.parquet`` per table and a ``meio.json`` manifest.
-  Parquet keeps dtypes and bits exactly.
+  Parquet keeps dtypes and bits exactly. A ``.zip`` of CSV tables (no manifest) is read like a
+  CSV directory.
+
+Files that cannot be read (permissions, broken links, FIFOs, corrupt Parquet members), CSV
+written with another separator than the comma and headers naming a column twice raise
+:class:`~meio.instances.validate.InstanceError` naming the table, before any validation.
 
 Both formats round-trip exactly. Nothing is ever unpickled or evaluated; writes are atomic
 (:mod:`meio.files`).
@@ -12,19 +17,27 @@ Both formats round-trip exactly. Nothing is ever unpickled or evaluated; writes 
 
 from __future__ import annotations
 
+import csv
+import functools
 import io
 import json
 import os
+import re
+import stat
 import zipfile
-from pathlib import Path
+import zlib
+from collections.abc import Callable
+from pathlib import Path, PurePosixPath
+from typing import IO
 
 import pandas as pd
+import pyarrow as pa
 
 from meio.files import atomic_dir, atomic_file
 
 from .core import Instance
 from .schema import TABLES
-from .validate import InstanceError, Problem
+from .validate import InstanceError, Problem, duplicate_columns
 
 BUNDLE_FORMAT = "meio-instance"
 BUNDLE_VERSION = 1
@@ -36,21 +49,115 @@ def bundled_names() -> list[str]:
     return sorted(p.name for p in BUNDLED_DIR.iterdir() if p.is_dir())
 
 
+SEPARATORS = {";": "';'", "\t": "a tab", "|": "'|'"}
+"""Separators other than the comma that spreadsheets write, and how messages name them."""
+
+_PARSER_LINE = re.compile(r"line (\d+)")
+
+
+def _header_problems(table: str, label: str, line: bytes) -> list[Problem]:
+    """Problems of a CSV header line: empty, not UTF-8, another separator, a repeated name."""
+    try:
+        text = line.decode("utf-8-sig").rstrip("\r\n")
+    except UnicodeDecodeError as exc:
+        return [Problem(table, "", f"{label} is not UTF-8 text ({exc.reason} at byte "
+                        f"{exc.start} of the header); save it as UTF-8 CSV")]
+    if not text.strip():
+        return [Problem(table, "", f"{label} is empty: no header row naming the columns")]
+    names = next(csv.reader([text], skipinitialspace=True))
+    expected = set(TABLES[table].column_names) if table in TABLES else None
+    for sep, said in SEPARATORS.items():
+        split = next(csv.reader([text], delimiter=sep, skipinitialspace=True))
+        if len(split) <= len(names):
+            continue
+        if (expected is None and len(names) == 1) or (
+                expected is not None and len(expected.intersection(split))
+                > len(expected.intersection(names))):
+            return [Problem(table, "", f"uses {said} as separator (header {text!r}); meio "
+                            f"reads comma-separated CSV: save {label} with commas")]
+    return duplicate_columns(table, names)
+
+
+def _parse_csv(table: str, label: str, open_binary: Callable[[], IO[bytes]]
+               ) -> tuple[pd.DataFrame | None, list[Problem]]:
+    """Read one CSV table, every cell as text; problems name the table, and rows as counted in
+    validation messages (data rows from 1, the header excluded)."""
+    try:
+        with open_binary() as fh:
+            problems = _header_problems(table, label, fh.readline())
+        if problems:
+            return None, problems
+        with open_binary() as fh:
+            df = pd.read_csv(fh, dtype=str, keep_default_na=False, na_values=[""],
+                             skipinitialspace=True)
+    except pd.errors.ParserError as exc:
+        text = str(exc).strip()
+        line = _PARSER_LINE.search(text)
+        where = f"row {int(line.group(1)) - 1} (line {line.group(1)} of the file): " if line else ""
+        return None, [Problem(table, "", f"cannot parse {label}: {where}{text}")]
+    except (pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
+        return None, [Problem(table, "", f"cannot parse {label}: {exc}")]
+    except (OSError, zipfile.BadZipFile, zlib.error) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        return None, [Problem(table, "", f"cannot read {label}: {reason.lower()}")]
+    return df, []
+
+
+def _file_problem(f: Path) -> Problem | None:
+    """Why ``f`` cannot be read as a table (without opening it: a FIFO would block), if so."""
+    try:
+        st = f.stat()
+    except FileNotFoundError:
+        if f.is_symlink():
+            return Problem(f.stem, "", f"{f.name} is a broken symbolic link (to "
+                           f"{os.readlink(f)}, which does not exist)")
+        return Problem(f.stem, "", f"{f.name} vanished while reading {f.parent}")
+    except OSError as exc:
+        return Problem(f.stem, "", f"cannot read {f.name} in {f.parent}: "
+                       f"{(exc.strerror or str(exc)).lower()}")
+    if stat.S_ISREG(st.st_mode):
+        if not os.access(f, os.R_OK):
+            return Problem(f.stem, "", f"cannot read {f.name} in {f.parent}: permission denied")
+        return None
+    kind = ("a directory" if stat.S_ISDIR(st.st_mode) else "a FIFO (named pipe)"
+            if stat.S_ISFIFO(st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode)
+            else "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)
+            else "not a regular file")
+    return Problem(f.stem, "", f"{f.name} in {f.parent} is {kind}, not a file")
+
+
+def _raise_if(problems: list[Problem]) -> None:
+    if problems:
+        raise InstanceError(problems)
+
+
 def read_csv_dir(path: str | os.PathLike, name: str | None = None,
                  variant: str | None = None) -> Instance:
-    """Read and validate a directory holding one ``<table>.csv`` per table."""
+    """Read and validate a directory holding one ``<table>.csv`` per table.
+
+    A file that cannot be read (permissions, a broken link, a FIFO), a header with another
+    separator than the comma or a column named twice is reported by table, all at once."""
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(f"instance directory not found: {path}")
-    tables = {}
-    for f in sorted(path.glob("*.csv")):
-        try:
-            tables[f.stem] = pd.read_csv(f, dtype=str, keep_default_na=False, na_values=[""],
-                                         skipinitialspace=True)
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-            raise InstanceError([Problem(f.stem, "", f"cannot parse {f.name}: {exc}")]) from exc
+    try:
+        files = sorted(f for f in path.iterdir() if f.name.endswith(".csv"))
+    except OSError as exc:
+        raise InstanceError([Problem("", "", f"cannot list the folder {path}: "
+                                     f"{(exc.strerror or str(exc)).lower()}")]) from exc
+    tables, problems = {}, []
+    for f in files:
+        bad = _file_problem(f)
+        if bad is not None:
+            problems.append(bad)
+            continue
+        df, found = _parse_csv(f.stem, f.name, functools.partial(open, f, "rb"))
+        problems += found
+        if df is not None:
+            tables[f.stem] = df
+    _raise_if(problems)
     if not tables:
-        raise InstanceError([Problem("*", "", f"no .csv table files in {path}")])
+        raise InstanceError([Problem("", "", f"no .csv table files in {path}")])
     return Instance.from_tables(tables, name or path.name, variant)
 
 
@@ -63,24 +170,73 @@ def write_csv_dir(instance: Instance, path: str | os.PathLike) -> Path:
     return path
 
 
+ONE_TABLE_SUFFIXES = (".csv", ".parquet")
+
+
+def _zip_csv_tables(zf: zipfile.ZipFile, path: Path) -> dict[str, pd.DataFrame]:
+    """The CSV tables of a zip file, at its top level or in one folder, read like a directory
+    (macOS metadata such as ``__MACOSX/`` and ``._name`` entries is skipped)."""
+    members = [m for m in zf.namelist() if m.endswith(".csv") and "__MACOSX/" not in m
+               and not PurePosixPath(m).name.startswith(".")]
+    folders = sorted({str(PurePosixPath(m).parent) for m in members})
+    if len(folders) > 1:
+        raise InstanceError([Problem("", "", f"{path.name} holds CSV files in several folders "
+                                     f"({', '.join(folders)}); zip one instance folder")])
+    tables, problems = {}, []
+    for m in members:
+        table = PurePosixPath(m).stem
+        df, found = _parse_csv(table, f"{m} in {path.name}", functools.partial(zf.open, m))
+        problems += found
+        if df is not None:
+            tables[table] = df
+    _raise_if(problems)
+    return tables
+
+
+def _zip_parquet_tables(zf: zipfile.ZipFile, path: Path) -> dict[str, pd.DataFrame]:
+    """The Parquet tables of a bundle; a member that cannot be read is named by its table."""
+    tables, problems = {}, []
+    for member in zf.namelist():
+        if not member.endswith(".parquet"):
+            continue
+        table = member[: -len(".parquet")]
+        try:
+            tables[table] = pd.read_parquet(io.BytesIO(zf.read(member)), engine="pyarrow")
+        except (pa.ArrowException, zipfile.BadZipFile, zlib.error, OSError, ValueError) as exc:
+            problems.append(Problem(table, "", f"cannot read {member} in {path.name} (corrupt "
+                                    f"Parquet?): {' '.join(str(exc).split())}"))
+    _raise_if(problems)
+    return tables
+
+
 def read_bundle(path: str | os.PathLike, name: str | None = None,
                 variant: str | None = None) -> Instance:
-    """Read and validate a ``.zip`` bundle written by :func:`write_bundle`."""
+    """Read and validate a ``.zip`` bundle written by :func:`write_bundle`, or a ``.zip`` of
+    CSV tables (read like a CSV directory)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"instance bundle not found: {path}")
+    if path.suffix.lower() in ONE_TABLE_SUFFIXES:
+        folder = path.resolve().parent
+        raise InstanceError([Problem(path.stem, "", f"{path.name} is one table; an instance is "
+                                     "a directory of CSV tables (or a .zip bundle): pass the "
+                                     f"folder {folder}")])
+    manifest: dict = {}
     try:
         with zipfile.ZipFile(path) as zf:
-            manifest = json.loads(zf.read("meio.json"))
-            if manifest.get("format") != BUNDLE_FORMAT:
-                raise InstanceError([Problem("meio.json", "format", "not a meio instance bundle")])
-            tables = {}
-            for member in zf.namelist():
-                if member.endswith(".parquet"):
-                    tables[member[: -len(".parquet")]] = pd.read_parquet(
-                        io.BytesIO(zf.read(member)), engine="pyarrow")
-    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, OSError) as exc:
-        raise InstanceError([Problem(path.name, "", f"cannot read bundle: {exc}")]) from exc
+            if "meio.json" in zf.namelist():
+                manifest = json.loads(zf.read("meio.json"))
+                if manifest.get("format") != BUNDLE_FORMAT:
+                    raise InstanceError([Problem("meio.json", "format",
+                                                 "not a meio instance bundle")])
+                tables = _zip_parquet_tables(zf, path)
+            elif any(m.endswith(".csv") for m in zf.namelist()):
+                tables = _zip_csv_tables(zf, path)
+            else:
+                raise InstanceError([Problem("", "", f"{path.name} is neither a meio bundle "
+                                             "(no meio.json) nor a zip of CSV tables")])
+    except (zipfile.BadZipFile, json.JSONDecodeError, OSError) as exc:
+        raise InstanceError([Problem("", "", f"cannot read bundle {path.name}: {exc}")]) from exc
     return Instance.from_tables(tables, name or manifest.get("name") or path.stem, variant)
 
 

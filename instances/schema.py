@@ -17,6 +17,17 @@ from typing import Literal
 
 Kind = Literal["key", "str", "int", "float"]
 
+MAX_MAGNITUDE = 1e15
+"""The largest absolute value a numeric cell may hold (``inf`` aside, where a column admits it).
+
+float64 holds every integer exactly only up to 2**53 (about 9.0e15): below 1e15 a unit count
+keeps unit precision, and a sum of up to nine such values is still exact. HiGHS takes costs and
+bounds at or above 1e20 (its ``infinite_cost`` and ``infinite_bound``) for infinite, so a finite
+value near there would silently mean "unlimited" or make a model unbounded; the limit keeps
+every cell five orders of magnitude below. Real data is far smaller (the largest value in the
+bundled instances is a regional population of about 2e7), and 1e15 itself stays admissible as an
+explicit "practically unlimited" capacity."""
+
 
 @dataclass(frozen=True)
 class Column:
@@ -53,6 +64,12 @@ class Table:
     missing_rows: str = ""
     single_row: bool = False
     extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def may_be_empty(self) -> bool:
+        """Whether the table may hold a header and no rows (optional tables, except one-row
+        tables such as ``budget``); a required table needs at least one row."""
+        return not self.required and not self.single_row
 
     @property
     def column_names(self) -> list[str]:
@@ -310,6 +327,22 @@ def schema_markdown() -> str:
         "absent, but when present they must hold valid values in every row. `inf` is accepted "
         "only where the range says so and means *unlimited*.",
         "",
+        "- **CSV**: UTF-8 text separated by commas (not `;` or tabs), one header row that "
+        "names every column once, numbers with a decimal point (`0.5`). A `.zip` file holding "
+        "the CSV tables (at its top level or in one folder) is read like the directory.",
+        "- **Rows**: a required table needs at least one row below its header; an optional "
+        "table may be absent or hold its header only (no rows), except `budget`, which has "
+        "exactly one row when present.",
+        f"- **Magnitude**: every number must be at most {MAX_MAGNITUDE:g} in absolute value "
+        "(`inf` aside, where admitted). Beyond 2^53 (about 9.0e15) float64 loses integer "
+        "precision, and HiGHS takes values at or above 1e20 for infinite, so a larger finite "
+        "value would silently change the model; write `inf` for an unlimited capacity or "
+        "budget. `NaN` and empty cells are missing values, never admitted.",
+        "- **Row numbers**: an error message names the table, the column and the rows at "
+        "fault. `row N` is the N-th data row of the table counted from 1, the header excluded "
+        "(blank lines are skipped): row 1 is line 2 of a CSV file, and row N the N-th row of a "
+        "Parquet table or DataFrame.",
+        "",
     ]
     for t in TABLES.values():
         status = "required" if t.required else "optional"
@@ -321,6 +354,8 @@ def schema_markdown() -> str:
                     f"({', '.join(tcols)})."]
         if t.missing_rows:
             out += [f"Missing rows: {t.missing_rows}."]
+        out += ["Rows: " + ("may be empty (header only)." if t.may_be_empty else
+                            "exactly one." if t.single_row else "at least one.")]
         out += ["", "| column | kind | unit | range | required | meaning |",
                 "|---|---|---|---|---|---|"]
         for c in t.columns:

@@ -1,10 +1,13 @@
 """Validation of instance tables before any model is built.
 
-Every check reports the table, the column and the offending rows (counted from 1 after the
-header, with their key values), and all problems are collected before :class:`InstanceError`
-is raised, so a user fixes an instance in one pass. The checks follow the declarations in
-:mod:`meio.instances.schema`: presence, dtype, missing values, ranges, unique keys, foreign
-keys; then the model-level conditions (probabilities sum to one, every SKU can be stocked and
+Every check reports the table, the column and the offending rows (data rows counted from 1, the
+header excluded, with their key values; row 1 is line 2 of a CSV file), and all problems are
+collected before :class:`InstanceError` is raised, so a user fixes an instance in one pass.
+Values in messages print as plain numbers (``0.8``, ``1e+308``). The checks follow the
+declarations in :mod:`meio.instances.schema`: presence, columns named once, at least one row
+in a required table, dtype, missing values, magnitude
+(:data:`~meio.instances.schema.MAX_MAGNITUDE`), infinities, ranges, unique keys, foreign keys;
+then the model-level conditions (probabilities sum to one, every SKU can be stocked and
 bought, demand can reach a fulfillment arc, service targets are attainable, the integer variant
 has its data).
 """
@@ -19,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from .attainable import attainable_service
-from .schema import TABLES, VARIANTS, Table
+from .schema import MAX_MAGNITUDE, TABLES, VARIANTS, Table
 
 MAX_ROWS_SHOWN = 5
 PROBABILITY_TOL = 1e-6
@@ -37,7 +40,7 @@ class Problem:
 
     def __str__(self) -> str:
         where = f"table '{self.table}'" + (f", column '{self.column}'" if self.column else "")
-        text = f"{where}: {self.message}"
+        text = f"{where}: {self.message}" if self.table else self.message
         if self.rows:
             shown = ", ".join(self.detail[:MAX_ROWS_SHOWN])
             more = len(self.rows) - MAX_ROWS_SHOWN
@@ -53,6 +56,32 @@ class InstanceError(ValueError):
         self.problems = list(problems)
         lines = [str(p) for p in self.problems]
         super().__init__("invalid instance:\n  " + "\n  ".join(lines))
+
+
+def show_value(v) -> str:
+    """A cell value as a user reads it: numbers plain (``0.8``, ``3``, ``inf``), text quoted."""
+    if isinstance(v, (bool, np.bool_)):
+        return str(bool(v))
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    if isinstance(v, (float, np.floating)):
+        return repr(float(v))
+    if isinstance(v, str):
+        return repr(v)
+    return repr(v) if v is None or v is pd.NA else repr(str(v))
+
+
+def duplicate_columns(table: str, names: Iterable) -> list[Problem]:
+    """One problem per column name that appears more than once among ``names``."""
+    names = [str(n) for n in names]
+    out = []
+    for name in dict.fromkeys(n for n in names if names.count(n) > 1):
+        where = [i + 1 for i, n in enumerate(names) if n == name]
+        times = "twice" if len(where) == 2 else f"{len(where)} times"
+        at = ", ".join(map(str, where[:-1])) + f" and {where[-1]}"
+        out.append(Problem(table, name, f"the header has column '{name}' {times} (columns "
+                           f"{at}); name each column once"))
+    return out
 
 
 class _Collector:
@@ -78,9 +107,9 @@ class _Collector:
             label = ", ".join(f"{k}={df[k].iat[p]}" for k in keys)
             text = f"row {p + 1}" + (f" ({label})" if label else "")
             if values is not None:
-                text += f" = {values[p]!r}"
+                text += f" = {show_value(values[p])}"
             elif column and column in df.columns and column not in keys:
-                text += f" = {df[column].iat[p]!r}"
+                text += f" = {show_value(df[column].iat[p])}"
             detail.append(text)
         self.problems.append(Problem(table, column, message, tuple(int(p) + 1 for p in pos),
                                      tuple(detail)))
@@ -107,8 +136,10 @@ def _coerce_keys(values) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return out, missing, bad
 
 
-def _coerce_column(col: pd.Series, kind: str) -> tuple[pd.Series, np.ndarray, np.ndarray]:
-    """Convert a column to its canonical dtype; return it with masks (missing, bad dtype).
+def _coerce_column(col: pd.Series, kind: str
+                   ) -> tuple[pd.Series, np.ndarray, np.ndarray, np.ndarray | None]:
+    """Convert a column to its canonical dtype; return it with masks (missing, bad dtype) and,
+    for a numeric column, its values as floats (what the range checks look at).
 
     A column of strings is checked once per distinct value, and its cells then share one
     ``str`` object per value (a demand table of 100k SKUs has a hundred million cells)."""
@@ -120,7 +151,8 @@ def _coerce_column(col: pd.Series, kind: str) -> tuple[pd.Series, np.ndarray, np
             out, missing, bad = u_out[codes], u_missing[codes], u_bad[codes]
         else:
             out, missing, bad = _coerce_keys(col.to_numpy(dtype=object))
-        return pd.Series(out, index=col.index, dtype=object, name=col.name), missing, bad
+        series = pd.Series(out, index=col.index, dtype=object, name=col.name)
+        return series, missing, bad, None
     numeric = (pd.api.types.is_numeric_dtype(col.dtype)
                and not pd.api.types.is_bool_dtype(col.dtype))
     values = None if numeric else col.to_numpy(dtype=object)
@@ -145,13 +177,37 @@ def _coerce_column(col: pd.Series, kind: str) -> tuple[pd.Series, np.ndarray, np
         finite = np.isfinite(floats)
         bad |= finite & (np.floor(floats) != floats)
         bad |= np.isinf(floats)
-        ints = np.where(finite & ~bad, floats, 0).astype(np.int64)
-        return pd.Series(ints, index=col.index, name=col.name), missing, bad
-    return pd.Series(floats, index=col.index, name=col.name), missing, bad
+        fits = finite & ~bad & (np.abs(np.where(finite, floats, 0)) <= MAX_MAGNITUDE)
+        ints = np.where(fits, floats, 0).astype(np.int64)
+        return pd.Series(ints, index=col.index, name=col.name), missing, bad, floats
+    return pd.Series(floats, index=col.index, name=col.name), missing, bad, floats
+
+
+def _check_numbers(name: str, c, v: np.ndarray, ok: np.ndarray, out: _Collector) -> None:
+    """Magnitude, infinities and range of one numeric column (``ok``: cells that are numbers)."""
+    finite = np.isfinite(v)
+    huge = ok & finite & (np.abs(np.where(finite, v, 0)) > MAX_MAGNITUDE)
+    unlimited = " (write inf for unlimited)" if c.inf_ok else ""
+    out.add(name, c.name, f"value beyond the magnitude limit: |value| > {MAX_MAGNITUDE:g}"
+            + unlimited, huge, v)
+    if c.inf_ok:
+        out.add(name, c.name, "-inf not allowed (inf means unlimited)", ok & np.isneginf(v), v)
+    else:
+        out.add(name, c.name, "infinite value not allowed here", ok & np.isinf(v), v)
+    inrange = ok & finite & ~huge
+    if c.lo is not None:
+        out.add(name, c.name, "negative value" if c.lo == 0 else f"value below {c.lo:g}",
+                inrange & (v < c.lo), v)
+    if c.hi is not None:
+        out.add(name, c.name, f"value above {c.hi:g}", inrange & (v > c.hi), v)
 
 
 def _check_table(name: str, spec: Table, df: pd.DataFrame, out: _Collector,
                  variant: str | None) -> pd.DataFrame | None:
+    twice = duplicate_columns(name, df.columns)
+    if twice:
+        out.problems.extend(twice)
+        return None
     unknown = [c for c in df.columns if c not in spec.column_names]
     if unknown:
         out.add(name, ", ".join(map(str, unknown)),
@@ -163,26 +219,22 @@ def _check_table(name: str, spec: Table, df: pd.DataFrame, out: _Collector,
         out.add(name, c, "required column is missing" + why)
     if unknown or absent:
         return None
+    if len(df) == 0 and not spec.may_be_empty:
+        need = "it needs exactly one" if spec.single_row else "a required table needs one or more"
+        out.add(name, "", f"has no rows (only a header); {need}")
+        return None
     df = df.reset_index(drop=True)
     clean = {}
     out.tables = {**out.tables, name: df}
     for c in spec.columns:
         if c.name not in df.columns:
             continue
-        series, missing, bad = _coerce_column(df[c.name], c.kind)
+        series, missing, bad, numbers = _coerce_column(df[c.name], c.kind)
         expected = {"key": "text", "str": "text", "int": "an integer", "float": "a number"}
         out.add(name, c.name, f"wrong dtype: expected {expected[c.kind]}", bad)
         out.add(name, c.name, "missing value (empty or NaN)", missing)
-        if c.kind in ("int", "float"):
-            v = series.to_numpy(dtype=float)
-            ok = ~(missing | bad)
-            if c.lo is not None:
-                out.add(name, c.name, "negative value" if c.lo == 0 else f"value below {c.lo:g}",
-                        ok & (v < c.lo))
-            if c.hi is not None:
-                out.add(name, c.name, f"value above {c.hi:g}", ok & np.isfinite(v) & (v > c.hi))
-            if not c.inf_ok:
-                out.add(name, c.name, "infinite value not allowed here", ok & np.isposinf(v))
+        if numbers is not None:
+            _check_numbers(name, c, numbers, ~(missing | bad), out)
         clean[c.name] = series
     result = pd.DataFrame(clean, columns=[c for c in spec.column_names if c in clean])
     if spec.key and len(result):
