@@ -17,13 +17,16 @@ The builders in :mod:`meio.models.build` and the decomposition depend on nothing
 may also offer :meth:`BlockFamily.block_arrays`, a fast compiler of its block rule straight to
 arrays (:class:`BlockArrays`); the decomposition then skips the Pyomo build of each block, and
 the tests check the arrays against the Pyomo block rule's, entry by entry.
+:meth:`BlockFamily.data_digest` fingerprints all the data the blocks are built from (a
+decomposition checkpoint is resumed only on a family of the same digest).
 """
 
 from __future__ import annotations
 
+import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import pandas as pd
@@ -123,6 +126,32 @@ class BlockFamily(ABC):
         means that the Pyomo block is compiled instead."""
         return None
 
+    def data_digest(self) -> str:
+        """A hex digest of every datum the family's blocks are built from: two families of the
+        same class, name, blocks and linking rows with the same data digest define the same
+        problem (a decomposition checkpoint is resumed only then).
+
+        The default compiles every block -- with :meth:`block_arrays` where the family has a
+        fast compiler, else by building its Pyomo block -- and hashes the result: every
+        column's bounds and domain, every constraint, the cost and the linking terms, numbers
+        written exactly. That is complete but costs a compilation per block, which is fine for
+        small families; a family with large data should override it with a hash of its data
+        tables (and of every option that changes its blocks), as
+        :class:`~meio.models.InventoryModel` does. A subclass that adds data of its own must
+        add it to the digest."""
+        h = hashlib.sha256()
+        rows = check_rows(self.linking_rows())
+        index = {(k, key): j for j, (k, key) in enumerate(zip(rows["kind"], rows["key"],
+                                                                strict=True))}
+        for i in self.block_ids():
+            h.update(repr(("block", i)).encode())
+            arrays = self.block_arrays(i, index)
+            if arrays is None:
+                _hash_pyomo_block(h, self, i)
+            else:
+                _hash_block_arrays(h, arrays)
+        return h.hexdigest()
+
     def shard(self, blocks: Sequence[Hashable]) -> BlockFamily:
         """Optional: a family that serves only ``blocks`` -- what a worker process needs to
         compile and solve its shard (:meth:`block_rule`, :meth:`block_arrays`,
@@ -135,6 +164,48 @@ class BlockFamily(ABC):
     def sense_sign(self) -> int:
         """+1 for minimization, -1 for maximization."""
         return 1 if self.sense == pyo.minimize else -1
+
+
+def hash_array(h, a: np.ndarray) -> None:
+    """Feed an array's dtype, shape and bytes (C order) to the hash object ``h``."""
+    h.update(repr((a.dtype.str, a.shape)).encode())
+    if a.dtype.hasobject:
+        h.update(repr(a.tolist()).encode())
+    else:
+        h.update(memoryview(np.ascontiguousarray(a).reshape(-1).view(np.uint8)))
+
+
+def _hash_block_arrays(h, arrays: BlockArrays) -> None:
+    for f in fields(BlockArrays):
+        value = getattr(arrays, f.name)
+        if f.name == "names":
+            h.update(repr(value()).encode())
+        elif isinstance(value, tuple):
+            for part in value:
+                hash_array(h, np.asarray(part))
+        else:
+            hash_array(h, np.asarray(value))
+
+
+def _hash_pyomo_block(h, family: BlockFamily, i: Hashable) -> None:
+    """Block ``i`` built by the family's rule, written out exactly (numbers as ``repr``)."""
+    m = pyo.ConcreteModel()
+    m.b = pyo.Block(rule=lambda blk: family.block_rule(blk, i))
+    for c in m.b.component_data_objects((pyo.Var, pyo.Param, pyo.Expression, pyo.Constraint,
+                                         pyo.Objective), descend_into=True, sort=False):
+        name = c.getname(fully_qualified=True)
+        if c.ctype is pyo.Var:
+            item = (name, c.lb, c.ub, c.domain.name, c.fixed, c.value if c.fixed else None)
+        elif c.ctype is pyo.Param:
+            item = (name, pyo.value(c, exception=False))
+        elif c.ctype is pyo.Constraint:
+            item = (name, str(c.lower), str(c.body), str(c.upper), c.active)
+        else:
+            item = (name, str(c.expr))
+        h.update(repr(item).encode())
+    terms = family.linking_terms(m.b, i)
+    for rid in sorted(terms, key=repr):
+        h.update(repr((rid, str(terms[rid]))).encode())
 
 
 def check_rows(rows: pd.DataFrame) -> pd.DataFrame:

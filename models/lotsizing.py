@@ -27,6 +27,7 @@ Both have the same integer solutions and the same cost ``sum_t f_i y_it + h_i s_
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Hashable, Mapping
 
 import numpy as np
@@ -34,7 +35,7 @@ import pandas as pd
 import pyomo.environ as pyo
 from meio.instances.lotsizing import LotSizingInstance
 
-from .interface import BlockFamily
+from .interface import BlockFamily, hash_array
 
 FORMULATIONS = ("facility_location", "aggregate")
 
@@ -62,6 +63,16 @@ class LotSizingModel(BlockFamily):
 
     def block_ids(self) -> list:
         return self.instance.item_ids
+
+    def data_digest(self) -> str:
+        """Digest of the formulation, the items, the periods and every array the blocks and
+        the capacity rows are built from (demand, capacity use, setup time and cost, holding
+        cost, capacities)."""
+        h = hashlib.sha256(repr((self.formulation, self.instance.item_ids, self.periods))
+                           .encode())
+        for a in (self.d, self.a, self.h, self.st, self.f, self.instance.capacity):
+            hash_array(h, a)
+        return h.hexdigest()
 
     def block_rule(self, blk: pyo.Block, i: Hashable) -> None:
         k = self._pos[i]

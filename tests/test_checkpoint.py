@@ -89,8 +89,9 @@ def _wait_for(predicate, proc, timeout=120.0):
 
 
 def _iteration(ck):
-    state = load_checkpoint(ck, problem_digest(family().name, family().block_ids(),
-                                               family().linking_rows()), "bundle")
+    fam = family()
+    state = load_checkpoint(ck, problem_digest(fam, fam.block_ids(), fam.linking_rows()),
+                            "bundle")
     return state["iteration"]
 
 
@@ -121,11 +122,11 @@ def test_sigkill_during_a_checkpoint_write(tmp_path, uninterrupted):
     ck = tmp_path / "run.ckpt"
     flag = tmp_path / "writing"
     proc = _child(tmp_path, f"""
-        import os, pickle, time
+        import os, time
         from meio.decomposition import checkpoint as cp
         writes = []
-        def dump(obj, fh, protocol=None):
-            data = pickle.dumps(obj, protocol=protocol)
+        def write_payload(fh, chunks):
+            data = b"".join(chunks)
             writes.append(1)
             if len(writes) == 3:
                 fh.write(data[: len(data) // 2])
@@ -134,7 +135,7 @@ def test_sigkill_during_a_checkpoint_write(tmp_path, uninterrupted):
                 open({str(flag)!r}, "w").close()
                 time.sleep(600)
             fh.write(data)
-        cp.pickle.dump = dump
+        cp._write_payload = write_payload
         lagrangian_decomposition(family, method="bundle", max_iter=60, gap_tol=0.0,
                                  subproblem=WagnerWhitinSubproblem, checkpoint={str(ck)!r},
                                  checkpoint_every=2)
