@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
-from meio.instances import Instance, InstanceError
+from click.testing import CliRunner
+from meio.instances import Instance, InstanceError, load, save, schema_markdown
+from meio.instances.schema import MAX_MAGNITUDE
+
+from meio.cli import main as cli_main
 
 
 def _tables(inst):
@@ -166,3 +176,284 @@ def test_max_position_below_initial_stock(tiny):
     Instance.from_tables(t)  # fine for the continuous variant
     with pytest.raises(InstanceError, match="max_position below initial_stock"):
         Instance.from_tables(t, variant="integer")
+
+
+# ---------------------------------------------------------------------------------------------
+# Malformed files on disk: read by meio.instances.load and by the `meio` command line.
+
+TINY = Path(__file__).resolve().parents[1] / "instances" / "bundled" / "tiny"
+
+
+def _csv_copy(tmp_path: Path, name: str = "inst") -> Path:
+    """A copy of the bundled ``tiny`` CSV directory."""
+    dst = tmp_path / name
+    dst.mkdir()
+    for f in TINY.glob("*.csv"):
+        (dst / f.name).write_bytes(f.read_bytes())
+    return dst
+
+
+def _set_cell(folder: Path, table: str, column: str, row: int, text: str) -> None:
+    """Write ``text`` into data row ``row`` (counted from 1 after the header) of a CSV table."""
+    df = pd.read_csv(folder / f"{table}.csv", dtype=str, keep_default_na=False)
+    df.loc[row - 1, column] = text
+    df.to_csv(folder / f"{table}.csv", index=False)
+
+
+def _rejected(source, table: str, column: str = "", rows=(), words=()) -> InstanceError:
+    """Assert that loading ``source`` fails naming table, column and rows; return the error."""
+    with pytest.raises(InstanceError) as info:
+        load(source)
+    err = info.value
+    hits = [p for p in err.problems if p.table == table and p.column == column
+            and all(w in p.message for w in words)]
+    assert hits, f"no problem for {table}.{column} ~ {words}: {err}"
+    assert set(rows) <= set(hits[0].rows)
+    text = str(err)
+    assert f"table '{table}'" in text
+    if column:
+        assert f"column '{column}'" in text
+    for r in rows:
+        assert f"row {r}" in text
+    return err
+
+
+def _cli_rejects(source, tmp_path: Path, *words: str) -> None:
+    """`meio info` and `meio solve` end with a message, a nonzero exit code and no traceback,
+    and `solve` writes nothing. (The exit code for a user error is to become 2.)"""
+    out = tmp_path / "results"
+    for args in (["info", str(source)], ["solve", str(source), "--out", str(out)]):
+        res = CliRunner().invoke(cli_main, args)
+        assert res.exit_code != 0, res.output
+        assert isinstance(res.exception, SystemExit), repr(res.exception)  # no crash
+        assert "Traceback" not in res.output
+        for w in words:
+            assert w in res.output, res.output
+        assert not out.exists()
+
+
+@pytest.mark.parametrize("table", ["speeds", "demand"])
+def test_header_only_required_table_has_no_rows(tmp_path, table):
+    folder = _csv_copy(tmp_path)
+    header = (folder / f"{table}.csv").read_text().splitlines()[0]
+    (folder / f"{table}.csv").write_text(header + "\n")
+    _rejected(folder, table, words=("has no rows",))
+    _cli_rejects(folder, tmp_path, f"table '{table}'", "has no rows")
+
+
+def test_header_only_optional_table_is_legal(tmp_path):
+    folder = _csv_copy(tmp_path)
+    for table in ("capacities", "vendor_lead_times", "transfer_lead_times"):
+        header = (folder / f"{table}.csv").read_text().splitlines()[0]
+        (folder / f"{table}.csv").write_text(header + "\n")
+    inst = load(folder)
+    assert len(inst.table("capacities")) == 0
+    assert "has no rows" in str(pytest.raises(InstanceError, Instance.from_tables,
+                                              {**_tables(inst), "budget": pd.DataFrame(
+                                                  {"amount": pd.Series(dtype=float)})}).value)
+
+
+def test_huge_demand_is_blamed_on_demand_not_on_a_target(tmp_path):
+    folder = _csv_copy(tmp_path)
+    _set_cell(folder, "demand", "quantity", 1, "1e308")
+    err = _rejected(folder, "demand", "quantity", (1,), ("magnitude",))
+    assert "network_target" not in str(err) and "1e+308" in str(err)
+    _cli_rejects(folder, tmp_path, "table 'demand'", "column 'quantity'", "row 1")
+
+
+@pytest.mark.parametrize("table, column, row, text", [
+    ("buy_arcs", "unit_cost", 2, "1e300"),       # HiGHS would take it for an infinite cost
+    ("transfer_arcs", "capacity", 1, "1e308"),   # ... and this for an unlimited capacity
+    ("stock", "holding_cost", 3, "-2e15"),
+    ("nodes", "echelon", 2, "1e300"),            # an integer column
+])
+def test_values_beyond_the_magnitude_limit_are_refused(tmp_path, table, column, row, text):
+    folder = _csv_copy(tmp_path)
+    _set_cell(folder, table, column, row, text)
+    err = _rejected(folder, table, column, (row,), ("magnitude",))
+    assert f"{MAX_MAGNITUDE:g}" in str(err)
+    _cli_rejects(folder, tmp_path, f"table '{table}'", f"column '{column}'", f"row {row}",
+                 "magnitude")
+
+
+def test_the_magnitude_limit_is_the_boundary(tiny):
+    t = _tables(tiny)
+    t["capacities"] = t["capacities"].assign(storage=MAX_MAGNITUDE)  # admitted: the generator
+    t["transfer_arcs"] = t["transfer_arcs"].assign(capacity=MAX_MAGNITUDE)  # probes with it
+    Instance.from_tables(t)
+    t["capacities"] = t["capacities"].assign(storage=np.nextafter(MAX_MAGNITUDE, np.inf))
+    with pytest.raises(InstanceError, match="magnitude limit") as info:
+        Instance.from_tables(t)
+    assert {p.column for p in info.value.problems} == {"storage"}
+
+
+@pytest.mark.parametrize("table, column, row, text, words", [
+    ("capacities", "storage", 2, "-inf", "-inf not allowed"),
+    ("demand", "quantity", 5, "-inf", "infinite value not allowed"),
+    ("budget", "amount", 1, "-inf", "-inf not allowed"),
+])
+def test_negative_infinity_is_named(tmp_path, table, column, row, text, words):
+    folder = _csv_copy(tmp_path)
+    if table == "budget":
+        (folder / "budget.csv").write_text("amount\n1000\n")
+    _set_cell(folder, table, column, row, text)
+    _rejected(folder, table, column, (row,), (words,))
+    _cli_rejects(folder, tmp_path, f"table '{table}'", f"column '{column}'", f"row {row}")
+
+
+@pytest.mark.parametrize("inner", ["", "tiny/"])
+def test_zip_of_csv_tables_reads_like_the_folder(tmp_path, tiny, inner):
+    path = tmp_path / "tables.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        for f in sorted(TINY.glob("*.csv")):
+            zf.write(f, inner + f.name)
+        zf.writestr("__MACOSX/._demand.csv", b"\x00\x05\x16\x07 resource fork")
+    inst = load(path)
+    assert inst.name == "tables"
+    for name, df in tiny.tables.items():
+        pd.testing.assert_frame_equal(inst.tables[name], df)
+    res = CliRunner().invoke(cli_main, ["info", str(path)])
+    assert res.exit_code == 0, res.output
+
+
+def test_zip_of_csv_tables_names_a_bad_table(tmp_path):
+    folder = _csv_copy(tmp_path)
+    _set_cell(folder, "stock", "holding_cost", 4, "-1")
+    (folder / "speeds.csv").write_text((folder / "speeds.csv").read_text().replace(",", ";"))
+    path = tmp_path / "tables.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        for f in sorted(folder.glob("*.csv")):
+            zf.write(f, f.name)
+    _rejected(path, "speeds", words=("';'", "speeds.csv in tables.zip"))
+    (folder / "speeds.csv").write_bytes((TINY / "speeds.csv").read_bytes())
+    with zipfile.ZipFile(path, "w") as zf:
+        for f in sorted(folder.glob("*.csv")):
+            zf.write(f, f.name)
+    _rejected(path, "stock", "holding_cost", (4,), ("negative",))
+    _cli_rejects(path, tmp_path, "table 'stock'", "column 'holding_cost'", "row 4")
+
+
+def test_zip_with_csv_tables_of_several_instances_is_refused(tmp_path):
+    path = tmp_path / "two.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        for f in TINY.glob("*.csv"):
+            zf.write(f, "a/" + f.name)
+            zf.write(f, "b/" + f.name)
+    with pytest.raises(InstanceError, match="several folders"):
+        load(path)
+    _cli_rejects(path, tmp_path, "several folders")
+
+
+def test_one_csv_file_is_not_an_instance(tmp_path):
+    folder = _csv_copy(tmp_path, "my_tables")
+    err = _rejected(folder / "speeds.csv", "speeds", words=("is one table", "pass the folder"))
+    assert str(folder.resolve()) in str(err)
+    _cli_rejects(folder / "speeds.csv", tmp_path, "speeds.csv is one table",
+                 str(folder.resolve()))
+
+
+def test_corrupt_parquet_member_is_named_by_its_table(tmp_path, tiny):
+    good, bad = tmp_path / "good.zip", tmp_path / "bad.zip"
+    save(tiny, good)
+    with zipfile.ZipFile(good) as zin, zipfile.ZipFile(bad, "w") as zout:
+        for member in zin.namelist():
+            data = zin.read(member)
+            if member == "demand.parquet":
+                data = data[:100] + b"\xff" * 64 + data[164:]
+            zout.writestr(member, data)
+    _rejected(bad, "demand", words=("demand.parquet in bad.zip",))
+    _cli_rejects(bad, tmp_path, "table 'demand'", "demand.parquet")
+
+
+@pytest.mark.parametrize("sep, said", [(";", "';'"), ("\t", "a tab")])
+def test_other_separators_are_named(tmp_path, sep, said):
+    folder = _csv_copy(tmp_path)
+    for table in ("speeds", "fulfillment_arcs"):
+        f = folder / f"{table}.csv"
+        f.write_text(f.read_text().replace(",", sep))
+    speeds = folder / "speeds.csv"  # decimal commas too, as a European spreadsheet writes them
+    speeds.write_text(speeds.read_text().replace(".", ","))
+    for table in ("speeds", "fulfillment_arcs"):
+        _rejected(folder, table, words=(f"uses {said} as separator", "comma-separated"))
+    _cli_rejects(folder, tmp_path, "table 'speeds'", "table 'fulfillment_arcs'", said)
+
+
+def test_a_column_named_twice_is_named(tmp_path, tiny):
+    folder = _csv_copy(tmp_path)
+    lines = (folder / "skus.csv").read_text().splitlines()
+    (folder / "skus.csv").write_text("\n".join([lines[0] + ",sku"]
+                                               + [ln + ",x" for ln in lines[1:]]) + "\n")
+    err = _rejected(folder, "skus", "sku", words=("column 'sku' twice", "columns 1 and 4"))
+    assert "sku.1" not in str(err)
+    _cli_rejects(folder, tmp_path, "table 'skus'", "column 'sku'", "twice")
+    # the same for tables given as DataFrames
+    t = _tables(tiny)
+    t["stock"] = pd.concat([t["stock"], t["stock"][["node"]]], axis=1)
+    with pytest.raises(InstanceError, match="column 'node' twice"):
+        Instance.from_tables(t)
+
+
+def test_broken_link_and_fifo_are_named(tmp_path):
+    folder = _csv_copy(tmp_path)
+    (folder / "demand.csv").unlink()
+    (folder / "demand.csv").symlink_to(tmp_path / "nowhere.csv")
+    (folder / "speeds.csv").unlink()
+    os.mkfifo(folder / "speeds.csv")  # opening it for reading would block forever
+    _rejected(folder, "demand", words=("broken symbolic link",))
+    _rejected(folder, "speeds", words=("FIFO",))
+    _cli_rejects(folder, tmp_path, "table 'demand'", "table 'speeds'", "FIFO")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their permissions")
+def test_unreadable_file_and_folder_say_permission_denied(tmp_path):
+    folder = _csv_copy(tmp_path)
+    (folder / "demand.csv").chmod(0)
+    try:
+        _rejected(folder, "demand", words=("permission denied",))
+        _cli_rejects(folder, tmp_path, "table 'demand'", "permission denied")
+        (folder / "demand.csv").chmod(0o644)
+        folder.chmod(0)
+        with pytest.raises(InstanceError, match="permission denied") as err:
+            load(folder)
+        assert "no .csv table files" not in str(err.value)
+        _cli_rejects(folder, tmp_path, "permission denied")
+    finally:
+        folder.chmod(0o755)
+        (folder / "demand.csv").chmod(0o644)
+
+
+@pytest.mark.parametrize("mutate, shown", [
+    (lambda t: _set(t, "speeds", "sku_target", 0, 0.999), "row 1 (speed=same_day) = 0.999"),
+    (lambda t: _set(t, "stock", "holding_cost", 1, -0.5), "= -0.5"),
+    (lambda t: t.update(nodes=t["nodes"].assign(echelon=0)), "(node=dc_memphis) = 0"),
+], ids=["target", "cost", "integer"])
+def test_values_in_messages_are_plain_numbers(tiny, mutate, shown):
+    t = _tables(tiny)
+    mutate(t)
+    with pytest.raises(InstanceError) as info:
+        Instance.from_tables(t)
+    text = str(info.value)
+    assert "np." not in text and "float64" not in text and "int64" not in text
+    assert shown in text
+
+
+def test_row_numbers_are_data_rows_from_one_everywhere(tmp_path):
+    assert "`row N` is the N-th data row of the table counted from 1, the header excluded" \
+        in " ".join(schema_markdown().split())
+    folder = _csv_copy(tmp_path)
+    lines = (folder / "demand.csv").read_text().splitlines()
+    lines[6] += ",7"  # file line 7 = data row 6 has one field too many
+    (folder / "demand.csv").write_text("\n".join(lines) + "\n")
+    err = _rejected(folder, "demand", words=("row 6 (line 7 of the file)",))
+    assert "row 6" in str(err)
+    _cli_rejects(folder, tmp_path, "table 'demand'", "row 6")
+
+
+def test_the_command_line_process_reports_without_traceback(tmp_path):
+    folder = _csv_copy(tmp_path)
+    (folder / "speeds.csv").write_text((folder / "speeds.csv").read_text().replace(",", ";"))
+    proc = subprocess.run([sys.executable, "-m", "meio.cli", "solve", str(folder)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
+    assert "table 'speeds': uses ';' as separator" in proc.stderr
