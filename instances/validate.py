@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from .attainable import attainable_service
-from .schema import MAX_MAGNITUDE, TABLES, VARIANTS, Table
+from .schema import MAX_MAGNITUDE, TABLES, VARIANTS, Column, Table
 
 MAX_ROWS_SHOWN = 5
 PROBABILITY_TOL = 1e-6
@@ -58,7 +58,7 @@ class InstanceError(ValueError):
         super().__init__("invalid instance:\n  " + "\n  ".join(lines))
 
 
-def show_value(v) -> str:
+def show_value(v: object) -> str:
     """A cell value as a user reads it: numbers plain (``0.8``, ``3``, ``inf``), text quoted."""
     if isinstance(v, (bool, np.bool_)):
         return str(bool(v))
@@ -71,7 +71,7 @@ def show_value(v) -> str:
     return repr(v) if v is None or v is pd.NA else repr(str(v))
 
 
-def duplicate_columns(table: str, names: Iterable) -> list[Problem]:
+def duplicate_columns(table: str, names: Iterable[object]) -> list[Problem]:
     """One problem per column name that appears more than once among ``names``."""
     names = [str(n) for n in names]
     out = []
@@ -183,7 +183,7 @@ def _coerce_column(col: pd.Series, kind: str
     return pd.Series(floats, index=col.index, name=col.name), missing, bad, floats
 
 
-def _check_numbers(name: str, c, v: np.ndarray, ok: np.ndarray, out: _Collector) -> None:
+def _check_numbers(name: str, c: Column, v: np.ndarray, ok: np.ndarray, out: _Collector) -> None:
     """Magnitude, infinities and range of one numeric column (``ok``: cells that are numbers)."""
     finite = np.isfinite(v)
     huge = ok & finite & (np.abs(np.where(finite, v, 0)) > MAX_MAGNITUDE)
