@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing as mp
+import signal
 from collections.abc import Hashable, Sequence
 
 import numpy as np
@@ -34,6 +35,33 @@ from meio.models.interface import BlockFamily
 from .compiled import compiled_or_persistent
 
 BACKENDS = ("local", "process", "dask")
+POLL_SECONDS = 1.0  # how often a wait for a worker's answer checks that the worker is alive
+CLOSE_SECONDS = 10.0  # how long close() waits for a worker to stop before killing it
+NAMED_BLOCKS = 3  # blocks named in a WorkerError (the others counted)
+
+
+class WorkerError(RuntimeError):
+    """A worker process of a sharded back-end died (or its connection was lost) mid-run: the
+    message names the worker (shard, process id or address, exit code or signal) and the
+    blocks it held. The run cannot continue; a checkpoint, if any, resumes it."""
+
+
+def _blocks_text(ids: Sequence[Hashable]) -> str:
+    """``'a', 'b', 'c' and 7 more (10 blocks)``: the first few of a shard's blocks."""
+    named = ", ".join(repr(i) for i in ids[:NAMED_BLOCKS])
+    more = f" and {len(ids) - NAMED_BLOCKS} more" if len(ids) > NAMED_BLOCKS else ""
+    return f"{named}{more} ({len(ids)} block{'s' if len(ids) != 1 else ''})"
+
+
+def _exit_text(code: int | None) -> str:
+    if code is None:
+        return "its connection was lost"
+    if code < 0:
+        try:
+            return f"killed by signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exited with code {code}"
 
 
 def shard_ranges(n_blocks: int, n_shards: int) -> list[range]:
@@ -131,7 +159,11 @@ class _Sharded:
 
 
 def _serve(conn, family, blocks, make, mip_gap, time_limit) -> None:
-    """A worker process: build the shard's subproblems, then answer calls until told to stop."""
+    """A worker process: build the shard's subproblems, then answer calls until told to stop.
+
+    It ignores SIGINT: a Ctrl-C in the terminal reaches the whole process group, and the
+    driver, which gets it too, stops the workers itself."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         shard = LocalBlocks(family, blocks, make, mip_gap, time_limit)
         conn.send(("ok", None))
@@ -156,47 +188,73 @@ class ProcessBlocks(_Sharded):
                  mip_gap: float = 1e-4, time_limit: float | None = None, workers: int = 2):
         self._setup(len(blocks), shard_ranges(len(blocks), workers))
         ctx = mp.get_context("spawn")
-        self.conns, self.procs = [], []
+        self.conns, self.procs, self.ids = [], [], []
+        self.broken = False  # a worker died: close() stops the others without waiting
         for r in self.shards:
             parent, child = ctx.Pipe()
             ids = [blocks[k] for k in r]
             proc = ctx.Process(target=_serve, args=(child, family.shard(ids), ids, make,
                                                     mip_gap, time_limit), daemon=True)
             proc.start()
+            child.close()  # the worker's end: only the worker holds it, so its death is EOF
             self.conns.append(parent)
             self.procs.append(proc)
+            self.ids.append(ids)
         errors = []
-        for conn in self.conns:  # read every worker's answer before giving up on any
+        for s in range(len(self.conns)):  # read every worker's answer before giving up on any
             try:
-                self._answer(conn)
+                self._answer(s)
             except RuntimeError as err:
                 errors.append(err)
         if errors:
             self.close()
             raise errors[0]
 
-    @staticmethod
-    def _answer(conn):
-        status, value = conn.recv()
+    def _lost(self, s: int) -> WorkerError:
+        """The error for worker ``s``, whose connection failed or which is no longer alive."""
+        self.broken = True
+        proc = self.procs[s]
+        proc.join(timeout=POLL_SECONDS)  # a worker whose pipe closed is exiting: its code
+        return WorkerError(f"block worker {s + 1} of {len(self.procs)} (pid {proc.pid}) died "
+                           f"({_exit_text(proc.exitcode)}) while holding blocks "
+                           f"{_blocks_text(self.ids[s])}")
+
+    def _answer(self, s: int):
+        conn, proc = self.conns[s], self.procs[s]
+        try:
+            while not conn.poll(POLL_SECONDS):
+                if not proc.is_alive():
+                    raise EOFError
+            status, value = conn.recv()
+        except (EOFError, OSError):  # OSError: ConnectionResetError, BrokenPipeError ...
+            raise self._lost(s) from None
         if status != "ok":
-            raise RuntimeError(f"block worker failed: {value}")
+            raise RuntimeError(f"block worker failed: {value} (worker {s + 1} of "
+                               f"{len(self.procs)})")
         return value
 
     def _gather(self, calls: list) -> list:
         for s, name, *args in calls:
-            self.conns[s].send((name, args))
-        return [self._answer(self.conns[s]) for s, *_ in calls]
+            try:
+                self.conns[s].send((name, args))
+            except OSError:  # BrokenPipeError, ConnectionResetError
+                raise self._lost(s) from None
+        return [self._answer(s) for s, *_ in calls]
 
     def _call(self, shard: int, name: str, *args):
         return self._gather([(shard, name, *args)])[0]
 
     def close(self) -> None:
+        """Tell every worker to stop and wait for it (after a worker died: kill the others,
+        whose pending answers nobody reads)."""
         for conn, proc in zip(self.conns, self.procs, strict=True):
-            with contextlib.suppress(BrokenPipeError, OSError):
+            with contextlib.suppress(OSError):
                 conn.send(None)
-            proc.join(timeout=10)
+            proc.join(timeout=0 if self.broken else CLOSE_SECONDS)
             if proc.is_alive():
                 proc.kill()
+                proc.join()
+            conn.close()
         self.conns, self.procs = [], []
 
 
@@ -209,7 +267,7 @@ class DaskBlocks(_Sharded):
                  address: str | None = None):
         from distributed import Client, LocalCluster
 
-        self.cluster = None
+        self.cluster, self.actors = None, []
         if address is None:
             self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1,
                                         processes=True, host="127.0.0.1",
@@ -220,13 +278,31 @@ class DaskBlocks(_Sharded):
         n_workers = max(1, len(self.client.scheduler_info()["workers"]))
         self._setup(len(blocks), shard_ranges(len(blocks), max(workers, n_workers)))
         ids = [[blocks[k] for k in r] for r in self.shards]
+        self.ids = ids
         futures = [self.client.submit(LocalBlocks, family.shard(part), part, make, mip_gap,
                                       time_limit, actor=True, pure=False) for part in ids]
-        self.actors = [f.result() for f in futures]
+        self.actors = [self._result(s, f) for s, f in enumerate(futures)]
+
+    def _result(self, s: int, future):
+        """A future's result; a lost worker becomes a :class:`WorkerError` (Dask reports it
+        as a closed connection, "Unable to contact Actor's worker", or a killed worker)."""
+        from distributed import KilledWorker
+        from distributed.comm import CommClosedError
+
+        try:
+            return future.result()
+        except (CommClosedError, KilledWorker, OSError) as err:
+            if not (isinstance(err, (CommClosedError, KilledWorker))
+                    or "contact Actor's worker" in str(err)):
+                raise
+            where = getattr(self.actors[s], "_address", None) if s < len(self.actors) else None
+            raise WorkerError(f"Dask worker of shard {s + 1} of {len(self.ids)}"
+                              f"{f' ({where})' if where else ''} was lost ({err}) while "
+                              f"holding blocks {_blocks_text(self.ids[s])}") from None
 
     def _gather(self, calls: list) -> list:
-        pending = [getattr(self.actors[s], name)(*args) for s, name, *args in calls]
-        return [p.result() for p in pending]
+        pending = [(s, getattr(self.actors[s], name)(*args)) for s, name, *args in calls]
+        return [self._result(s, p) for s, p in pending]
 
     def _call(self, shard: int, name: str, *args):
         return self._gather([(shard, name, *args)])[0]

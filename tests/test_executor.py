@@ -106,3 +106,87 @@ def test_scale_suite_smoke(tmp_path):
     assert replan["rebuilt_blocks"] == 1  # only the SKU with new scenarios is compiled again
     assert out.with_suffix(".png").stat().st_size > 0
     assert "monolithic / this (1%)" in proc.stdout
+
+
+DIE_AT = 3  # the iteration at which the worker of DYING_BLOCK kills itself
+DYING_BLOCK = "sku_02"  # the last SKU of the bundled tiny instance: in the second shard
+
+
+def dying_subproblem(family, i, mip_gap, time_limit):
+    """The default subproblem, except that the process of :data:`DYING_BLOCK` kills itself
+    (SIGKILL) when asked for iteration :data:`DIE_AT` -- a worker lost mid-run."""
+    import os
+    import signal
+
+    from meio.decomposition.compiled import compiled_or_persistent
+
+    sp = compiled_or_persistent(family, i, mip_gap, time_limit)
+    if i == DYING_BLOCK:
+        solve = sp.solve
+
+        def solve_or_die(theta, tag):
+            if tag == DIE_AT:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return solve(theta, tag)
+
+        sp.solve = solve_or_die
+    return sp
+
+
+def test_killed_worker_process_raises_worker_error():
+    """A worker killed between calls: the next call names it (shard, pid, signal, blocks);
+    a SIGINT (Ctrl-C in the terminal) does not stop a worker."""
+    import os
+    import signal
+
+    from meio.decomposition.executor import WorkerError
+
+    fam = InventoryModel(load("tiny"))
+    blocks = fam.block_ids()
+    ex = make_executor(fam, blocks, backend="process", workers=2)
+    try:
+        ex.meta()
+        theta = np.zeros(len(fam.linking_rows()))
+        first = ex.evaluate(theta, 1)
+        os.kill(ex.procs[0].pid, signal.SIGINT)
+        assert [o.value for o in ex.evaluate(theta, 2)] == [o.value for o in first]
+        pid = ex.procs[1].pid
+        os.kill(pid, signal.SIGKILL)
+        with pytest.raises(WorkerError, match=rf"block worker 2 of 2 \(pid {pid}\) died "
+                           rf"\(killed by signal SIGKILL\) while holding blocks "
+                           rf"'{blocks[-1]}' \(1 block\)"):
+            ex.evaluate(theta, 3)
+    finally:
+        ex.close()
+    assert ex.procs == []
+
+
+def test_worker_dying_mid_run_stops_the_run_with_worker_error():
+    from meio.decomposition.executor import WorkerError
+
+    fam = InventoryModel(load("tiny"))
+    assert fam.block_ids()[-1] == DYING_BLOCK
+    with pytest.raises(WorkerError, match=r"block worker 2 of 2 \(pid \d+\) died \(killed by "
+                       rf"signal SIGKILL\) while holding blocks '{DYING_BLOCK}'"):
+        lagrangian_decomposition(fam, max_iter=40, backend="process", workers=2,
+                                 subproblem=dying_subproblem)
+
+
+def test_lost_dask_worker_raises_worker_error():
+    import os
+    import signal
+
+    from meio.decomposition.executor import WorkerError
+
+    fam = InventoryModel(load("tiny"))
+    ex = make_executor(fam, fam.block_ids(), backend="dask", workers=2)
+    try:
+        theta = np.zeros(len(fam.linking_rows()))
+        ex.evaluate(theta, 1)
+        address = ex.actors[1]._address
+        os.kill(ex.client.run(os.getpid)[address], signal.SIGKILL)
+        with pytest.raises(WorkerError, match=rf"Dask worker of shard 2 of 2 \({address}\) was "
+                           rf"lost .* while holding blocks '{DYING_BLOCK}' \(1 block\)"):
+            ex.evaluate(theta, 2)
+    finally:
+        ex.close()
