@@ -142,7 +142,7 @@ class _Encoder:
             if a.dtype.kind not in ARRAY_KINDS or a.dtype.hasobject or a.dtype.fields:
                 raise CheckpointError(f"cannot write an array of dtype {a.dtype} (numbers, "
                                       "booleans and strings only)")
-            c = np.ascontiguousarray(a)
+            c = np.ascontiguousarray(a).reshape(a.shape)  # (keeps a 0-d array 0-d)
             offset = -(-self.size // ALIGN) * ALIGN
             spec = {"dtype": c.dtype.str, "shape": list(c.shape), "offset": offset}
             self.arrays.append((offset, c))

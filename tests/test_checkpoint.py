@@ -148,6 +148,7 @@ def test_sigkill_during_a_checkpoint_write(tmp_path, uninterrupted):
     assert leftovers  # the torn temporary file, never the checkpoint itself
     same_end(lagrangian_decomposition(family(), **RUN, checkpoint=ck, resume=True),
              uninterrupted)
+    assert not any(p.exists() for p in leftovers)  # removed by the next write
 
 
 def test_cli_decompose_checkpoint_and_resume(tmp_path):
@@ -171,3 +172,149 @@ def test_cli_decompose_checkpoint_and_resume(tmp_path):
     assert res.exit_code == 2 and "--checkpoint" in res.output
     res = runner.invoke(main, ["decompose", "small", "--checkpoint", str(ck), "--resume"])
     assert res.exit_code == 1 and "another problem" in res.output
+
+
+def test_checkpoint_of_changed_data_is_refused(tmp_path):
+    """Same instance name, blocks and linking rows, one unit cost changed: refused (resuming
+    would report the bound of the old data)."""
+    ck = tmp_path / "tiny.ckpt"
+    inst = load("tiny")
+    lagrangian_decomposition(InventoryModel(inst), max_iter=2, checkpoint=ck)
+    buys = inst.table("buy_arcs").copy()
+    buys.loc[0, "unit_cost"] *= 0.5
+    changed = inst.replace(buy_arcs=buys)
+    assert changed.name == inst.name
+    with pytest.raises(CheckpointError, match="another problem.*data"):
+        lagrangian_decomposition(InventoryModel(changed), max_iter=4, checkpoint=ck,
+                                 resume=True)
+    lagrangian_decomposition(InventoryModel(load("tiny")), max_iter=4, checkpoint=ck,
+                             resume=True)  # the same data resumes
+
+
+class _Marker:
+    """Unpickling this writes a file: what a crafted pickle checkpoint would do."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def _container(doc: dict, data: bytes = b"", version: int = 2) -> bytes:
+    """A checkpoint file of the documented layout with a correct checksum."""
+    import hashlib
+    import json
+    import struct
+
+    text = json.dumps(doc).encode()
+    head = struct.pack("<8sIIQQ", b"MEIOCKPT", version, 0, len(text), len(data))
+    return head + hashlib.sha256(head + text + data).digest() + text + data
+
+
+def test_crafted_checkpoints_cannot_run_code(tmp_path):
+    import pickle
+
+    marker = tmp_path / "marker"
+    bad = tmp_path / "pickled.ckpt"
+    bad.write_bytes(pickle.dumps({"format": 1, "x": _Marker(marker)}))
+    with pytest.raises(CheckpointError, match=r"pickled\.ckpt: a pickle file.*any code"):
+        load_checkpoint(bad, "x", "bundle")
+    for name in ("os.system", "builtins.eval", "posix.system"):
+        bad.write_bytes(_container({"format": 2, "state": {"dual": {"$object": {
+            "class": name, "state": {"cmd": f"touch {marker}"}}}}}))
+        with pytest.raises(CheckpointError, match=rf"refused: .*class '{name}'"):
+            load_checkpoint(bad, "x", "bundle")
+    bad.write_bytes(_container({"format": 2, "state": {"a": {"$array": {
+        "dtype": "|O", "shape": [1], "offset": 0}}}}, bytes(8)))
+    with pytest.raises(CheckpointError, match="malformed"):
+        load_checkpoint(bad, "x", "bundle")
+    assert not marker.exists()
+
+
+def test_damaged_checkpoints_are_refused(tmp_path):
+    ck = tmp_path / "run.ckpt"
+    lagrangian_decomposition(family(), **{**RUN, "max_iter": 3}, checkpoint=ck)
+    good = ck.read_bytes()
+    mid = len(good) // 2
+    flipped = bytearray(good)
+    flipped[mid:mid + 64] = bytes(b ^ 0xFF for b in good[mid:mid + 64])
+    ck.write_bytes(bytes(flipped))
+    with pytest.raises(CheckpointError, match=r"run\.ckpt: damaged checkpoint: .*checksum"):
+        lagrangian_decomposition(family(), **RUN, checkpoint=ck, resume=True)
+    ck.write_bytes(good[: len(good) - 100])
+    with pytest.raises(CheckpointError, match="damaged checkpoint: truncated"):
+        lagrangian_decomposition(family(), **RUN, checkpoint=ck, resume=True)
+    ck.write_bytes(_container({"format": 3, "state": {}}, version=3))
+    with pytest.raises(CheckpointError, match="checkpoint format 3"):
+        lagrangian_decomposition(family(), **RUN, checkpoint=ck, resume=True)
+
+
+def test_state_round_trips_exactly(tmp_path):
+    import numpy as np
+    from meio.decomposition.checkpoint import read_checkpoint, save_checkpoint
+    from meio.decomposition.compiled import Snapshot
+    from meio.decomposition.recovery import ErgodicAverage
+
+    shared = np.array([0.1, -0.0, np.inf, 1e-310])
+    ergodic = ErgodicAverage(2)
+    ergodic.update([shared, None], None)
+    state = {"tuple keys": {("a", 1): 2.5, None: [1, "x"], 3: (np.float64(0.1), np.int32(7))},
+             "$dollar": True, "floats": [np.nan, -np.inf, 0.1 + 0.2, np.float32(1.1)],
+             "arrays": [shared, shared, np.arange(6, dtype=">i4").reshape(2, 3),
+                        np.array(["ab", "c"]), np.zeros((0, 2)), np.array([True, False])],
+             "snapshot": Snapshot.of(np.array([0.0, 2.0, 0.0, 1.0 / 3.0])),
+             "ergodic": ergodic, "scalar": np.longdouble(1) / 3}
+    save_checkpoint(tmp_path / "s.ckpt", state)
+    back = read_checkpoint(tmp_path / "s.ckpt")
+    assert back.keys() == state.keys()
+    assert back["tuple keys"] == state["tuple keys"]
+    assert [type(v) for v in back["tuple keys"][3]] == [np.float64, np.int32]
+    assert back["$dollar"] is True and back["scalar"] == state["scalar"]
+    assert type(back["scalar"]) is np.longdouble
+    f = back["floats"]
+    assert np.isnan(f[0]) and f[1:3] == [-np.inf, 0.1 + 0.2] and type(f[3]) is np.float32
+    for got, want in zip(back["arrays"], state["arrays"], strict=True):
+        assert got.dtype == want.dtype and got.shape == want.shape
+        assert got.tobytes() == want.tobytes()
+    assert back["arrays"][0] is back["arrays"][1]  # stored once, shared again
+    snap = back["snapshot"]
+    assert type(snap) is Snapshot and snap.dense().tobytes() == state["snapshot"].dense(
+        ).tobytes()
+    assert type(back["ergodic"]) is ErgodicAverage and back["ergodic"].count == 1
+    assert back["ergodic"].avg[0].tobytes() == shared.tobytes()
+    with pytest.raises(CheckpointError, match="cannot write an object of type"):
+        save_checkpoint(tmp_path / "t.ckpt", {"x": object()})
+    assert not (tmp_path / "t.ckpt").exists()
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_stale_temporary_files_are_removed_others_kept(tmp_path):
+    import fcntl
+
+    from meio.decomposition.checkpoint import save_checkpoint
+
+    dead = _dead_pid()
+    stale = tmp_path / f".run.ckpt.tmp-{dead}-k3x_9q"
+    held = tmp_path / f".run.ckpt.tmp-{os.getpid()}-abc123"  # being written (locked)
+    others = [tmp_path / name for name in (
+        f".other.ckpt.tmp-{dead}-k3x_9q",  # another checkpoint's
+        ".run.ckpt.tmp-notes", f".run.ckpt.tmp-{dead}-k3x_9q.bak", "run.ckpt.bak",
+        "notes.txt")]
+    for p in [stale, held, *others]:
+        p.write_bytes(b"partial")
+    with open(held, "rb") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        save_checkpoint(tmp_path / "run.ckpt", {"iteration": 1})
+        assert held.exists()
+    assert not stale.exists()
+    assert all(p.read_bytes() == b"partial" for p in others)
+    save_checkpoint(tmp_path / "run.ckpt", {"iteration": 2})
+    assert not held.exists()  # no longer locked, and written by this process
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["run.ckpt", *(p.name for p in others)])
