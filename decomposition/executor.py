@@ -20,6 +20,9 @@ pieces (block terms) and primal snapshots come back. Back-ends:
   by default, or on the scheduler at ``address`` (Rocklin 2015; Dask distributed actors).
 
 The answers are put back in block order, so every back-end gives the driver the same numbers.
+A worker that dies mid-run (killed, out of memory) raises :class:`WorkerError`, naming the
+worker and the blocks it held; worker processes ignore SIGINT, so a Ctrl-C stops the driver,
+which then stops its workers.
 """
 
 from __future__ import annotations
