@@ -26,18 +26,25 @@ def _codes(values, index: pd.Index) -> np.ndarray:
     return index.get_indexer(pd.Index(values))
 
 
-def _shares(table: pd.DataFrame | None, keys: list[str], lanes: pd.DataFrame,
-            scen: pd.Index) -> np.ndarray:
-    """Per lane (row of ``lanes``) and scenario: does anything arrive within the cycle
-    (``arrival_share > 0``; lanes or scenarios missing from ``table`` arrive)."""
-    ok = np.ones((len(lanes), len(scen)), dtype=bool)
+def _arrivals(table: pd.DataFrame | None, keys: list[str], lanes: pd.DataFrame,
+              scen: pd.Index) -> np.ndarray:
+    """Per lane (row of ``lanes``) and scenario: the share that arrives within the cycle
+    (lanes or scenarios missing from ``table`` arrive in full)."""
+    alpha = np.ones((len(lanes), len(scen)))
     if table is not None and len(table):
         lane_of = pd.MultiIndex.from_frame(lanes[keys]).get_indexer(
             pd.MultiIndex.from_frame(table[keys]))
         w = _codes(table["scenario"], scen)
         hit = (lane_of >= 0) & (w >= 0)
-        ok[lane_of[hit], w[hit]] = table["arrival_share"].to_numpy(dtype=float)[hit] > 0
-    return ok
+        alpha[lane_of[hit], w[hit]] = table["arrival_share"].to_numpy(dtype=float)[hit]
+    return alpha
+
+
+def _shares(table: pd.DataFrame | None, keys: list[str], lanes: pd.DataFrame,
+            scen: pd.Index) -> np.ndarray:
+    """Per lane (row of ``lanes``) and scenario: does anything arrive within the cycle
+    (``arrival_share > 0``; lanes or scenarios missing from ``table`` arrive)."""
+    return _arrivals(table, keys, lanes, scen) > 0
 
 
 def attainable_service(t: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
@@ -115,3 +122,126 @@ def attainable_service(t: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
                         "attainable": np.bincount(key, weights=demand * reach,
                                                   minlength=size)[present]})
     return out.sort_values(["sku", "speed"], ignore_index=True)
+
+
+def replenishment_plan(t: Mapping[str, pd.DataFrame], fraction: pd.DataFrame
+                       ) -> tuple[pd.DataFrame, pd.Series, float]:
+    """The loads of an explicit feasible plan that serves, in every scenario, a fixed fraction
+    of each (SKU, speed)'s reachable demand from replenishable stock only.
+
+    Initial stock is left aside (it only helps); a node is replenishable in scenario ``w`` if
+    a vendor lane of the SKU delivers there (``arrival_share > 0``), or through one transfer
+    from such a node. Each demand row ``(i, r, s, w)`` is served ``fraction[i, s] * phi * d``
+    from the replenishable node with the best cut-off share ``phi``; a node served through a
+    transfer receives ``use / alpha_t``; each vendor-supplied node buys, from each vendor that
+    delivers best there in some scenario, what that scenario needs over its arrival share.
+    With ``fraction <= 1`` this plan meets every row of the model except the capacities and
+    the budget, so capacities at least its loads (and a budget at least its spend) keep an
+    instance feasible. ``fraction`` has columns ``sku, speed, fraction`` (missing: 0).
+
+    Returns per node (index) the ``storage`` (volume), ``throughput`` and ``receiving``
+    (peak over scenarios), per transfer arc ``(from_node, to_node)`` the peak flow, and the
+    purchase spend.
+    """
+    scen = pd.Index(t["scenarios"]["scenario"])
+    skus = pd.Index(t["skus"]["sku"]).unique()
+    node_ix = pd.Index(t["nodes"]["node"])
+    n_i, n_n, n_w = len(skus), len(node_ix), len(scen)
+    stock = t["stock"]
+    st_i, st_n = _codes(stock["sku"], skus), _codes(stock["node"], node_ix)
+    stocked = np.zeros((n_i, n_n), dtype=bool)
+    stocked[st_i, st_n] = True
+    vol = t["skus"].drop_duplicates("sku").set_index("sku")["volume"].reindex(skus).to_numpy(
+        dtype=float)
+    initial_m3 = np.bincount(st_n, weights=stock["initial_stock"].to_numpy(dtype=float)
+                             * vol[st_i], minlength=n_n)
+    buys = t["buy_arcs"]
+    lanes = buys[["vendor", "node"]].drop_duplicates().reset_index(drop=True)
+    lane_alpha = _arrivals(t.get("vendor_lead_times"), ["vendor", "node"], lanes, scen)
+    b_lane = pd.MultiIndex.from_frame(lanes).get_indexer(
+        pd.MultiIndex.from_frame(buys[["vendor", "node"]]))
+    b_i, b_n = _codes(buys["sku"], skus), _codes(buys["node"], node_ix)
+    b_cost = buys["unit_cost"].to_numpy(dtype=float)
+    ta = t.get("transfer_arcs")
+    if ta is not None and len(ta):
+        moves = ta[["from_node", "to_node"]].reset_index(drop=True)
+        move_alpha = _arrivals(t.get("transfer_lead_times"), ["from_node", "to_node"], moves,
+                               scen)
+        m_u, m_n = _codes(moves["from_node"], node_ix), _codes(moves["to_node"], node_ix)
+    else:
+        moves = pd.DataFrame(columns=["from_node", "to_node"])
+        move_alpha = np.zeros((0, n_w))
+        m_u, m_n = np.zeros(0, int), np.zeros(0, int)
+    arcs = t["fulfillment_arcs"]
+    rs = pd.MultiIndex.from_frame(arcs[["region", "speed"]]).unique()
+    a_rs = rs.get_indexer(pd.MultiIndex.from_frame(arcs[["region", "speed"]]))
+    a_n, phi = _codes(arcs["node"], node_ix), arcs["cutoff_share"].to_numpy(dtype=float)
+    dem = t["demand"]
+    d_i, d_w = _codes(dem["sku"], skus), _codes(dem["scenario"], scen)
+    d_rs = rs.get_indexer(pd.MultiIndex.from_frame(dem[["region", "speed"]]))
+    frac_of = pd.Series(fraction["fraction"].to_numpy(dtype=float),
+                        index=pd.MultiIndex.from_frame(fraction[["sku", "speed"]]))
+    d_frac = np.clip(frac_of.reindex(pd.MultiIndex.from_frame(dem[["sku", "speed"]]))
+                     .fillna(0.0).to_numpy(), 0.0, 1.0)
+    d_qty = dem["quantity"].to_numpy(dtype=float)
+    storage = initial_m3.copy()
+    through = np.zeros((n_n, n_w))
+    receive = np.zeros((n_n, n_w))
+    moved = np.zeros((len(moves), n_w))
+    spend = 0.0
+    order = np.argsort(d_i, kind="stable")
+    bounds = np.searchsorted(d_i[order], np.arange(0, n_i + CHUNK, CHUNK))
+    b_order = np.argsort(b_i, kind="stable")
+    b_bounds = np.searchsorted(b_i[b_order], np.arange(0, n_i + CHUNK, CHUNK))
+    for c, lo in enumerate(range(0, n_i, CHUNK)):
+        hi = min(lo + CHUNK, n_i)
+        brow = b_order[b_bounds[c]:b_bounds[c + 1]]
+        alpha = np.zeros((hi - lo, n_n, n_w))  # best vendor arrival share per (sku, node)
+        np.maximum.at(alpha, (b_i[brow] - lo, b_n[brow]), lane_alpha[b_lane[brow]])
+        direct = alpha > 0
+        via = np.full(direct.shape, -1)  # the transfer arc that supplies a node, if any
+        via_alpha = np.zeros(direct.shape)
+        for m, (u, n) in enumerate(zip(m_u, m_n, strict=True)):
+            better = (direct[:, u, :] & ~direct[:, n, :] & stocked[lo:hi, n, None]
+                      & (move_alpha[m][None, :] > via_alpha[:, n, :]))
+            via[:, n, :] = np.where(better, m, via[:, n, :])
+            via_alpha[:, n, :] = np.where(better, move_alpha[m][None, :], via_alpha[:, n, :])
+        supplied = direct | (via >= 0)
+        best = np.zeros((hi - lo, len(rs), n_w))
+        best_node = np.full(best.shape, -1)
+        for r, n, share in zip(a_rs, a_n, phi, strict=True):
+            better = supplied[:, n, :] & (share > best[:, r, :])
+            best[:, r, :] = np.where(better, share, best[:, r, :])
+            best_node[:, r, :] = np.where(better, n, best_node[:, r, :])
+        rows = order[bounds[c]:bounds[c + 1]]
+        rows = rows[d_rs[rows] >= 0]
+        k, r_, w_ = d_i[rows] - lo, d_rs[rows], d_w[rows]
+        node = best_node[k, r_, w_]
+        served = d_frac[rows] * best[k, r_, w_] * d_qty[rows]
+        ok = (node >= 0) & (served > 0)
+        use = np.zeros((hi - lo, n_n, n_w))
+        np.add.at(use, (k[ok], node[ok], w_[ok]), served[ok])
+        out = use.copy()  # units leaving each node: served plus transferred on
+        inbound = np.zeros_like(use)
+        for m, (u, n) in enumerate(zip(m_u, m_n, strict=True)):
+            sel = via[:, n, :] == m
+            q = np.where(sel, use[:, n, :] / np.where(sel, via_alpha[:, n, :], 1.0), 0.0)
+            out[:, u, :] += q
+            inbound[:, n, :] += q
+            moved[m] += q.sum(axis=0)
+        need = np.where(direct, out, 0.0)  # what vendor arrivals must cover
+        ra = lane_alpha[b_lane[brow]]
+        best_here = (ra > 0) & (ra >= alpha[b_i[brow] - lo, b_n[brow]])
+        ratio = np.where(best_here, need[b_i[brow] - lo, b_n[brow]] / np.where(ra > 0, ra, 1.0),
+                         0.0)
+        bought = ratio.max(axis=1) if n_w else np.zeros(len(brow))
+        spend += float((bought * b_cost[brow]).sum())
+        storage += np.bincount(b_n[brow], weights=bought * vol[b_i[brow]], minlength=n_n)
+        per_node = np.bincount(b_n[brow], weights=bought, minlength=n_n)
+        through += out.sum(axis=0)
+        receive += per_node[:, None] + inbound.sum(axis=0)
+    load = pd.DataFrame({"storage": storage, "throughput": through.max(axis=1, initial=0.0),
+                         "receiving": receive.max(axis=1, initial=0.0)}, index=node_ix)
+    flow = pd.Series(moved.max(axis=1, initial=0.0),
+                     index=pd.MultiIndex.from_frame(moves[["from_node", "to_node"]]))
+    return load, flow, spend

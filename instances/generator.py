@@ -30,14 +30,41 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import math
+import sys
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
+from .attainable import attainable_service, replenishment_plan
 from .core import Instance
 from .geography import DC_HUBS, METROS, VENDOR_SITES, road_km
-from .validate import attainable_service
+
+logger = logging.getLogger(__name__)
+
+# Service targets are capped at this share of what the replenishable supply attains.
+TARGET_MARGIN = 0.98
+# Up to this many SKUs the LP calibration solves the whole instance and checks every step;
+# above it, the uncapacitated LP of an evenly spread sample of this many SKUs gives the loads.
+LP_CALIBRATION_SKUS = 200
+# Checked tightness steps (each half-way to 1) before the capacities hold the LP optimum.
+RELAX_STEPS = 4
+# Capacities are written with this many decimals.
+CAPACITY_DECIMALS = 6
+# Float noise below 10**-(CAPACITY_DECIMALS + ROUND_GUARD_DECIMALS) is ignored when rounding up.
+ROUND_GUARD_DECIMALS = 3
+# Relative headroom of the replenishment plan over the targets it meets (float safety).
+NEED_MARGIN = 1e-9
+# A budget raised to the least feasible spend gets this relative headroom (LP tolerances).
+BUDGET_HEADROOM = 1e-6
+
+
+class GeneratorError(ValueError):
+    """The configuration admits no feasible instance; the message names the parameter(s)
+    and what to change."""
 
 # Share of a day's orders placed in each hour (an e-commerce daily profile: quiet at night,
 # a late-morning shoulder and an evening peak).
@@ -71,7 +98,29 @@ DEFAULT_SPEEDS = (
 
 @dataclass(frozen=True)
 class GeneratorConfig:
-    """Every knob of the generator; same values (seed included) give the same instance."""
+    """Every knob of the generator; same values (seed included) give the same instance.
+
+    Every instance :func:`generate` returns is feasible (its continuous LP has a solution).
+    What the capacity and budget knobs mean, exactly:
+
+    - service targets: each speed's ``sku_target`` and ``network_target`` are lowered, where
+      needed, to ``TARGET_MARGIN`` (98%) of what stock that can be replenished attains
+      (orders placed after every reachable node's cut-off cannot be met in time);
+    - ``binding_share`` of the capacities with a positive load are set to ``tightness`` x
+      load, the others to ``slack`` x load (``calibrate``: loads of the uncapacitated LP
+      optimum, or a proxy; see ``_calibrate``). If ``tightness`` leaves no plan that meets
+      the targets, it is relaxed towards 1 and a warning is logged naming the value used;
+    - ``budget_factor``: the budget is ``budget_factor`` x the uncapacitated optimum's
+      purchase spend (the proxy's: expected demand at the cheapest buy cost). It never
+      changes the capacities: they are set first, exactly as without a budget. A budget
+      below the least spend that meets the targets within those capacities (an LP) is
+      raised to that least spend, and a warning is logged naming the requested and the
+      resulting factor (the service targets need roughly 0.95-1 x the unconstrained
+      spend; the budget binds from there).
+
+    Impossible values (sizes beyond the geography, shares outside their ranges, a
+    non-positive budget factor) raise :class:`GeneratorError`, a ``ValueError``.
+    """
 
     n_skus: int = 10
     n_dcs: int = 1
@@ -118,19 +167,22 @@ class GeneratorConfig:
     def __post_init__(self):
         for name in ("n_skus", "n_dcs", "n_fcs", "n_regions", "n_scenarios", "n_vendors"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.n_regions > len(METROS) or self.n_fcs > len(METROS):
-            raise ValueError(f"at most {len(METROS)} regions and fulfillment centers")
-        if self.n_dcs > len(DC_HUBS):
-            raise ValueError(f"at most {len(DC_HUBS)} distribution centers")
-        if self.n_vendors > len(VENDOR_SITES):
-            raise ValueError(f"at most {len(VENDOR_SITES)} vendors")
+                raise GeneratorError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name, sites, what in (("n_regions", METROS, "metros"), ("n_fcs", METROS, "metros"),
+                                  ("n_dcs", DC_HUBS, "logistics hubs"),
+                                  ("n_vendors", VENDOR_SITES, "vendor sites")):
+            if getattr(self, name) > len(sites):
+                raise GeneratorError(f"{name}={getattr(self, name)} exceeds the {len(sites)} "
+                                     f"{what} of the geography; lower {name}")
         if not 0.0 <= self.binding_share <= 1.0:
-            raise ValueError("binding_share must lie in [0, 1]")
+            raise GeneratorError("binding_share must lie in [0, 1]")
         if not (0 < self.tightness <= 1 <= self.slack):
-            raise ValueError("need 0 < tightness <= 1 <= slack")
+            raise GeneratorError("need 0 < tightness <= 1 <= slack")
         if self.calibrate not in ("lp", "proxy"):
-            raise ValueError("calibrate must be 'lp' or 'proxy'")
+            raise GeneratorError("calibrate must be 'lp' or 'proxy'")
+        if self.budget_factor is not None and not self.budget_factor > 0:
+            raise GeneratorError(f"budget_factor must be positive (or None), got "
+                                 f"{self.budget_factor}")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -353,7 +405,9 @@ def _lp_loads(t: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, pd.Series, floa
     probe.pop("budget", None)
     res = solve_monolithic(InventoryModel(Instance.from_tables(probe)))
     if res.status != "optimal":
-        raise RuntimeError(f"generated instance is {res.status} even without capacities")
+        raise GeneratorError(
+            f"the instance is {res.status} even without capacities or budget: the speeds' "
+            "sku_target/network_target are not attainable; lower them")
     rows = res.rows
     peak = rows.groupby(["kind", "node"])["activity"].max()
     load = pd.DataFrame({k: peak.get(k, pd.Series(dtype=float)).reindex(t["nodes"]["node"])
@@ -386,35 +440,94 @@ def _pick(rng, loads: np.ndarray, share: float) -> np.ndarray:
     return bind
 
 
-def _with_capacities(t, load, tr, bind, bind_tr, cfg, tightness) -> dict:
+def _round_up(x: np.ndarray, decimals: int = CAPACITY_DECIMALS) -> np.ndarray:
+    """``x`` rounded up to ``decimals`` (a value already on that grid, up to float noise, is
+    kept): a capacity rounded this way still holds the plan it was computed from."""
+    scale = 10.0**decimals
+    return np.ceil(np.round(np.asarray(x, dtype=float) * scale, ROUND_GUARD_DECIMALS)) / scale
+
+
+def _requested(load, tr, bind, bind_tr, cfg, tightness) -> tuple[np.ndarray, np.ndarray]:
+    """Unrounded capacities: ``tightness`` x load where chosen to bind, ``slack`` x load
+    elsewhere, unlimited where the load is zero (per node and resource; per transfer arc)."""
     flat = load.to_numpy(dtype=float)
     cap = np.where(flat > 0, flat * np.where(bind, tightness, cfg.slack), np.inf)
-    caps = pd.DataFrame({"node": load.index, "storage": np.round(cap[:, 0], 6),
-                         "throughput": np.round(cap[:, 1], 6),
-                         "receiving": np.round(cap[:, 2], 6)}).reset_index(drop=True)
+    flow = tr.to_numpy(dtype=float)
+    arc = np.where(flow > 0, flow * np.where(bind_tr, tightness, cfg.slack), np.inf)
+    return cap, arc
+
+
+def _with_capacities(t, nodes: pd.Index, cap: np.ndarray, arc: np.ndarray) -> dict:
+    caps = pd.DataFrame({"node": nodes, "storage": cap[:, 0], "throughput": cap[:, 1],
+                         "receiving": cap[:, 2]}).reset_index(drop=True)
     arcs = t["transfer_arcs"].copy()
     if len(arcs):
-        flow = tr.reindex(pd.MultiIndex.from_frame(arcs[["from_node", "to_node"]])).fillna(0.0)
-        flow = flow.to_numpy(dtype=float)
-        arcs["capacity"] = np.round(np.where(
-            flow > 0, flow * np.where(bind_tr, tightness, cfg.slack), np.inf), 6)
-    return dict(t, capacities=caps, transfer_arcs=arcs)
+        arcs["capacity"] = arc
+    out = dict(t, capacities=caps, transfer_arcs=arcs)
+    out.pop("budget", None)
+    return out
 
 
-def _calibrate(cfg: GeneratorConfig, rng: np.random.Generator, t: dict) -> dict:
+def _sample_tables(t: dict, n: int) -> tuple[dict, float]:
+    """The instance restricted to ``n`` SKUs spread evenly over the popularity ranks (service
+    targets capped to what the sample can attain), and the ratio of the whole instance's
+    expected demand to the sample's."""
+    skus = t["skus"]["sku"].to_numpy()
+    keep = set(skus[np.unique(np.round(np.linspace(0, len(skus) - 1, n)).astype(int))])
+    sub = {k: (v[v["sku"].isin(keep)].reset_index(drop=True) if "sku" in v.columns else v)
+           for k, v in t.items()}
+    sub["speeds"] = _attainable_targets(sub, t["speeds"])
+    total = t["demand"]["quantity"].sum()
+    part = sub["demand"]["quantity"].sum()
+    return sub, float(total / part) if part > 0 else 1.0
+
+
+def _target_fractions(t: dict) -> pd.DataFrame:
+    """Per (SKU, speed): the share of its replenishable reach that meets the SKU's target
+    and its share (in proportion to that reach) of the network target."""
+    g = _guaranteed_service(t)
+    sp = t["speeds"].set_index("speed")
+    tot = g.groupby("speed")[["demand", "attainable"]].sum()
+    rate = (tot["demand"] / tot["attainable"].where(tot["attainable"] > 0)).fillna(0.0)
+    beta = g["speed"].map(sp["sku_target"]).to_numpy(dtype=float)
+    share = (g["speed"].map(sp["network_target"]) * g["speed"].map(rate)).to_numpy(dtype=float)
+    att = g["attainable"].to_numpy(dtype=float)
+    need = np.maximum(beta * g["demand"].to_numpy(dtype=float), share * att) * (1 + NEED_MARGIN)
+    frac = np.divide(need, att, out=np.zeros_like(att), where=att > 0)
+    return g[["sku", "speed"]].assign(fraction=np.minimum(frac, 1.0))
+
+
+def _calibrate(cfg: GeneratorConfig, rng: np.random.Generator, t: dict, bar) -> dict:
     """Set capacities (and the budget) from loads so that the chosen share of them binds.
 
-    With ``calibrate="lp"`` the loads are those of the uncapacitated LP optimum; a chosen
-    capacity is set to ``tightness`` x its load, which that optimum then violates, the others to
-    ``slack`` x load; unused resources stay unlimited. If the result is infeasible (capacities
-    fighting service targets) the tightness moves half-way to 1, where the uncapacitated optimum
-    is feasible, so the returned instance always has a solution. A budget below the optimum's
-    spend is raised the same way.
+    Loads: with ``calibrate="lp"`` those of the uncapacitated LP optimum -- of the whole
+    instance up to ``LP_CALIBRATION_SKUS`` SKUs, otherwise of an evenly spread sample of that
+    many SKUs scaled by expected demand; with ``"proxy"`` the proxy loads. A chosen capacity
+    is set to ``tightness`` x its load, the others to ``slack`` x load; unused resources stay
+    unlimited. Every returned instance is feasible, shown one of two ways:
+
+    - whole-instance LP calibration: each step is checked by solving the instance. If
+      ``tightness`` leaves no feasible plan it moves half-way to 1 (at most
+      ``RELAX_STEPS`` times, with a logged warning), then to 1 with capacities rounded up, so
+      that the uncapacitated optimum fits (checked too);
+    - sample or proxy calibration: capacities are never set below the loads of the
+      replenishment plan (:func:`~meio.instances.attainable.replenishment_plan`), an explicit
+      plan that meets every service target; raised capacities are reported by a logged
+      warning.
+
+    The budget never moves the capacities: it is checked against them afterwards (see
+    :class:`GeneratorConfig`).
     """
+    exact = cfg.calibrate == "lp" and cfg.n_skus <= LP_CALIBRATION_SKUS
+    nodes = pd.Index(t["nodes"]["node"])
     if cfg.calibrate == "lp":
-        load, tr, spend = _lp_loads(t)
+        sample, scale = (t, 1.0) if exact else _sample_tables(t, LP_CALIBRATION_SKUS)
+        bar.set_postfix_str("uncapacitated LP")
+        load, tr, spend = _lp_loads(sample)
+        load, tr, spend = load * scale, tr * scale, spend * scale
     else:
         load, tr, spend = _proxy_capacity_loads(cfg, t)
+    bar.update()
     bind = _pick(rng, load.to_numpy(dtype=float).ravel(), cfg.binding_share).reshape(load.shape)
     arcs = t["transfer_arcs"]
     if len(arcs):  # one load per transfer arc, 0 where the loads have none
@@ -424,22 +537,122 @@ def _calibrate(cfg: GeneratorConfig, rng: np.random.Generator, t: dict) -> dict:
         mean = t["demand"].groupby("sku")["quantity"].sum() / len(t["scenarios"])
         cost = t["buy_arcs"].groupby("sku")["unit_cost"].min()
         spend = float((mean * cost).sum())
+    if exact:
+        out = _checked_capacities(cfg, t, nodes, load, tr, bind, bind_tr, bar)
+        plan_spend = None
+    else:
+        bar.set_postfix_str("replenishment plan")
+        out, plan_spend = _certified_capacities(cfg, t, nodes, load, tr, bind, bind_tr)
+        bar.update()
+    if cfg.budget_factor is not None:
+        out["budget"] = _budget(cfg, out, spend, plan_spend, bar)
+    return out
 
-    def build(tight: float, factor: float | None) -> dict:
-        out = _with_capacities(t, load, tr, bind, bind_tr, cfg, tight)
-        if factor is not None:
-            out["budget"] = pd.DataFrame({"amount": [round(factor * spend, 2)]})
-        return out
 
-    tightness, factor = cfg.tightness, cfg.budget_factor
-    for _ in range(4):
-        out = build(tightness, factor)
-        if cfg.calibrate != "lp" or _feasible(out):
+def _checked_capacities(cfg, t, nodes, load, tr, bind, bind_tr, bar) -> dict:
+    tightness = cfg.tightness
+    for _ in range(RELAX_STEPS):
+        cap, arc = _requested(load, tr, bind, bind_tr, cfg, tightness)
+        out = _with_capacities(t, nodes, np.round(cap, CAPACITY_DECIMALS),
+                               np.round(arc, CAPACITY_DECIMALS))
+        bar.set_postfix_str(f"checking tightness {tightness:.4g}")
+        ok = _feasible(out)
+        bar.update()
+        if ok:
+            _note_relaxed(cfg, tightness)
             return out
         tightness = (tightness + 1.0) / 2.0
-        factor = None if factor is None else (factor + max(1.0, factor)) / 2.0
-    # loads of the uncapacitated optimum: that optimum fits, so this is feasible
-    return build(1.0, None if factor is None else max(1.0, factor) * (1 + 1e-6))
+    # tightness 1, rounded up: the uncapacitated optimum fits
+    cap, arc = _requested(load, tr, bind, bind_tr, cfg, 1.0)
+    out = _with_capacities(t, nodes, _round_up(cap), _round_up(arc))
+    bar.set_postfix_str("checking tightness 1")
+    ok = _feasible(out)
+    bar.update()
+    if not ok:
+        raise GeneratorError(
+            "the capacities at the loads of the uncapacitated optimum leave no feasible plan "
+            f"(seed {cfg.seed}); this is a defect of the generator: please report the "
+            "configuration")
+    _note_relaxed(cfg, 1.0)
+    return out
+
+
+def _note_relaxed(cfg: GeneratorConfig, used: float) -> None:
+    if used != cfg.tightness:
+        logger.warning("tightness=%g leaves the service targets infeasible; the binding "
+                       "capacities are set at %g x their loads instead (raise tightness, or "
+                       "lower binding_share, to avoid this)", cfg.tightness, used)
+
+
+def _certified_capacities(cfg, t, nodes, load, tr, bind, bind_tr) -> tuple[dict, float]:
+    plan, flow, plan_spend = replenishment_plan(t, _target_fractions(t))
+    cap, arc = _requested(load, tr, bind, bind_tr, cfg, cfg.tightness)
+    need = plan.reindex(nodes).fillna(0.0)[["storage", "throughput", "receiving"]].to_numpy()
+    need_arc = (flow.reindex(pd.MultiIndex.from_frame(t["transfer_arcs"][["from_node",
+                                                                          "to_node"]]))
+                .fillna(0.0).to_numpy() if len(t["transfer_arcs"]) else np.zeros(0))
+
+    def settle(req: np.ndarray, floor: np.ndarray) -> tuple[np.ndarray, int, float]:
+        """Requested capacities rounded as usual where they hold the plan, else the plan's
+        load rounded up; with the number raised and the largest relative raise."""
+        rounded = np.round(req, CAPACITY_DECIMALS)
+        low = rounded < floor
+        raised = np.where(low, _round_up(floor), rounded)
+        up = np.subtract(raised, rounded, out=np.zeros_like(rounded), where=low)
+        rel = np.divide(up, rounded, out=np.zeros_like(rounded), where=low & (rounded > 0))
+        return raised, int(low.sum()), float(rel.max(initial=0.0))
+
+    cap, n_cap, r_cap = settle(cap, need)
+    arc, n_arc, r_arc = settle(arc, need_arc)
+    if n_cap + n_arc:
+        logger.warning("%d capacit%s raised above tightness=%g x load (by up to %.1f%%) to hold "
+                       "a plan that meets the service targets", n_cap + n_arc,
+                       "y" if n_cap + n_arc == 1 else "ies", cfg.tightness,
+                       100 * max(r_cap, r_arc))
+    return _with_capacities(t, nodes, cap, arc), plan_spend
+
+
+def _budget(cfg: GeneratorConfig, out: dict, spend: float, plan_spend: float | None,
+            bar) -> pd.DataFrame:
+    """The budget ``budget_factor`` x ``spend``, checked against the final capacities. A
+    budget below the least spend that meets the targets within them is raised to that least
+    spend (plus ``BUDGET_HEADROOM``), with a logged warning naming both factors."""
+    amount = round(cfg.budget_factor * spend, 2)
+    table = pd.DataFrame({"amount": [amount]})
+    if plan_spend is not None and amount >= plan_spend * (1 + NEED_MARGIN):
+        return table
+    bar.set_postfix_str("checking the budget")
+    ok = _feasible(dict(out, budget=table))
+    bar.update()
+    if ok:
+        return table
+    least = _least_spend(out)
+    raised = math.ceil(least * (1 + BUDGET_HEADROOM) * 100) / 100
+    table = pd.DataFrame({"amount": [raised]})
+    if not (math.isfinite(raised) and _feasible(dict(out, budget=table))):
+        raise GeneratorError(
+            f"no budget makes budget_factor={cfg.budget_factor:g} feasible with these "
+            "capacities; this is a defect of the generator: please report the configuration")
+    logger.warning("budget_factor=%g (budget %.2f) is below the least purchase spend that "
+                   "meets the service targets within the capacities; the budget is raised to "
+                   "%.2f (budget_factor %.4g); capacities are unchanged", cfg.budget_factor,
+                   amount, raised, raised / spend if spend > 0 else math.inf)
+    return table
+
+
+def _least_spend(t: dict) -> float:
+    """The least purchase spend of any plan that meets the targets within the capacities
+    (the instance's LP with every cost but the purchase cost set to zero)."""
+    from meio.models import InventoryModel, solve_monolithic
+
+    free = dict(t)
+    free.pop("budget", None)
+    free["stock"] = t["stock"].assign(holding_cost=0.0)
+    free["fulfillment_arcs"] = t["fulfillment_arcs"].assign(unit_cost=0.0, cost_per_m3=0.0)
+    free["transfer_arcs"] = t["transfer_arcs"].assign(unit_cost=0.0, cost_per_m3=0.0)
+    free["penalties"] = t["penalties"].assign(penalty=0.0)
+    res = solve_monolithic(InventoryModel(Instance.from_tables(free)))
+    return float(res.objective) if res.objective is not None else math.inf
 
 
 def _feasible(t: dict) -> bool:
@@ -448,9 +661,20 @@ def _feasible(t: dict) -> bool:
     return solve_monolithic(InventoryModel(Instance.from_tables(t))).status == "optimal"
 
 
-def generate(cfg: GeneratorConfig | None = None, name: str | None = None) -> Instance:
-    """Generate a validated instance from a configuration (see :class:`GeneratorConfig`)."""
+def generate(cfg: GeneratorConfig | None = None, name: str | None = None,
+             progress: bool = False) -> Instance:
+    """Generate a validated, feasible instance from a configuration (see
+    :class:`GeneratorConfig`); ``progress`` shows the steps on stderr.
+
+    Raises :class:`GeneratorError` when the configuration admits no feasible instance.
+    """
     cfg = cfg or GeneratorConfig()
+    with tqdm(desc="generating", unit="step", disable=not progress, file=sys.stderr) as bar:
+        return _generate(cfg, name, bar)
+
+
+def _generate(cfg: GeneratorConfig, name: str | None, bar) -> Instance:
+    bar.set_postfix_str("network and demand")
     rng = np.random.default_rng(cfg.seed)
     nodes, vendors, regions = _network(cfg, rng)
     speeds = pd.DataFrame({"speed": [s.name for s in cfg.speeds],
@@ -520,20 +744,36 @@ def generate(cfg: GeneratorConfig | None = None, name: str | None = None) -> Ins
         stock_tab["fixed_cost"] = np.round(cfg.fixed_cost * (1 + 10 * v), 4)
         stock_tab["max_position"] = stock_tab["initial_stock"] + np.maximum(m, 1.0)
     t["speeds"] = _attainable_targets(t, speeds)
-    t = _calibrate(cfg, rng, t)
-    return Instance.from_tables(t, name or f"generated-seed{cfg.seed}")
+    bar.update()
+    t = _calibrate(cfg, rng, t, bar)
+    bar.set_postfix_str("validating")
+    inst = Instance.from_tables(t, name or f"generated-seed{cfg.seed}")
+    bar.update()
+    return inst
+
+
+def _guaranteed_service(t) -> pd.DataFrame:
+    """Per (SKU, speed): expected demand and what stock that can be replenished in each
+    scenario attains (:func:`~meio.instances.attainable.attainable_service` without the
+    initial stock). Unlike the bound with initial stock, all of it is attainable at once:
+    serving every order from the best replenishable node is a feasible plan."""
+    return attainable_service(dict(t, stock=t["stock"].assign(initial_stock=0.0)))
 
 
 def _attainable_targets(t, speeds: pd.DataFrame) -> pd.DataFrame:
-    """Lower the requested targets where cut-off shares make them unattainable (98% of best)."""
-    agg = attainable_service(t)
+    """Lower the requested targets to ``TARGET_MARGIN`` of what replenishable stock attains.
+
+    Initial stock is finite: a node it alone supplies in a scenario (no vendor lane
+    delivers there) cannot serve that scenario's demand in full, so the attainable bound
+    that counts it can promise service no plan reaches."""
+    agg = _guaranteed_service(t)
     agg["rate"] = agg["attainable"] / agg["demand"].where(agg["demand"] > 0)
     worst = agg.groupby("speed")["rate"].min()
     net = agg.groupby("speed")[["attainable", "demand"]].sum()
     net_rate = net["attainable"] / net["demand"].where(net["demand"] > 0)
     out = speeds.copy()
-    cap_sku = out["speed"].map(worst).fillna(1.0) * 0.98
-    cap_net = out["speed"].map(net_rate).fillna(1.0) * 0.98
+    cap_sku = out["speed"].map(worst).fillna(1.0) * TARGET_MARGIN
+    cap_net = out["speed"].map(net_rate).fillna(1.0) * TARGET_MARGIN
     out["sku_target"] = np.floor(np.minimum(out["sku_target"], cap_sku) * 1e4) / 1e4
     out["network_target"] = np.floor(np.minimum(out["network_target"], cap_net) * 1e4) / 1e4
     out["network_target"] = np.maximum(out["network_target"], 0.0)
@@ -546,5 +786,6 @@ def config_hash(cfg: GeneratorConfig) -> str:
     return hashlib.sha256(blob).hexdigest()[:12]
 
 
-__all__ = ["DEFAULT_SPEEDS", "PRESETS", "GeneratorConfig", "SpeedSpec", "config_hash",
+__all__ = ["DEFAULT_SPEEDS", "PRESETS", "GeneratorConfig", "GeneratorError", "SpeedSpec",
+           "config_hash",
            "generate", "preset", "preset_names"]

@@ -154,9 +154,11 @@ def test_binding_share_controls_how_many_capacities_bind():
 def test_generator_with_transfer_arcs_the_lp_leaves_unused():
     """Regression (found by the hypothesis property test): with one FC and one region the
     uncapacitated LP moves nothing on the DC->FC transfer arc, and choosing which transfer
-    capacities bind failed on the empty load table. (This instance is infeasible even so --
-    a known open defect of the calibration, reported on the issue tracker.)"""
+    capacities bind failed on the empty load table; the instance is feasible."""
+    from meio.models import InventoryModel, solve_monolithic
+
     inst = generate(preset("tiny", seed=1, n_skus=1, n_fcs=1, n_regions=1, n_scenarios=1,
                            binding_share=0.5))
     assert len(inst.table("transfer_arcs")) >= 1
     assert np.isinf(inst.table("transfer_arcs")["capacity"]).all()
+    assert solve_monolithic(InventoryModel(inst)).status == "optimal"
