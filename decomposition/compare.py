@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pandas as pd
+from meio.models import interrupt
 from meio.models.interface import BlockFamily
 from meio.models.solve import solve_monolithic
 
@@ -37,40 +38,58 @@ def compare(make_family: Callable[[str], BlockFamily],
     own bound and feasible value; ``bound_vs_exact`` is ``|exact - bound| / |exact|``. The exact
     MIP stops at ``mip_gap`` (its own bound and gap are reported in the ``exact`` row).
     ``subproblem`` is passed to :func:`~meio.decomposition.lagrangian_decomposition`.
+    A solve without a value (infeasible, a limit, an interrupt) leaves its cells empty and
+    says why in ``status``/``exact_status``; after Ctrl-C the table holds the rows finished
+    so far and the interrupted one (:mod:`meio.models.interrupt`).
     """
     rows, runs = [], {}
-    for variant in variants:
-        family = make_family(variant)
-        sigma = family.sense_sign
-        exact = solve_monolithic(family, time_limit=exact_time_limit, mip_gap=mip_gap)
-        lp = solve_monolithic(family, time_limit=exact_time_limit, relax=True) \
-            if exact.is_mip else exact
-        ex_obj = exact.objective
-        rows.append({"variant": variant, "method": "LP relaxation", "bound": lp.objective,
-                     "feasible": None if exact.is_mip else lp.objective,
-                     "exact": ex_obj, "exact_status": exact.status, "status": lp.status,
-                     "seconds": lp.build_seconds + lp.solve_seconds})
-        best = exact.bound if exact.is_mip else ex_obj
-        lb, ub = (best, ex_obj) if sigma == 1 else (ex_obj, best)
-        rows.append({"variant": variant, "method": "exact", "bound": best, "feasible": ex_obj,
-                     "exact": ex_obj, "exact_status": exact.status,
-                     "gap": relative_gap(lb, ub), "status": exact.status,
-                     "seconds": exact.build_seconds + exact.solve_seconds})
-        for method in methods:
-            res = lagrangian_decomposition(family, method=method, max_iter=max_iter,
-                                           gap_tol=gap_tol, time_limit=time_limit,
-                                           progress=progress, subproblem=subproblem)
-            runs[variant, method] = res
-            rows.append({"variant": variant, "method": method, "bound": res.bound,
-                         "feasible": res.primal, "exact": ex_obj,
-                         "exact_status": exact.status, "gap": res.gap,
-                         "iterations": res.iterations, "status": res.status,
-                         "seconds": res.seconds})
+    with interrupt.watching():
+        for variant in variants:
+            if interrupt.requested():
+                break
+            _compare_variant(make_family(variant), variant, methods, rows, runs, max_iter,
+                             gap_tol, time_limit, exact_time_limit, mip_gap, progress,
+                             subproblem)
     table = pd.DataFrame(rows).reindex(columns=COLUMNS)
-    ok = table["exact"].notna() & table["bound"].notna()
-    table.loc[ok, "bound_vs_exact"] = ((table.loc[ok, "exact"] - table.loc[ok, "bound"]).abs()
-                                       / table.loc[ok, "exact"].abs().clip(lower=1e-12))
+    for col in ("bound", "feasible", "exact", "gap", "seconds", "bound_vs_exact"):
+        table[col] = pd.to_numeric(table[col], errors="coerce").astype(float)
+    table["iterations"] = table["iterations"].astype("Int64")
+    table["bound_vs_exact"] = ((table["exact"] - table["bound"]).abs()
+                               / table["exact"].abs().clip(lower=1e-12))
     return table, runs
+
+
+def _compare_variant(family, variant, methods, rows, runs, max_iter, gap_tol, time_limit,
+                     exact_time_limit, mip_gap, progress, subproblem) -> None:
+    """The rows of one variant (appended to ``rows``); stops at an interrupt."""
+    sigma = family.sense_sign
+    exact = solve_monolithic(family, time_limit=exact_time_limit, mip_gap=mip_gap)
+    lp = exact
+    if exact.is_mip and not interrupt.requested():
+        lp = solve_monolithic(family, time_limit=exact_time_limit, relax=True)
+    ex_obj = exact.objective
+    rows.append({"variant": variant, "method": "LP relaxation", "bound": lp.objective,
+                 "feasible": None if exact.is_mip else lp.objective,
+                 "exact": ex_obj, "exact_status": exact.status, "status": lp.status,
+                 "seconds": lp.build_seconds + lp.solve_seconds})
+    best = exact.bound if exact.is_mip else ex_obj
+    lb, ub = (best, ex_obj) if sigma == 1 else (ex_obj, best)
+    rows.append({"variant": variant, "method": "exact", "bound": best, "feasible": ex_obj,
+                 "exact": ex_obj, "exact_status": exact.status,
+                 "gap": relative_gap(lb, ub), "status": exact.status,
+                 "seconds": exact.build_seconds + exact.solve_seconds})
+    for method in methods:
+        if interrupt.requested():
+            return
+        res = lagrangian_decomposition(family, method=method, max_iter=max_iter,
+                                       gap_tol=gap_tol, time_limit=time_limit,
+                                       progress=progress, subproblem=subproblem)
+        runs[variant, method] = res
+        rows.append({"variant": variant, "method": method, "bound": res.bound,
+                     "feasible": res.primal, "exact": ex_obj,
+                     "exact_status": exact.status, "gap": res.gap,
+                     "iterations": res.iterations, "status": res.status,
+                     "seconds": res.seconds})
 
 
 def plot_convergence(runs: dict[tuple[str, str], LagrangianResult], table: pd.DataFrame,

@@ -30,6 +30,7 @@ from typing import NamedTuple
 import highspy
 import numpy as np
 import pyomo.environ as pyo
+from meio.models.highs import new_highs
 from meio.models.interface import BlockArrays, BlockFamily, check_rows
 from pyomo.repn.linear import LinearRepnVisitor
 
@@ -181,8 +182,7 @@ class CompiledBlock:
         if self.is_mip:
             lp.integrality_ = [highspy.HighsVarType.kInteger if z else
                                highspy.HighsVarType.kContinuous for z in a.integer]
-        h = highspy.Highs()
-        h.setOptionValue("output_flag", False)
+        h = new_highs()
         if not self.is_mip:  # measured: dual simplex re-solves fastest after a cost change,
             h.setOptionValue("simplex_strategy", 1)  # and without presolve the first solve
             h.setOptionValue("presolve", "off")  # is a quarter faster

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from meio.models import interrupt
 from meio.models.interface import BlockFamily, check_rows
 from tqdm.auto import tqdm
 
@@ -35,6 +36,9 @@ from .repair import RepairMixin
 from .subproblem import BlockOutcome, SubproblemFactory
 
 LABEL_EXCLUDE = ("key",)
+
+
+INFEASIBLE_STATUSES = ("Infeasible", "provenInfeasible", "locallyInfeasible", "infeasible")
 
 
 class MixedIterationError(ValueError):
@@ -72,6 +76,7 @@ class LagrangianResult:
     history: pd.DataFrame
     primal_values: dict | None = field(default=None, repr=False)
     primal_tables: dict = field(default_factory=dict, repr=False)
+    infeasible_blocks: list = field(default_factory=list)  # proof of status "infeasible"
 
     @property
     def lower_bound(self) -> float | None:
@@ -255,8 +260,9 @@ def lagrangian_decomposition(
                cache)
     run.want_plan = plan
     try:
-        return _solve(run, family, method, theta0, max_iter, gap_tol, time_limit,
-                      recover_every, progress, checkpoint, checkpoint_every, resume, start)
+        with interrupt.watching():
+            return _solve(run, family, method, theta0, max_iter, gap_tol, time_limit,
+                          recover_every, progress, checkpoint, checkpoint_every, resume, start)
     finally:
         run.ex.close()
 
@@ -272,7 +278,7 @@ def _solve(run, family, method, theta0, max_iter, gap_tol, time_limit, recover_e
     # The methods work on rows scaled by |rhs| (relative violations), which equilibrates rows
     # measured in m3 and in units; theta = scaled theta / rho.
     rho = np.where(np.abs(run.rhs) > 0, np.abs(run.rhs), 1.0)
-    digest = problem_digest(family.name, run.blocks, run.rows)
+    digest = None if checkpoint is None else problem_digest(family, run.blocks, run.rows)
     if resume and checkpoint is not None and Path(checkpoint).exists():
         saved = load_checkpoint(checkpoint, digest, method)
         dual, ergodic, history = saved["dual"], saved["ergodic"], saved["history"]
@@ -288,11 +294,12 @@ def _solve(run, family, method, theta0, max_iter, gap_tol, time_limit, recover_e
 
     def save(k: int) -> None:
         if checkpoint is not None:
-            save_checkpoint(checkpoint, {"digest": digest, "method": method, "iteration": k,
+            save_checkpoint(checkpoint, {"digest": digest, "problem": family.name,
+                                         "method": method, "iteration": k,
                                          "dual": dual, "ergodic": ergodic, "history": history,
                                          "best_theta": best_theta, "run": run.state()})
 
-    status = "iteration_limit"
+    status, infeasible_blocks = "iteration_limit", []
     bar = tqdm(total=max_iter, initial=done, disable=not progress, desc=f"lagrangian/{method}",
                leave=False)
     k = done
@@ -310,6 +317,13 @@ def _solve(run, family, method, theta0, max_iter, gap_tol, time_limit, recover_e
         t_eval, h_before = time.perf_counter(), run.highs_seconds()
         outs, bound, s, cuts = run.evaluate(theta, k)
         t_eval, h_eval = time.perf_counter() - t_eval, run.highs_seconds() - h_before
+        if interrupt.requested():  # the iteration is incomplete: keep the state before it
+            status, k = "interrupted", k - 1
+            break
+        empty = [o.block for o in outs if o.status in INFEASIBLE_STATUSES]
+        if empty:  # a block with no solution at all: no plan can exist (proof: that block)
+            status, infeasible_blocks, k = "infeasible", empty, k - 1
+            break
         value = None if bound is None else run.sigma * bound
         if value is not None and value > run.best_bound:
             run.best_bound, best_theta = value, theta.copy()
@@ -349,7 +363,9 @@ def _solve(run, family, method, theta0, max_iter, gap_tol, time_limit, recover_e
             break
         if dual.converged and not column_generation:
             if run.is_mip or run.pool.prices is None:
-                status = "converged"
+                # only a method with a dual optimality test proves the bound is the dual optimum
+                status = ("converged" if getattr(dual, "proves_optimality", False)
+                          else "stalled")
                 break
             # LP blocks: the bound is at the dual optimum but the plan is not; Dantzig-Wolfe
             # column generation from here recovers an optimal primal (Dantzig & Wolfe 1960)
@@ -357,8 +373,12 @@ def _solve(run, family, method, theta0, max_iter, gap_tol, time_limit, recover_e
         if time_limit is not None and time.perf_counter() - start >= time_limit:
             status = "time_limit"
             break
+        if interrupt.requested():
+            status = "interrupted"
+            break
     bar.close()
-    if recover_every and run.primal_solutions is None and k > done:  # one last try
+    if (recover_every and run.primal_solutions is None and k > done
+            and status not in ("interrupted", "infeasible")):  # one last try
         run.recover_all(dual, ergodic, rho)
     if k > done:
         save(k)
@@ -371,7 +391,7 @@ def _solve(run, family, method, theta0, max_iter, gap_tol, time_limit, recover_e
         bound=_orig(run, run.best_bound), primal=_orig(run, run.best_primal), iterations=k,
         seconds=time.perf_counter() - start, theta=best_theta, multipliers=table,
         history=pd.DataFrame(history), primal_values=primal_values,
-        primal_tables=primal_tables)
+        primal_tables=primal_tables, infeasible_blocks=infeasible_blocks)
 
 
 def _orig(run: _Run, d_value: float) -> float | None:

@@ -33,9 +33,11 @@ import signal
 from collections.abc import Hashable, Sequence
 
 import numpy as np
+from meio.models import interrupt
 from meio.models.interface import BlockFamily
 
 from .compiled import compiled_or_persistent
+from .subproblem import BlockOutcome
 
 BACKENDS = ("local", "process", "dask")
 POLL_SECONDS = 1.0  # how often a wait for a worker's answer checks that the worker is alive
@@ -94,7 +96,15 @@ class LocalBlocks:
         return [sp.rows for sp in self.subs], any(sp.is_mip for sp in self.subs)
 
     def evaluate(self, theta: np.ndarray, tag: int) -> list:
-        return [sp.solve(theta, tag) for sp in self.subs]
+        """Every block's outcome; after Ctrl-C the blocks not yet solved answer without a
+        bound (status ``interrupted``), so the iteration's bound is unavailable, never wrong."""
+        outs = []
+        for sp in self.subs:
+            if interrupt.requested():
+                outs.append(BlockOutcome(sp.block, tag, None, None, None, "interrupted"))
+            else:
+                outs.append(sp.solve(theta, tag))
+        return outs
 
     def restricted(self, requests: list[tuple]) -> list:
         out = []

@@ -18,13 +18,11 @@ on ``==`` rows). Its supergradient at ``theta`` is ``s = sum_i g_i(x_i) - rhs`` 
 
 from __future__ import annotations
 
-import contextlib
-import os
-import sys
 from dataclasses import dataclass, field
 
 import highspy
 import numpy as np
+from meio.models.highs import native_stdout_silenced, new_highs
 
 
 @dataclass
@@ -47,6 +45,9 @@ class DualMethod:
         self.theta = None
         self.step = 0.0
         self.converged = False
+        # True when ``converged`` is an optimality test (the dual bound is the dual optimum),
+        # False when the method merely stopped moving (step or step factor vanished)
+        self.proves_optimality = False
         self.target: float | None = None
 
     def start(self, theta0: np.ndarray, lo: np.ndarray, hi: np.ndarray, n_blocks: int) -> None:
@@ -125,6 +126,7 @@ class Subgradient(DualMethod):
         norm2 = float(d @ d)
         if norm2 <= 1e-18 or self.factor < self.min_factor:
             self.converged = True
+            self.proves_optimality = norm2 <= 1e-18  # 0 is a subgradient: an optimum
             self.step = 0.0
             return
         ref = ev.value if ev.value is not None else self.best
@@ -332,8 +334,7 @@ class ProximalBundle(DualMethod):
         lp.a_matrix_.start_ = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
         lp.a_matrix_.index_ = np.concatenate(index).astype(np.int32)
         lp.a_matrix_.value_ = np.concatenate(value).astype(float)
-        h = highspy.Highs()
-        h.setOptionValue("output_flag", False)
+        h = new_highs()
         if box is not None:
             h.passModel(lp)
             return h, flat, scale
@@ -364,7 +365,7 @@ class ProximalBundle(DualMethod):
             # the active-set QP solver can cycle on degenerate masters: bound its effort
             h.setOptionValue("time_limit", self.master_time_limit)
             h.setOptionValue("qp_iteration_limit", 2000 + 4 * (len(self.center) + len(flat)))
-            with _native_stdout_silenced():
+            with native_stdout_silenced():
                 h.run()
             qp_ok = h.getModelStatus() == highspy.HighsModelStatus.kOptimal
             if not qp_ok:  # it will likely fail again on the next few, similar masters
@@ -396,32 +397,11 @@ class ProximalBundle(DualMethod):
         # predicted increase within that (plus tol) cannot be realized.
         floor = max(0.0, self.model_at(self.center) - self.center_value)
         if self.predicted <= floor + self.tol * (1.0 + abs(self.center_value)):
-            self.converged = True
+            self.converged = self.proves_optimality = True
 
     def primal_estimate(self) -> dict | None:
         """Per-block convex combinations of the cuts' terms (None for an aggregated model)."""
         return self._estimate if self.piece_of is None else None
-
-
-@contextlib.contextmanager
-def _native_stdout_silenced():
-    """Silence file descriptor 1 while native code runs: HiGHS's QP solver writes stray lines
-    ("error" on degenerate pivots it recovers from) to stdout even with output switched off.
-    The master only proposes trial multipliers, so its accuracy never affects a bound."""
-    sys.stdout.flush()
-    try:
-        saved = os.dup(1)
-    except OSError:  # no file descriptor 1 (embedded interpreters)
-        yield
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 1)
-        yield
-    finally:
-        os.dup2(saved, 1)
-        os.close(saved)
-        os.close(devnull)
 
 
 METHODS = {"subgradient": lambda rhs: Subgradient("polyak"),

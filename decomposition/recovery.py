@@ -14,6 +14,7 @@ solutions satisfies every linking row and its cost is an exact objective value: 
 from __future__ import annotations
 
 import numpy as np
+from meio.models.highs import new_highs
 
 
 def allocate(sense: np.ndarray, rhs: np.ndarray, block_rows: list[np.ndarray],
@@ -150,8 +151,7 @@ class ColumnPool:
         lp.a_matrix_.start_ = starts.astype(np.int32)
         lp.a_matrix_.index_ = np.concatenate(index).astype(np.int32)
         lp.a_matrix_.value_ = np.concatenate(value).astype(float)
-        h = highspy.Highs()
-        h.setOptionValue("output_flag", False)
+        h = new_highs()
         h.setOptionValue("time_limit", float(time_limit))
         h.passModel(lp)
         h.run()

@@ -161,10 +161,12 @@ def read_csv_dir(path: str | os.PathLike, name: str | None = None,
     return Instance.from_tables(tables, name or path.name, variant)
 
 
-def write_csv_dir(instance: Instance, path: str | os.PathLike) -> Path:
-    """Write one ``<table>.csv`` per table into ``path`` (replaced atomically)."""
+def write_csv_dir(instance: Instance, path: str | os.PathLike, force: bool = False) -> Path:
+    """Write one ``<table>.csv`` per table into the folder ``path``, atomically and safely:
+    a non-empty folder meio did not write is refused unless ``force`` (and even then no file
+    of the user's is replaced or removed; :func:`meio.files.atomic_dir`)."""
     path = Path(path)
-    with atomic_dir(path) as tmp:
+    with atomic_dir(path, force=force) as tmp:
         for tname, df in instance.tables.items():
             df.to_csv(tmp / f"{tname}.csv", index=False, lineterminator="\n")
     return path
@@ -273,12 +275,13 @@ def load(source: str | os.PathLike, variant: str | None = None) -> Instance:
         "a directory of CSV tables, or a .zip bundle")
 
 
-def save(instance: Instance, path: str | os.PathLike) -> Path:
-    """Write a ``.zip`` bundle when ``path`` ends in ``.zip``, else a CSV directory."""
+def save(instance: Instance, path: str | os.PathLike, force: bool = False) -> Path:
+    """Write a ``.zip`` bundle when ``path`` ends in ``.zip``, else a CSV directory
+    (``force`` as in :func:`write_csv_dir`)."""
     path = Path(path)
-    if path.suffix == ".zip":
+    if path.suffix.lower() == ".zip":
         return write_bundle(instance, path)
-    return write_csv_dir(instance, path)
+    return write_csv_dir(instance, path, force=force)
 
 
 __all__ = ["TABLES", "bundled_names", "load", "read_bundle", "read_csv_dir", "save",

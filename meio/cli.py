@@ -1,7 +1,10 @@
 """The ``meio`` command line: generate, inspect and solve instances.
 
 Every user error (a malformed instance, a missing file, a bad option) ends with a short
-explanation and a nonzero exit code, never a traceback. Outputs are written atomically.
+explanation and exit code 2, never a traceback; every exit code means one thing
+(:mod:`meio.console`). Destinations are checked before any work starts, results are written
+atomically, and a folder meio did not write is never emptied (:mod:`meio.files`). Ctrl-C stops
+a solve within moments, writes what was found and exits with code 130.
 """
 
 from __future__ import annotations
@@ -14,7 +17,26 @@ import click
 import pandas as pd
 
 from meio import __version__
-from meio.files import atomic_dir, atomic_file
+from meio.console import (
+    CHECK_FAILED,
+    INFEASIBLE,
+    INTERRUPTED,
+    LIMIT,
+    STATUS_EXIT,
+    Exit,
+    MeioGroup,
+    UserError,
+    configure_logging,
+    exit_codes_help,
+    tidy,
+)
+from meio.files import (
+    OutputError,
+    atomic_dir,
+    atomic_file,
+    check_output_dir,
+    check_output_file,
+)
 from meio.instances import (
     GeneratorConfig,
     Instance,
@@ -28,7 +50,9 @@ from meio.instances import (
     schema_markdown,
 )
 
-EXIT_NO_SOLUTION = 3
+PLOT_SUFFIXES = (".png", ".pdf", ".svg")
+FORCE_HELP = ("Write into an existing folder meio did not write, beside its files (meio never "
+              "deletes or replaces a file it did not write).")
 
 
 def _user_errors(fn):
@@ -39,11 +63,11 @@ def _user_errors(fn):
         try:
             return fn(*args, **kwargs)
         except InstanceError as exc:
-            raise click.ClickException(str(exc)) from None
+            raise UserError(str(exc)) from None
         except (FileNotFoundError, FileExistsError, NotADirectoryError, PermissionError,
                 ValueError, KeyError) as exc:
             msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-            raise click.ClickException(str(msg)) from None
+            raise UserError(str(msg)) from None
 
     return wrapper
 
@@ -52,9 +76,63 @@ def _load(source: str, variant: str | None = None) -> Instance:
     return load(source, variant=variant)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+def _inputs(instance: str) -> list[Path]:
+    """The instance's path when it is one (a bundled name is not the user's file)."""
+    return [Path(instance)] if Path(instance).exists() else []
+
+
+def _check_out(out: Path | None, force: bool, instance: str) -> Path | None:
+    return None if out is None else check_output_dir(out, force, inputs=_inputs(instance))
+
+
+def _check_plot(plot: Path | None) -> Path | None:
+    """A plot path with a known image format (no suffix: ``.png`` is added)."""
+    if plot is None:
+        return None
+    if not plot.suffix:
+        plot = plot.with_suffix(".png")
+    return check_output_file(plot, PLOT_SUFFIXES, "--plot")
+
+
+def _check_checkpoint(path: Path | None, resume: bool, force: bool) -> None:
+    """Never overwrite a file that is not a checkpoint, nor a checkpoint without --resume."""
+    if path is None or not path.exists():
+        if path is not None:
+            check_output_file(path, (path.suffix.lower(),), "--checkpoint")
+        return
+    from meio.decomposition.checkpoint import CheckpointError, read_checkpoint
+
+    try:
+        state = read_checkpoint(path)
+    except CheckpointError as exc:
+        raise OutputError(f"--checkpoint: {path} exists and is not a usable meio checkpoint "
+                          f"({exc}): meio will not overwrite it; choose another file") from None
+    if not resume and not force:
+        raise OutputError(f"--checkpoint: {path} holds a checkpoint of iteration "
+                          f"{state.get('iteration')}: pass --resume to continue it, --force to "
+                          "start over and replace it, or choose another file")
+
+
+def _exit_for(status: str, has_plan: bool, what: str) -> None:
+    """Leave with the exit code of a solve's status (0 when it found what was asked)."""
+    code = STATUS_EXIT.get(status)
+    if code == LIMIT and has_plan:
+        return
+    if code is not None:
+        raise Exit(code, f"{what}: {status.replace('_', ' ')}")
+    if status not in ("optimal", "time_limit_feasible", "gap", "converged", "stalled"):
+        raise Exit(1, f"{what}: solver status {status}")
+
+
+@click.group(cls=MeioGroup, epilog=exit_codes_help(),
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="meio")
-def main() -> None:
+@click.option("--quiet", "-q", is_flag=True,
+              help="Results only: no progress, no solver log (warnings still show).")
+@click.option("--verbose", "-v", is_flag=True, help="Debug messages too.")
+@click.option("--debug", is_flag=True, help="Show the traceback of an internal error.")
+@click.pass_context
+def main(ctx: click.Context, quiet: bool, verbose: bool, debug: bool) -> None:
     """meio: multi-echelon inventory optimization with Lagrangian decomposition.
 
     An INSTANCE is a bundled name (tiny, small, medium), a directory of CSV tables, or a .zip
@@ -70,7 +148,18 @@ def main() -> None:
       meio compare small --plot bounds.png
       meio validate lot-sizing --n 10        # bounds checked on random instances
       meio evaluate small --out eval_small   # plans out of sample: report.html
+
+    Results go to standard output, progress and the solver's log to standard error. A results
+    folder (--out) is marked as meio's by a manifest (.meio-manifest.json); meio refuses to
+    write into a non-empty folder it did not write (--force adds its files beside yours) and
+    never deletes a file it did not write. Ctrl-C stops within moments, writes what was found
+    (the incumbent, the rows so far, a checkpoint) and exits with 130.
     """
+    from meio.models import interrupt
+
+    ctx.meta["meio.debug"] = debug
+    configure_logging(quiet, verbose)
+    ctx.with_resource(interrupt.watching())
 
 
 @main.command()
@@ -120,31 +209,59 @@ def list_instances() -> None:
 @click.option("--name", help="Instance name (default: the output's name).")
 @click.option("--out", required=True, type=click.Path(path_type=Path),
               help="Output: a directory (CSV tables) or a file ending in .zip (Parquet bundle).")
+@click.option("--force", is_flag=True, help=FORCE_HELP + " A .zip that is not a meio bundle "
+              "is replaced only with --force.")
 @_user_errors
 def generate_cmd(preset_name, seed, skus, dcs, fcs, regions, scenarios, vendors, binding_share,
-                 tightness, budget_factor, calibrate, name, out) -> None:
-    """Generate a realistic instance from a preset, with optional overrides."""
+                 tightness, budget_factor, calibrate, name, out, force) -> None:
+    """Generate a realistic instance from a preset, with optional overrides.
+
+    Every instance it writes is feasible (checked by an LP solve after rounding); a parameter
+    combination that cannot give one is refused with a message naming the parameter.
+    """
     over = {"seed": seed, "n_skus": skus, "n_dcs": dcs, "n_fcs": fcs, "n_regions": regions,
             "n_scenarios": scenarios, "n_vendors": vendors, "binding_share": binding_share,
             "tightness": tightness, "budget_factor": budget_factor, "calibrate": calibrate}
     cfg: GeneratorConfig = preset(preset_name, **{k: v for k, v in over.items()
                                                   if v is not None})
-    inst = generate(cfg, name=name or out.stem)
-    save(inst, out)
+    _check_bundle_destination(out, force)
+    inst = generate(cfg, name=name or out.stem, progress=sys.stderr.isatty())
+    save(inst, out, force=force)
     click.echo(f"wrote {out} ({inst.n_skus} SKUs, {len(inst.tables['nodes'])} nodes, "
                f"{len(inst.scenario_ids)} scenarios, seed {cfg.seed})")
 
 
-def _write_results(out: Path, fmt: str, result) -> None:
+def _check_bundle_destination(out: Path, force: bool) -> None:
+    """An instance goes to a .zip bundle (replacing only a meio bundle) or a results-style
+    folder (:func:`meio.files.check_output_dir`)."""
+    if out.suffix.lower() != ".zip":
+        check_output_dir(out, force)
+        return
+    check_output_file(out, (".zip",), "--out")
+    if out.exists() and not force:
+        import zipfile
+
+        try:
+            with zipfile.ZipFile(out) as zf:
+                ours = "meio.json" in zf.namelist()
+        except (zipfile.BadZipFile, OSError):
+            ours = False
+        if not ours:
+            raise OutputError(f"--out: {out} exists and is not a meio instance bundle: meio "
+                              "will not replace it (pass --force to replace it)")
+
+
+def _write_results(out: Path, fmt: str, result, force: bool) -> None:
     frames = {"summary": result.summary(), "linking_rows": result.rows.drop(columns=["key"]),
               **result.tables}
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, force=force) as tmp:
         for name, df in frames.items():
             if fmt == "csv":
                 df.to_csv(tmp / f"{name}.csv", index=False)
             else:
                 df.astype({"value": str} if name == "summary" else {}).to_parquet(
                     tmp / f"{name}.parquet", index=False)
+    click.echo(f"wrote results to {out}", err=True)
 
 
 @main.command()
@@ -159,32 +276,36 @@ def _write_results(out: Path, fmt: str, result) -> None:
               show_default=True, help="HiGHS LP method.")
 @click.option("--out", type=click.Path(path_type=Path),
               help="Write the result tables into this directory.")
+@click.option("--force", is_flag=True, help=FORCE_HELP)
 @click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv",
               show_default=True, help="Format of the written tables.")
 @click.option("--all-rows", is_flag=True, help="Print every linking row, not only priced ones.")
 @_user_errors
-def solve(instance, variant, time_limit, mip_gap, method, out, fmt, all_rows) -> None:
+def solve(instance, variant, time_limit, mip_gap, method, out, force, fmt, all_rows) -> None:
     """Solve INSTANCE exactly (monolithic model, HiGHS) and print status, objective and duals.
 
     The linking rows (storage, throughput, receiving, transfer capacity, network service,
     budget) are printed with their multiplier: the LP dual as an opportunity cost (>= 0 for a
-    capacity; 0 when slack). Exit code 3 when no feasible solution was found.
+    capacity; 0 when slack). HiGHS's log shows progress on standard error (-q hides it).
+    Exit code 3 when the instance is infeasible, 4 when the time limit came before a feasible
+    plan, 130 after Ctrl-C (the incumbent, if any, is printed and written).
     """
     from meio.models import InventoryModel, solve_monolithic
 
+    _check_out(out, force, instance)
     inst = _load(instance, variant)
     family = InventoryModel(inst, variant)
     click.echo(f"solving {inst.name} ({variant}): {inst.n_skus} SKUs, "
                f"{len(inst.scenario_ids)} scenarios ...", err=True)
     res = solve_monolithic(family, time_limit=time_limit, mip_gap=mip_gap,
                            options={} if method == "choose" else {"solver": method})
-    click.echo(res.summary().to_string(index=False))
+    click.echo(tidy(res.summary()))
     if not res.has_solution:
         hint = {"infeasible": "no plan meets every constraint: check that capacities, budget "
                 "and service targets are compatible (e.g. loosen a target or a capacity)",
-                "time_limit": "no feasible solution within the time limit: raise --time-limit"}
-        click.echo(f"\nno solution: {hint.get(res.status, res.status)}", err=True)
-        sys.exit(EXIT_NO_SOLUTION)
+                "time_limit": "no feasible solution within the time limit: raise --time-limit",
+                "interrupted": "interrupted before a feasible plan was found"}
+        _exit_for(res.status, False, f"no solution: {hint.get(res.status, res.status)}")
     show = res.rows.drop(columns=["key"])
     if "multiplier" in show and not all_rows:
         priced = show[show["multiplier"].abs() > 1e-9]
@@ -194,12 +315,14 @@ def solve(instance, variant, time_limit, mip_gap, method, out, fmt, all_rows) ->
     elif "multiplier" not in show:
         click.echo("\nlinking rows (no duals for a MIP):")
     labels = [c for c in show.columns if show[c].notna().any()]
-    click.echo(show[labels].to_string(index=False, float_format=lambda x: f"{x:.6g}"))
+    click.echo(tidy(show[labels], digits=6))
     click.echo("\nservice within promise:")
-    click.echo(res.tables["service"].to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    click.echo(tidy(res.tables["service"], digits=4))
     if out is not None:
-        _write_results(out, fmt, res)
-        click.echo(f"\nwrote results to {out}", err=True)
+        _write_results(out, fmt, res, force)
+    if res.status == "interrupted":
+        raise Exit(INTERRUPTED, "interrupted: the best plan found so far is shown"
+                   + (" and written" if out is not None else ""))
 
 
 @main.command("compare")
@@ -217,16 +340,22 @@ def solve(instance, variant, time_limit, mip_gap, method, out, fmt, all_rows) ->
               show_default=True,
               help="Time limit per run (each decomposition and each exact solve), seconds.")
 @click.option("--plot", type=click.Path(path_type=Path),
-              help="Write a PNG of bound convergence to this path.")
+              help="Write a plot of bound convergence to this file (.png, .pdf or .svg; "
+                   "no suffix: .png).")
 @click.option("--out", type=click.Path(path_type=Path),
               help="Write the table, histories and multipliers (CSV) into this directory.")
+@click.option("--force", is_flag=True, help=FORCE_HELP)
 @_user_errors
-def compare_cmd(instance, variants, methods, max_iter, gap_tol, time_limit, plot, out) -> None:
+def compare_cmd(instance, variants, methods, max_iter, gap_tol, time_limit, plot, out,
+                force) -> None:
     """Bounds of INSTANCE side by side: LP relaxation, Lagrangian bound per method, best
     feasible value, exact optimum; certified gaps and times, per variant.
 
     The Lagrangian bound of every method must not exceed the exact optimum; the feasible values
-    (recovered primal solutions) must not be below it; `gap` is (UB - LB) / |UB|.
+    (recovered primal solutions) must not be below it; `gap` is (UB - LB) / |UB|. A solve
+    without a value (infeasible, time limit) shows its status instead (exit code 3 when the
+    exact solve proves the instance infeasible); after Ctrl-C the rows finished so far are
+    printed and written (exit code 130).
     """
     from meio.decomposition import METHODS, compare, plot_convergence
     from meio.models import InventoryModel
@@ -236,6 +365,8 @@ def compare_cmd(instance, variants, methods, max_iter, gap_tol, time_limit, plot
     if unknown or not names:
         raise click.BadParameter(f"unknown method(s) {unknown}; choose from "
                                  f"{', '.join(METHODS)}", param_hint="--methods")
+    _check_out(out, force, instance)
+    plot = _check_plot(plot)
     chosen = ("continuous", "integer") if variants == "both" else (variants,)
     inst = _load(instance, "integer" if "integer" in chosen else None)
     click.echo(f"comparing on {inst.name}: {inst.n_skus} SKUs, variants {', '.join(chosen)}, "
@@ -243,18 +374,25 @@ def compare_cmd(instance, variants, methods, max_iter, gap_tol, time_limit, plot
     table, runs = compare(lambda v: InventoryModel(inst, v), chosen, names, max_iter=max_iter,
                           gap_tol=gap_tol, time_limit=time_limit, exact_time_limit=time_limit,
                           progress=sys.stderr.isatty())
-    click.echo(table.to_string(index=False, float_format=lambda x: f"{x:.8g}"))
-    if plot is not None:
+    click.echo(tidy(table))
+    if plot is not None and runs:
         plot_convergence(runs, table, plot, title=inst.name)
         click.echo(f"wrote {plot}", err=True)
     if out is not None:
-        with atomic_dir(out) as tmp:
+        with atomic_dir(out, force=force) as tmp:
             table.to_csv(tmp / "compare.csv", index=False)
             for (variant, method), res in runs.items():
                 res.history.to_csv(tmp / f"history_{variant}_{method}.csv", index=False)
                 res.multipliers.drop(columns=["key"]).to_csv(
                     tmp / f"multipliers_{variant}_{method}.csv", index=False)
         click.echo(f"wrote {out}", err=True)
+    if (table["status"] == "interrupted").any() or (table["exact_status"]
+                                                    == "interrupted").any():
+        raise Exit(INTERRUPTED, "interrupted: the rows finished so far are shown"
+                   + (" and written" if out is not None else ""))
+    if table["exact_status"].isin(["infeasible", "infeasible_or_unbounded"]).any():
+        raise Exit(INFEASIBLE, "the exact solve proves the instance infeasible: no plan meets "
+                   "every constraint")
 
 
 @main.command("decompose")
@@ -287,15 +425,21 @@ def compare_cmd(instance, variants, methods, max_iter, gap_tol, time_limit, plot
               help="Recover a feasible plan every N iterations; 0: bounds and prices only.")
 @click.option("--out", type=click.Path(path_type=Path),
               help="Write summary, history, multipliers and the recovered plan (CSV) here.")
+@click.option("--force", is_flag=True, help=FORCE_HELP + " With --checkpoint: start over and "
+              "replace an existing checkpoint.")
 @_user_errors
-def decompose(instance, variant, method, max_iter, gap_tol, time_limit, checkpoint,
+@click.pass_context
+def decompose(ctx, instance, variant, method, max_iter, gap_tol, time_limit, checkpoint,
               checkpoint_every, resume, backend, workers, address, lean, recover_every,
-              out) -> None:
+              out, force) -> None:
     """Solve INSTANCE by Lagrangian decomposition: certified bounds, prices, a feasible plan.
 
     Prints the bound, the best feasible value and the certified gap (UB - LB)/|UB|, and the
-    priced linking rows. With --checkpoint a long run can be stopped (or killed) and continued
-    with --resume; the checkpoint file is replaced atomically, never left half-written.
+    priced linking rows. With --checkpoint a long run can be stopped (Ctrl-C, or killed) and
+    continued with --resume; the checkpoint file is replaced atomically, never left
+    half-written, and belongs to one problem: a checkpoint of other data is refused. Exit code
+    3 when a SKU's subproblem proves the instance infeasible, 4 when the limits came before a
+    feasible plan, 130 after Ctrl-C (what was found is printed and written).
     """
     from meio.decomposition import METHODS, lagrangian_decomposition
     from meio.models import InventoryModel
@@ -304,6 +448,12 @@ def decompose(instance, variant, method, max_iter, gap_tol, time_limit, checkpoi
         raise click.BadParameter(f"choose from {', '.join(METHODS)}", param_hint="--method")
     if resume and checkpoint is None:
         raise click.UsageError("--resume needs --checkpoint")
+    _check_out(out, force, instance)
+    _check_checkpoint(checkpoint, resume, force)
+    ctx.meta["meio.resume_hint"] = (
+        f"; continue from the last checkpoint with the same command and --resume "
+        f"(--checkpoint {checkpoint})" if checkpoint is not None else
+        "; with --checkpoint FILE a run can be continued after such a failure")
     inst = _load(instance, variant)
     res = lagrangian_decomposition(
         InventoryModel(inst, variant), method=method, max_iter=max_iter, gap_tol=gap_tol,
@@ -314,19 +464,29 @@ def decompose(instance, variant, method, max_iter, gap_tol, time_limit, checkpoi
                             ("lower bound", res.lower_bound), ("upper bound", res.upper_bound),
                             ("certified gap", res.gap), ("iterations", res.iterations),
                             ("seconds", round(res.seconds, 3))], columns=["item", "value"])
-    click.echo(summary.to_string(index=False))
+    click.echo(tidy(summary))
     priced = res.multipliers[res.multipliers["multiplier"].abs() > 1e-9].drop(columns=["key"])
     labels = [c for c in priced.columns if priced[c].notna().any()]
     click.echo(f"\npriced linking rows: {len(priced)} of {len(res.multipliers)}")
-    click.echo(priced[labels].to_string(index=False, float_format=lambda x: f"{x:.6g}"))
+    click.echo(tidy(priced[labels], digits=6))
     if out is not None:
-        with atomic_dir(out) as tmp:
+        with atomic_dir(out, force=force) as tmp:
             summary.to_csv(tmp / "summary.csv", index=False)
             res.history.to_csv(tmp / "history.csv", index=False)
             res.multipliers.drop(columns=["key"]).to_csv(tmp / "multipliers.csv", index=False)
             for name, table in res.primal_tables.items():
                 table.to_csv(tmp / f"{name}.csv", index=False)
         click.echo(f"wrote {out}", err=True)
+    if res.status == "infeasible":
+        shown = ", ".join(map(str, res.infeasible_blocks[:5]))
+        raise Exit(INFEASIBLE, f"infeasible: SKU {shown} cannot meet its own constraints "
+                   "(service targets, lead times, cut-offs) even without shared capacities")
+    if res.status == "interrupted":
+        where = f"; continue with --resume --checkpoint {checkpoint}" if checkpoint else ""
+        raise Exit(INTERRUPTED, f"interrupted after {res.iterations} iterations: the best "
+                   f"bound and plan so far are shown{' and written' if out else ''}{where}")
+    _exit_for(res.status, res.primal is not None or recover_every == 0,
+              "no feasible plan within the limits (raise --max-iter or --time-limit)")
 
 
 @main.command("validate")
@@ -343,11 +503,12 @@ def decompose(instance, variant, method, max_iter, gap_tol, time_limit, checkpoi
               help="Tolerance of the bound comparisons and of the primal checks.")
 @click.option("--time-limit", type=click.FloatRange(min=0, min_open=True),
               help="Seconds per exact solve and per decomposition run.")
-@click.option("--out", type=click.Path(path_type=Path), help="Write the full report (CSV).")
+@click.option("--out", type=click.Path(path_type=Path),
+              help="Write the full report to this .csv file.")
 @_user_errors
 def validate_cmd(formulation, count, seed, method, max_iter, gap_tol, tol, time_limit,
                  out) -> None:
-    """Check FORMULATION's bounds on N random instances; exit 1 on any violation.
+    """Check FORMULATION's bounds on N random instances; exit code 5 on any violation.
 
     FORMULATION is a built-in one (inventory, inventory-integer, lot-sizing,
     lot-sizing-aggregate) or a callable that takes a seed and returns a block family, given as
@@ -356,13 +517,15 @@ def validate_cmd(formulation, count, seed, method, max_iter, gap_tol, tol, time_
     beyond the feasible value), gaps not closed (an LP's bound short of its optimum, a MIP's
     Lagrangian bound weaker than its LP relaxation), recovered solutions that break a block
     constraint or linking row or cost other than reported -- each with the seed that reproduces
-    it. Exit code 0: all passed; 1: a violation; 2: a usage error.
+    it. Exit code 0: all passed; 5: a violation; 2: a usage error.
     """
     from meio.decomposition import METHODS
     from meio.testing import resolve_formulation, validate_formulation
 
     if method not in METHODS:
         raise click.BadParameter(f"choose from {', '.join(METHODS)}", param_hint="--method")
+    if out is not None:
+        check_output_file(out, (".csv",), "--out")
     try:
         make = resolve_formulation(formulation)
     except ImportError as exc:
@@ -384,7 +547,7 @@ def validate_cmd(formulation, count, seed, method, max_iter, gap_tol, tol, time_
                             f"`meio validate {formulation} --n 1 --seed {seeds[0]}`)"
                             if seeds else ""))
     if len(failed):
-        sys.exit(1)
+        raise Exit(CHECK_FAILED)
 
 
 
@@ -435,9 +598,10 @@ def _read_sample_tables(path: Path) -> dict:
               help="Iteration limit of the decomposition.")
 @click.option("--out", type=click.Path(path_type=Path),
               help="Report directory (default: evaluation_<instance>).")
+@click.option("--force", is_flag=True, help=FORCE_HELP)
 @_user_errors
 def evaluate_cmd(instance, methods, plan_dirs, policies, n_samples, seed, sample_tables,
-                 variant, steps, protect, time_limit, max_iter, out) -> None:
+                 variant, steps, protect, time_limit, max_iter, out, force) -> None:
     """Evaluate plans for INSTANCE out of sample: every plan meets the same fresh demand and
     lead-time samples in a simulation of orders through the cycle, under each fulfillment
     policy; writes tables (CSV), plots (PNG) and report.md / report.html into --out.
@@ -446,6 +610,7 @@ def evaluate_cmd(instance, methods, plan_dirs, policies, n_samples, seed, sample
     Example:
       meio evaluate small --samples 200 --out eval_small && open eval_small/report.html
     """
+    from meio.models import interrupt
     from meio.simulation import network_arrays, read_plan, samples_from_tables
     from meio.simulation.baselines import METHODS, PlannedBy
     from meio.simulation.engine import POLICIES
@@ -461,7 +626,9 @@ def evaluate_cmd(instance, methods, plan_dirs, policies, n_samples, seed, sample
     if bad or not pols:
         raise click.BadParameter(f"unknown policy {', '.join(bad)}; choose from "
                                  f"{', '.join(POLICIES)}", param_hint="--policies")
+    _check_out(out, force, instance)
     inst = _load(instance, variant if variant == "integer" else None)
+    out = _check_out(out or Path(f"evaluation_{inst.name}"), force, instance)
     given = {}
     for spec in plan_dirs:
         name, sep, where = spec.partition("=")
@@ -475,18 +642,23 @@ def evaluate_cmd(instance, methods, plan_dirs, policies, n_samples, seed, sample
         pb.plan.arrays(net)  # a bad plan table is reported before any model is built
     smp = (samples_from_tables(net, _read_sample_tables(sample_tables))
            if sample_tables is not None else None)
-    out = out or Path(f"evaluation_{inst.name}")
     click.echo(f"evaluating on {inst.name}: plans {', '.join(names + list(given))}; "
                f"policies {', '.join(pols)} ...", err=True)
     try:
         ev = evaluate(inst, names, pols, n_samples, seed, smp, given, variant, steps,
                       time_limit, max_iter, progress=sys.stderr.isatty(), protect=protect)
     except RuntimeError as exc:
-        raise click.ClickException(str(exc)) from None
+        if interrupt.requested():
+            raise Exit(INTERRUPTED, "interrupted: no report written (a previous report in "
+                       f"{out} is as it was)") from None
+        raise UserError(str(exc)) from None
+    if interrupt.requested():
+        raise Exit(INTERRUPTED, f"interrupted: no report written (a previous report in {out} "
+                   "is as it was)")
     cols = ["method", "policy", "total", "total_ci95", "met_within_promise", "km_per_unit"]
     click.echo(ev.tables["summary"][cols].to_string(index=False,
                                                     float_format=lambda x: f"{x:,.6g}"))
-    write_report(ev, out)
+    write_report(ev, out, force=force)
     click.echo(f"wrote {out}/report.html (and report.md, CSV tables, PNG plots)", err=True)
 
 

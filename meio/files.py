@@ -1,53 +1,302 @@
-"""Atomic writes: a file or a directory of files appears whole or not at all.
+"""Safe outputs: meio writes only what it owns, atomically, and never deletes a user's file.
 
-Results and instances are written to a temporary sibling first and moved into place only once
-complete, so an error half-way (a full disk, an interrupted run) never leaves a half-written
-output or destroys the previous one.
+A *results folder* (``--out DIR`` of every command, an instance written as CSV tables) is marked
+as meio's by a small manifest, :data:`MANIFEST`, that lists every file meio wrote there. Rules:
+
+- a folder that does not exist, or is empty, or holds a manifest, is meio's to write into;
+- an existing folder that is not empty and has no manifest belongs to the user: writing into it
+  is refused (:class:`OutputError`) unless ``force=True`` (``--force``), and even then meio only
+  *adds* its files beside the user's, never replacing a file it did not write;
+- the files a previous meio run listed and the new run does not write are removed; nothing
+  else ever is (a user's notes added to a results folder survive every later run);
+- the input instance can never be the results folder of its own run (:func:`check_output_dir`
+  with ``inputs``).
+
+Writes are staged: :func:`atomic_dir` yields a staging folder inside the target; the caller
+writes everything there; only when the block succeeds are the files moved into place, each by
+an atomic rename, and the manifest is updated. A failure (an exception, a full disk) while the
+caller writes leaves the previous results as they were. Single files (:func:`atomic_file`) are
+written to a temporary sibling, flushed and synced, then renamed over the target. Everything is
+created with the user's umask (a colleague can read the results).
+
+Destinations are checked before any work starts (:func:`check_output_dir`,
+:func:`check_output_file`): an unwritable place or a wrong file format is reported at once, not
+after a long solve.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime
+import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+
+MANIFEST = ".meio-manifest.json"
+_STAGING = ".meio-staging-"
+_FORMAT = 1
+
+
+class OutputError(ValueError):
+    """A destination meio refuses to write (a user's folder, the input itself, no permission)."""
+
+
+def _umask() -> int:
+    """The process's umask (read without changing it where /proc allows)."""
+    with contextlib.suppress(OSError, ValueError), open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def read_manifest(folder: str | os.PathLike) -> dict | None:
+    """The manifest of a results folder, or None when meio never wrote there.
+
+    >>> import tempfile
+    >>> read_manifest(tempfile.mkdtemp()) is None
+    True
+    """
+    path = Path(folder) / MANIFEST
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("tool") != "meio" or not isinstance(
+            data.get("files"), list):
+        return None
+    return data
+
+
+def _existing_ancestor(path: Path) -> Path:
+    path = path.absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _probe_writable(folder: Path, what: str) -> None:
+    """Create and remove a scratch entry in ``folder``: the only test that holds for root too."""
+    if not folder.is_dir():
+        raise OutputError(f"{what}: {folder} is not a directory")
+    try:
+        probe = tempfile.mkdtemp(prefix=_STAGING + "probe-", dir=folder)
+        os.rmdir(probe)
+    except OSError as exc:
+        raise OutputError(f"{what}: cannot write in {folder} ({exc.strerror or exc})") from None
+
+
+def _same_or_inside(path: Path, other: Path) -> bool:
+    path, other = path.resolve(), other.resolve()
+    return path == other or other in path.parents
+
+
+def check_output_dir(target: str | os.PathLike, force: bool = False,
+                     inputs: Iterable[str | os.PathLike] = (), what: str = "--out") -> Path:
+    """Check that the results folder ``target`` may be written, before any work starts.
+
+    Raises :class:`OutputError` naming the problem: ``target`` is a file, is (or lies inside)
+    one of ``inputs``, cannot be written, or is a user's folder (not empty, no manifest) and
+    ``force`` is False. Returns ``target`` as a :class:`~pathlib.Path`.
+
+    >>> import tempfile, pathlib
+    >>> home = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (home / "thesis.tex").write_text("...")
+    >>> check_output_dir(home / "results").name
+    'results'
+    >>> check_output_dir(home)
+    Traceback (most recent call last):
+    ...
+    meio.files.OutputError: --out: ... is not empty and was not written by meio ...
+    """
+    target = Path(target)
+    for src in inputs:
+        if Path(src).exists() and _same_or_inside(target, Path(src)):
+            raise OutputError(f"{what}: {target} is the input {src} (or inside it); results "
+                              "never go into their own input: choose another folder")
+    if target.exists() and not target.is_dir():
+        raise OutputError(f"{what}: {target} exists and is not a directory")
+    _probe_writable(target if target.exists() else _existing_ancestor(target), what)
+    if target.exists() and not force and read_manifest(target) is None:
+        foreign = [p.name for p in target.iterdir() if not p.name.startswith(_STAGING)]
+        if foreign:
+            shown = ", ".join(sorted(foreign)[:5]) + (" ..." if len(foreign) > 5 else "")
+            raise OutputError(
+                f"{what}: {target} is not empty and was not written by meio (it holds "
+                f"{shown}): choose a new or empty folder, or pass --force to add meio's files "
+                "beside yours (meio never deletes or replaces a file it did not write)")
+    return target
+
+
+def check_output_file(target: str | os.PathLike, suffixes: Sequence[str], what: str) -> Path:
+    """Check a single-file destination before any work: its format (by suffix) and that its
+    folder can be written. Returns it as a :class:`~pathlib.Path`.
+
+    >>> check_output_file("bounds.zip", (".png", ".pdf"), "--plot")
+    Traceback (most recent call last):
+    ...
+    meio.files.OutputError: --plot: bounds.zip: the file name must end in .png or .pdf
+    """
+    target = Path(target)
+    if target.suffix.lower() not in suffixes:
+        raise OutputError(f"{what}: {target}: the file name must end in "
+                          f"{' or '.join(suffixes)}")
+    if target.is_dir():
+        raise OutputError(f"{what}: {target} is a directory, not a file")
+    _probe_writable(_existing_ancestor(target.parent), what)
+    return target
+
+
+def _mkdir(path: Path) -> list[Path]:
+    """``mkdir -p`` returning the folders it created (outermost first)."""
+    made = []
+    for p in reversed([path, *path.parents]):
+        if not p.exists():
+            p.mkdir()
+            made.append(p)
+    return made
+
+
+def _files_below(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*")
+                  if p.is_file() or p.is_symlink())
+
+
+def _write_manifest(target: Path, files: list[str], complete: bool) -> None:
+    data = {"tool": "meio", "format": _FORMAT, "complete": complete,
+            "written": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "files": files}
+    with atomic_file(target / MANIFEST) as tmp:
+        tmp.write_text(json.dumps(data, indent=1) + "\n")
+
+
+def _remove_listed(target: Path, names: Iterable[str]) -> None:
+    """Remove files meio listed earlier, then the folders that this leaves empty."""
+    parents = set()
+    for name in names:
+        p = target / name
+        if p.is_file() or p.is_symlink():
+            p.unlink()
+            parents.update(q for q in p.parents if target in q.parents)
+    for d in sorted(parents, key=lambda q: len(q.parts), reverse=True):
+        with contextlib.suppress(OSError):
+            d.rmdir()  # only if empty: a user's file inside keeps its folder
 
 
 @contextlib.contextmanager
-def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
-    """Yield a fresh temporary directory that replaces ``target`` when the block succeeds."""
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+def atomic_dir(target: str | os.PathLike, force: bool = False) -> Iterator[Path]:
+    """Yield a staging folder whose contents are installed into ``target`` on success.
+
+    ``target`` is created if needed; it must pass :func:`check_output_dir` (``force`` as
+    there). Files in the staging folder replace meio's files of the same name; files a previous
+    run listed in the manifest and this one does not write are removed; a user's file is never
+    replaced or removed (with ``force``, a clash with one ends in :class:`OutputError`, and the
+    new results are kept in a visible folder inside ``target`` that the message names).
+
+    >>> import tempfile, pathlib
+    >>> out = pathlib.Path(tempfile.mkdtemp()) / "res"
+    >>> with atomic_dir(out) as tmp:
+    ...     _ = (tmp / "a.csv").write_text("x\\n1\\n")
+    >>> sorted(p.name for p in out.iterdir())
+    ['.meio-manifest.json', 'a.csv']
+    """
+    target = check_output_dir(target, force=force)
+    made = _mkdir(target)
+    staging = Path(tempfile.mkdtemp(prefix=_STAGING, dir=target))
+    os.chmod(staging, 0o777 & ~_umask())
     try:
-        yield tmp
-        old = None
-        if target.exists():
-            if not target.is_dir():
-                raise FileExistsError(f"{target} exists and is not a directory")
-            old = target.with_name(f".{target.name}.old.{os.getpid()}")
-            os.replace(target, old)
-        os.replace(tmp, target)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        yield staging
+        _install(staging, target)
+    except BaseException:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+        for d in reversed(made):  # folders this call created and left empty
+            with contextlib.suppress(OSError):
+                d.rmdir()
+        raise
     finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        if staging.exists() and staging.name.startswith(_STAGING):
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _install(staging: Path, target: Path) -> None:
+    old = read_manifest(target)
+    listed = set(old["files"]) if old else set()
+    new = _files_below(staging)
+    clash = [n for n in new if (target / n).exists() and n not in listed]
+    if clash:
+        keep = target / f"meio-results-{datetime.datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}"
+        os.replace(staging, keep)
+        raise OutputError(f"{target} already holds {', '.join(clash[:5])}, not written by "
+                          f"meio: nothing of yours was replaced; the new results are in {keep}")
+    _write_manifest(target, sorted(listed | set(new)), complete=False)
+    for name in new:
+        dest = target / name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staging / name, dest)
+    _remove_listed(target, sorted(listed - set(new)))
+    _write_manifest(target, new, complete=True)
+    _fsync_dir(target)
+
+
+def clean_stale_temporaries(target: str | os.PathLike) -> list[Path]:
+    """Remove temporary siblings of ``target`` left by a write that was killed half-way.
+
+    Only entries named like this module's temporaries of ``target`` (``.<name>.meio-tmp-*``)
+    are touched; returns what was removed.
+    """
+    target = Path(target)
+    removed = []
+    if target.parent.is_dir():
+        for p in target.parent.glob(f".{target.name}.meio-tmp-*"):
+            with contextlib.suppress(OSError):
+                p.unlink()
+                removed.append(p)
+    return removed
 
 
 @contextlib.contextmanager
 def atomic_file(target: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path that replaces the file ``target`` when the block succeeds."""
+    """Yield a temporary path that replaces the file ``target`` when the block succeeds.
+
+    The temporary sibling is synced before the rename and the folder after it, so a crash at
+    any moment leaves the old file or the new one, never a torn one; the new file gets the
+    user's umask. Temporaries of earlier writes that were killed are removed first.
+
+    >>> import tempfile, pathlib
+    >>> f = pathlib.Path(tempfile.mkdtemp()) / "report.csv"
+    >>> with atomic_file(f) as tmp:
+    ...     _ = tmp.write_text("a,b\\n")
+    >>> f.read_text()
+    'a,b\\n'
+    """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    _mkdir(target.parent)
+    clean_stale_temporaries(target)
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.meio-tmp-", dir=target.parent)
     os.close(fd)
     tmp = Path(name)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
         os.replace(tmp, target)
+        _fsync_dir(target.parent)
     finally:
         if tmp.exists():
             tmp.unlink()

@@ -4,12 +4,15 @@
 status, the objective and (for a MIP) HiGHS's proven dual bound, build and solve times, the
 linking rows with their activity, slack and multiplier (``theta = -sigma * dual``, so a binding
 capacity in a minimization has ``theta > 0``: its opportunity cost), and the family's solution
-tables. Infeasible, unbounded and time-limited solves are reported, never raised, so the caller
-decides.
+tables. Infeasible, unbounded, time-limited and interrupted solves are reported, never raised,
+so the caller decides; an interrupted solve (Ctrl-C, :mod:`meio.models.interrupt`) keeps HiGHS's
+incumbent and bound. HiGHS's log lines go to the ``logging`` logger ``meio.highs`` (level INFO),
+never to standard output: a long solve shows its progress where logging is shown.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import dataclass, field
@@ -19,7 +22,9 @@ import pyomo.environ as pyo
 from pyomo.contrib.solver.common.factory import SolverFactory
 from pyomo.contrib.solver.common.results import SolutionStatus, TerminationCondition
 
+from . import interrupt
 from .build import build_monolithic, row_constraint
+from .highs import log_highs, native_stdout_silenced
 from .interface import BlockFamily
 
 _STATUS = {
@@ -32,6 +37,13 @@ _STATUS = {
     TerminationCondition.unbounded: "unbounded",
     TerminationCondition.interrupted: "interrupted",
 }
+
+
+class _QuietPyomo(logging.Filter):
+    """Drop Pyomo's warning about HiGHS's 'interrupted' status: meio reports it itself."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "kInterrupt" not in record.getMessage()
 
 
 @dataclass
@@ -85,22 +97,42 @@ def solve_monolithic(family: BlockFamily, time_limit: float | None = None,
     their bounds): its optimum is the formulation's LP bound, with row multipliers.
     ``time_limit`` in seconds (None: no limit); ``mip_gap`` is HiGHS's relative MIP gap;
     ``options`` are passed to HiGHS as they are (e.g. ``{"solver": "ipm"}``).
+    ``tee=True`` also prints HiGHS's log on standard output (it always goes to ``logging``).
+    Ctrl-C stops HiGHS within moments: the result has status ``interrupted`` and keeps the
+    incumbent (a MIP's best plan and bound) when there is one.
     """
-    t0 = time.perf_counter()
-    model = build_monolithic(family)
-    if relax:
-        pyo.TransformationFactory("core.relax_integer_vars").apply_to(model)
-    build = time.perf_counter() - t0
-    mip = _is_mip(model)
-    opts = {"mip_rel_gap": mip_gap} if mip else {}
-    opts.update(options or {})
-    solver = SolverFactory("highs")
-    t1 = time.perf_counter()
-    res = solver.solve(model, tee=tee, time_limit=time_limit, threads=threads,
-                       load_solutions=False, raise_exception_on_nonoptimal_result=False,
-                       solver_options=opts)
-    elapsed = time.perf_counter() - t1
+    with interrupt.watching():
+        t0 = time.perf_counter()
+        model = build_monolithic(family)
+        if relax:
+            pyo.TransformationFactory("core.relax_integer_vars").apply_to(model)
+        build = time.perf_counter() - t0
+        mip = _is_mip(model)
+        if interrupt.requested():
+            return SolveResult("interrupted", "interrupted", None, None, mip, build, 0.0,
+                               model.linking_rows.drop(columns=["component"]), {}, model)
+        opts = {"mip_rel_gap": mip_gap} if mip else {}
+        opts.update(options or {})
+        solver = SolverFactory("highs")
+        quiet = _QuietPyomo()
+        pyomo_log = logging.getLogger("pyomo.contrib.solver.solvers.highs")
+        pyomo_log.addFilter(quiet)
+        t1 = time.perf_counter()
+        try:
+            with native_stdout_silenced():  # HiGHS's banner, if this is the first object
+                solver.set_instance(model)
+            interrupt.attach(solver._solver_model)  # Pyomo's highspy.Highs object
+            log_highs(solver._solver_model)
+            res = solver.solve(model, tee=tee, time_limit=time_limit, threads=threads,
+                               load_solutions=False, raise_exception_on_nonoptimal_result=False,
+                               solver_options=opts)
+        finally:
+            pyomo_log.removeFilter(quiet)
+        elapsed = time.perf_counter() - t1
     status = _STATUS.get(res.termination_condition, str(res.termination_condition.name))
+    if interrupt.requested() and res.termination_condition in (
+            TerminationCondition.unknown, TerminationCondition.interrupted):
+        status = "interrupted"
     has_sol = res.solution_status in (SolutionStatus.optimal, SolutionStatus.feasible)
     objective = bound = None
     rows = model.linking_rows.copy()

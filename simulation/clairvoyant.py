@@ -17,6 +17,7 @@ from __future__ import annotations
 import highspy
 import numpy as np
 from meio.decomposition.compiled import Coo
+from meio.models.highs import new_highs
 
 from .engine import LAST_MILE_HOURS, TRUCK_KMH, Outcome, start_of_cycle
 from .network import Network
@@ -67,8 +68,7 @@ class _LP:
         lp.a_matrix_.start_ = start
         lp.a_matrix_.index_ = index
         lp.a_matrix_.value_ = value
-        h = highspy.Highs()
-        h.setOptionValue("output_flag", False)
+        h = new_highs()
         h.passModel(lp)
         h.run()
         status = h.getModelStatus()

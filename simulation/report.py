@@ -200,12 +200,14 @@ def _sections(ev: Evaluation) -> list:
     return out
 
 
-def write_report(ev: Evaluation, out: str | Path) -> Path:
+def write_report(ev: Evaluation, out: str | Path, force: bool = False) -> Path:
     """Write tables (CSV), plots (PNG), ``report.md``, ``report.html`` and every plan
     (``plans/<method>/``, readable by :func:`~meio.simulation.read_plan`) into ``out``
-    (atomically: a failure leaves any previous report as it was)."""
+    (atomically: a failure leaves any previous report as it was; a folder meio did not write
+    is refused unless ``force``, and no file of the user's is ever replaced or removed:
+    :func:`meio.files.atomic_dir`)."""
     out = Path(out)
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, force=force) as tmp:
         for name, df in ev.tables.items():
             df.to_csv(tmp / f"{name}.csv", index=False)
         for name, pb in ev.plans.items():  # reusable: meio evaluate --plan NAME=DIR

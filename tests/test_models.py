@@ -92,7 +92,9 @@ def test_integer_optimum_at_least_continuous(seed):
     inst = generate(preset("tiny", seed=seed))
     lp = solve_monolithic(InventoryModel(inst, "continuous"))
     mip = solve_monolithic(InventoryModel(inst, "integer"), mip_gap=1e-9, time_limit=60)
-    assert mip.status == "optimal" and mip.is_mip and not lp.is_mip
+    # a loaded machine may stop HiGHS at the limit: every property below holds for any
+    # feasible plan and proven bound
+    assert mip.status in ("optimal", "time_limit_feasible") and mip.is_mip and not lp.is_mip
     assert mip.bound <= mip.objective + 1e-6
     assert mip.objective >= lp.objective - 1e-6 * abs(lp.objective)
     # the integer solution buys whole units and honours y <= M z

@@ -1,0 +1,180 @@
+"""What the ``meio`` command line shares: exit codes, error reporting, logging, tidy printing.
+
+Exit codes mean one thing each, in every command (:data:`EXIT_CODES`): 0 success, 1 an
+internal error (a bug, or a worker process lost; a short message says where the traceback is),
+2 a usage error or invalid input, 3 infeasible, 4 a limit reached without a feasible plan,
+5 ``meio validate`` found a violation, 130 interrupted (Ctrl-C; what was found is written).
+:class:`MeioGroup` turns every exception into one of them; no user error ends in a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import sys
+import tempfile
+import traceback
+
+import click
+import pandas as pd
+
+OK, INTERNAL, USAGE, INFEASIBLE, LIMIT, CHECK_FAILED, INTERRUPTED = 0, 1, 2, 3, 4, 5, 130
+
+EXIT_CODES = {
+    OK: "success",
+    INTERNAL: "internal error (a bug, or a lost worker process): see the message",
+    USAGE: "usage error or invalid input (the message names option, or table, column, rows)",
+    INFEASIBLE: "infeasible: no plan meets every constraint (proven)",
+    LIMIT: "a time or iteration limit was reached without a feasible plan",
+    CHECK_FAILED: "meio validate: a bound or solution check failed",
+    INTERRUPTED: "interrupted (Ctrl-C): what was found so far was written",
+}
+
+#: Solve and decomposition statuses that end a command with a code other than 0.
+STATUS_EXIT = {"infeasible": INFEASIBLE, "infeasible_or_unbounded": INFEASIBLE,
+               "time_limit": LIMIT, "iteration_limit": LIMIT, "interrupted": INTERRUPTED}
+
+
+class UserError(click.ClickException):
+    """An error the user can fix (bad input, a destination meio will not write): exit code 2."""
+
+    exit_code = USAGE
+
+
+class Exit(Exception):
+    """Leave the command with ``code`` after ``message`` (printed to stderr when given)."""
+
+    def __init__(self, code: int, message: str = ""):
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+def exit_codes_help() -> str:
+    """The exit-code table as help text (click's ``\\b`` keeps its lines)."""
+    lines = "\n".join(f"  {code:>3}  {text}" for code, text in EXIT_CODES.items())
+    return f"\b\nExit codes:\n{lines}"
+
+
+def _traceback_file(exc: BaseException) -> str | None:
+    try:
+        fd, path = tempfile.mkstemp(prefix="meio-traceback-", suffix=".txt")
+        with os.fdopen(fd, "w") as fh:
+            fh.write("".join(traceback.format_exception(exc)))
+        return path
+    except OSError:
+        return None
+
+
+class MeioGroup(click.Group):
+    """The ``meio`` group: maps every outcome of a command to its exit code (module docs)."""
+
+    def invoke(self, ctx: click.Context):
+        from meio.models import interrupt
+
+        try:
+            out = super().invoke(ctx)
+            if interrupt.requested():  # a command that kept what it had and returned
+                raise Exit(INTERRUPTED, "interrupted")
+            return out
+        except Exit as done:
+            if done.message:
+                click.echo(done.message, err=True)
+            ctx.exit(done.code)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except KeyboardInterrupt:
+            click.echo("\ninterrupted", err=True)
+            ctx.exit(INTERRUPTED)
+        except Exception as exc:
+            if ctx.meta.get("meio.debug"):
+                raise
+            from meio.decomposition.executor import WorkerError
+
+            where = _traceback_file(exc)
+            lost = isinstance(exc, WorkerError)
+            what = "error" if lost else "internal error (please report it)"
+            hint = ctx.meta.get("meio.resume_hint", "") if lost else ""
+            click.echo(f"meio: {what}: {type(exc).__name__}: {exc}{hint}", err=True)
+            if where:
+                click.echo(f"the traceback is in {where} (or run again with "
+                           "`meio --debug ...`)", err=True)
+            ctx.exit(INTERNAL)
+
+
+class _StderrLines(logging.Handler):
+    """Log records as lines on a duplicate of the original stderr: a solver wrapper that
+    redirects file descriptor 2 while HiGHS runs cannot swallow or loop them."""
+
+    def __init__(self):
+        super().__init__()
+        try:
+            self.fd = os.dup(sys.stderr.fileno())
+        except (OSError, ValueError, AttributeError):
+            self.fd = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record) + "\n"
+            if self.fd is None:
+                sys.stderr.write(line)
+            else:
+                os.write(self.fd, line.encode(errors="replace"))
+        except Exception:  # logging must never break the run
+            self.handleError(record)
+
+
+def configure_logging(quiet: bool, verbose: bool) -> None:
+    """meio's log on stderr: warnings and progress (HiGHS's log of long exact solves) by
+    default, warnings only with ``quiet``, everything with ``verbose``."""
+    root = logging.getLogger("meio")
+    for h in list(root.handlers):
+        if isinstance(h, _StderrLines):
+            root.removeHandler(h)
+    handler = _StderrLines()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO)
+    root.propagate = False
+    highs = logging.getLogger("meio.highs")
+    highs.setLevel(logging.WARNING if quiet else logging.INFO)
+
+
+def tidy(df: pd.DataFrame, digits: int = 8, zero: float = 1e-9) -> str:
+    """A table as text without noise: missing values as ``-``, values within ``zero`` of 0
+    (relative to the column's largest) as ``0``, never ``-0``, ``digits`` significant digits.
+
+    >>> print(tidy(pd.DataFrame({"a": [1.0, -1e-15, float("nan")], "b": ["x", None, "z"]})))
+      a b
+      1 x
+      0 -
+      - z
+    """
+    out = pd.DataFrame(index=df.index)
+    for col in df.columns:
+        s = df[col]
+        if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
+            scale = max(1.0, float(s.abs().max())) if s.notna().any() else 1.0
+            out[col] = [_number(v, digits, zero * scale) for v in s]
+        else:
+            out[col] = ["-" if _missing(v) else _text(v, digits, zero) for v in s]
+    return out.to_string(index=False)
+
+
+def _missing(v) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA
+
+
+def _number(v, digits: int, zero: float) -> str:
+    if _missing(v):
+        return "-"
+    v = float(v)
+    if abs(v) <= zero:
+        return "0"
+    return f"{v:.{digits}g}"
+
+
+def _text(v, digits: int, zero: float) -> str:
+    if isinstance(v, float):
+        return _number(v, digits, zero)
+    return str(v)
