@@ -290,6 +290,25 @@ class CompiledBlock:
         self._release()
         return BlockOutcome(self.block, tag, bound, value, terms, text)
 
+    def solve_direction(self, d: np.ndarray) -> float | None:
+        """A proven lower bound on ``min d . g_i(x)`` over the block's own feasible set (its
+        costs left out): the block's part of a Farkas certificate that the linking rows cannot
+        all hold (:func:`meio.decomposition.driver.infeasibility_certificate`). ``d`` is the
+        full direction vector; None when the minimum is unbounded or not proven."""
+        a = self.a
+        dd = np.asarray(d, dtype=float)[self.rows]
+        self._model()
+        self._mode(False)
+        status, info = self._run(self.sigma * a.G.rmatvec(dd))
+        if self.is_mip:
+            b = info.mip_dual_bound
+            bound = float(b) if math.isfinite(b) else None
+        else:
+            bound = (info.objective_function_value
+                     if status == highspy.HighsModelStatus.kOptimal else None)
+        self._release()
+        return None if bound is None else self.sigma * bound + float(dd @ a.g_const)
+
     def solve_restricted(self, lo: np.ndarray, hi: np.ndarray, penalty: np.ndarray,
                          theta: np.ndarray | None = None) -> tuple[float, np.ndarray] | None:
         """The elastic restricted problem of :meth:`BlockSubproblem.solve_restricted`: the

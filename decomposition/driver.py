@@ -76,7 +76,7 @@ class LagrangianResult:
     history: pd.DataFrame
     primal_values: dict | None = field(default=None, repr=False)
     primal_tables: dict = field(default_factory=dict, repr=False)
-    infeasible_blocks: list = field(default_factory=list)  # proof of status "infeasible"
+    infeasibility: str | None = None  # the proof behind status "infeasible", in words
 
     @property
     def lower_bound(self) -> float | None:
@@ -299,7 +299,7 @@ def _solve(run, family, method, theta0, max_iter, gap_tol, time_limit, recover_e
                                          "dual": dual, "ergodic": ergodic, "history": history,
                                          "best_theta": best_theta, "run": run.state()})
 
-    status, infeasible_blocks = "iteration_limit", []
+    status, infeasibility, last_s = "iteration_limit", None, None
     bar = tqdm(total=max_iter, initial=done, disable=not progress, desc=f"lagrangian/{method}",
                leave=False)
     k = done
@@ -322,8 +322,11 @@ def _solve(run, family, method, theta0, max_iter, gap_tol, time_limit, recover_e
             break
         empty = [o.block for o in outs if o.status in INFEASIBLE_STATUSES]
         if empty:  # a block with no solution at all: no plan can exist (proof: that block)
-            status, infeasible_blocks, k = "infeasible", empty, k - 1
+            status, k = "infeasible", k - 1
+            infeasibility = (f"{len(empty)} block(s) have no feasible solution of their own "
+                             f"(the linking rows aside): {', '.join(map(str, empty[:5]))}")
             break
+        last_s = s if s is not None else last_s
         value = None if bound is None else run.sigma * bound
         if value is not None and value > run.best_bound:
             run.best_bound, best_theta = value, theta.copy()
@@ -341,6 +344,8 @@ def _solve(run, family, method, theta0, max_iter, gap_tol, time_limit, recover_e
                               or column_generation):
             h_before = run.highs_seconds()
             recovered = run.recover_all(dual, ergodic, rho)
+            if run.primal_solutions is None:  # no plan yet: is there none at all?
+                infeasibility = _farkas(run, [s, theta], rho)
             h_recover = run.highs_seconds() - h_before
         t_recover = time.perf_counter() - t_recover
         gap = _gap(run)
@@ -355,6 +360,9 @@ def _solve(run, family, method, theta0, max_iter, gap_tol, time_limit, recover_e
         bar.set_postfix(gap=f"{gap:.2e}" if gap is not None else "-")
         if k % checkpoint_every == 0:
             save(k)
+        if infeasibility is not None:
+            status = "infeasible"
+            break
         if gap is not None and gap <= gap_tol:
             status = "gap"
             break
@@ -380,6 +388,11 @@ def _solve(run, family, method, theta0, max_iter, gap_tol, time_limit, recover_e
     if (recover_every and run.primal_solutions is None and k > done
             and status not in ("interrupted", "infeasible")):  # one last try
         run.recover_all(dual, ergodic, rho)
+    if (status in ("iteration_limit", "time_limit") and run.primal_solutions is None
+            and not interrupt.requested()):
+        infeasibility = _farkas(run, [last_s, best_theta, scaled / rho if k > done else None],
+                                rho)
+        status = "infeasible" if infeasibility else status
     if k > done:
         save(k)
     table = run.rows.drop(columns=list(LABEL_EXCLUDE)).assign(multiplier=best_theta)
@@ -391,7 +404,53 @@ def _solve(run, family, method, theta0, max_iter, gap_tol, time_limit, recover_e
         bound=_orig(run, run.best_bound), primal=_orig(run, run.best_primal), iterations=k,
         seconds=time.perf_counter() - start, theta=best_theta, multipliers=table,
         history=pd.DataFrame(history), primal_values=primal_values,
-        primal_tables=primal_tables, infeasible_blocks=infeasible_blocks)
+        primal_tables=primal_tables, infeasibility=infeasibility)
+
+
+def infeasibility_certificate(mins: Sequence[float | None], d: np.ndarray, rhs: np.ndarray,
+                              tol: float = 1e-6) -> float | None:
+    """The margin of a Farkas certificate that no plan meets the linking rows, or None.
+
+    For ``d`` in the multipliers' cone (``>= 0`` on ``<=`` rows, ``<= 0`` on ``>=`` rows, any
+    sign on ``==`` rows), every plan that meets the rows has ``sum_i d . g_i(x_i) <= d . rhs``.
+    ``mins`` are proven lower bounds of ``min d . g_i`` over each block's own feasible set; if
+    their sum exceeds ``d . rhs`` by more than ``tol`` (relative), no plan exists
+    (Farkas 1902; the ray along which the Lagrangian dual is unbounded).
+
+    >>> infeasibility_certificate([6.0, 5.0], np.array([1.0]), np.array([10.0]))
+    1.0
+    >>> infeasibility_certificate([6.0, None], np.array([1.0]), np.array([10.0])) is None
+    True
+    """
+    if not mins or any(m is None or not math.isfinite(m) for m in mins):
+        return None
+    total, cap = float(sum(mins)), float(d @ rhs)
+    scale = max(1.0, abs(cap), float(sum(abs(m) for m in mins)))
+    margin = total - cap
+    return margin if margin > tol * scale else None
+
+
+def _farkas(run: _Run, candidates: list, rho: np.ndarray) -> str | None:
+    """Try directions for a Farkas certificate (the last subgradient's violated part, the
+    best and the last multipliers); a sentence naming the rows, or None."""
+    lo, hi = _cone(run.sense)
+    for k, v in enumerate(candidates):
+        if v is None or interrupt.requested():
+            continue
+        v = np.asarray(v, dtype=float)
+        d = np.clip(v / rho, lo, hi) / rho if k == 0 else np.clip(v, lo, hi)
+        if not np.any(d):
+            continue
+        d = d / np.abs(d).max()
+        margin = infeasibility_certificate(run.ex.direction(d), d, run.rhs)
+        if margin is not None:
+            top = np.argsort(-np.abs(d))[:5]
+            rows = ", ".join(f"{run.rows['kind'].iat[j]} {run.rows['key'].iat[j]}" for j in top
+                             if d[j] != 0)
+            return (f"no plan meets the linking rows: weighted by a direction of the "
+                    f"multipliers (largest on {rows}), the least the blocks can put in them "
+                    f"exceeds their right-hand sides by {margin:.6g} (a Farkas certificate)")
+    return None
 
 
 def _orig(run: _Run, d_value: float) -> float | None:

@@ -106,6 +106,15 @@ class LocalBlocks:
                 outs.append(sp.solve(theta, tag))
         return outs
 
+    def direction(self, d: np.ndarray) -> list:
+        """Each block's proven ``min d . g_i`` over its own feasible set (None where its
+        subproblem cannot say: unbounded, not proven, or no such method)."""
+        out = []
+        for sp in self.subs:
+            solve = getattr(sp, "solve_direction", None)
+            out.append(None if solve is None or interrupt.requested() else solve(d))
+        return out
+
     def restricted(self, requests: list[tuple]) -> list:
         out = []
         for k, lo, hi, pen, theta in requests:
@@ -149,6 +158,10 @@ class _Sharded:
     def evaluate(self, theta: np.ndarray, tag: int) -> list:
         parts = self._gather([(s, "evaluate", theta, tag) for s in range(len(self.shards))])
         return [o for part in parts for o in part]
+
+    def direction(self, d: np.ndarray) -> list:
+        parts = self._gather([(s, "direction", d) for s in range(len(self.shards))])
+        return [v for part in parts for v in part]
 
     def restricted(self, requests: list[tuple]) -> list:
         by_shard: dict[int, list] = {}

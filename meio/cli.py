@@ -299,6 +299,8 @@ def solve(instance, variant, time_limit, mip_gap, method, out, force, fmt, all_r
                f"{len(inst.scenario_ids)} scenarios ...", err=True)
     res = solve_monolithic(family, time_limit=time_limit, mip_gap=mip_gap,
                            options={} if method == "choose" else {"solver": method})
+    if out is not None and res.has_solution:  # written first: printing may fail (a closed pipe)
+        _write_results(out, fmt, res, force)
     click.echo(tidy(res.summary()))
     if not res.has_solution:
         hint = {"infeasible": "no plan meets every constraint: check that capacities, budget "
@@ -318,8 +320,6 @@ def solve(instance, variant, time_limit, mip_gap, method, out, force, fmt, all_r
     click.echo(tidy(show[labels], digits=6))
     click.echo("\nservice within promise:")
     click.echo(tidy(res.tables["service"], digits=4))
-    if out is not None:
-        _write_results(out, fmt, res, force)
     if res.status == "interrupted":
         raise Exit(INTERRUPTED, "interrupted: the best plan found so far is shown"
                    + (" and written" if out is not None else ""))
@@ -374,7 +374,6 @@ def compare_cmd(instance, variants, methods, max_iter, gap_tol, time_limit, plot
     table, runs = compare(lambda v: InventoryModel(inst, v), chosen, names, max_iter=max_iter,
                           gap_tol=gap_tol, time_limit=time_limit, exact_time_limit=time_limit,
                           progress=sys.stderr.isatty())
-    click.echo(tidy(table))
     if plot is not None and runs:
         plot_convergence(runs, table, plot, title=inst.name)
         click.echo(f"wrote {plot}", err=True)
@@ -386,6 +385,7 @@ def compare_cmd(instance, variants, methods, max_iter, gap_tol, time_limit, plot
                 res.multipliers.drop(columns=["key"]).to_csv(
                     tmp / f"multipliers_{variant}_{method}.csv", index=False)
         click.echo(f"wrote {out}", err=True)
+    click.echo(tidy(table))
     if (table["status"] == "interrupted").any() or (table["exact_status"]
                                                     == "interrupted").any():
         raise Exit(INTERRUPTED, "interrupted: the rows finished so far are shown"
@@ -464,11 +464,6 @@ def decompose(ctx, instance, variant, method, max_iter, gap_tol, time_limit, che
                             ("lower bound", res.lower_bound), ("upper bound", res.upper_bound),
                             ("certified gap", res.gap), ("iterations", res.iterations),
                             ("seconds", round(res.seconds, 3))], columns=["item", "value"])
-    click.echo(tidy(summary))
-    priced = res.multipliers[res.multipliers["multiplier"].abs() > 1e-9].drop(columns=["key"])
-    labels = [c for c in priced.columns if priced[c].notna().any()]
-    click.echo(f"\npriced linking rows: {len(priced)} of {len(res.multipliers)}")
-    click.echo(tidy(priced[labels], digits=6))
     if out is not None:
         with atomic_dir(out, force=force) as tmp:
             summary.to_csv(tmp / "summary.csv", index=False)
@@ -477,10 +472,13 @@ def decompose(ctx, instance, variant, method, max_iter, gap_tol, time_limit, che
             for name, table in res.primal_tables.items():
                 table.to_csv(tmp / f"{name}.csv", index=False)
         click.echo(f"wrote {out}", err=True)
+    click.echo(tidy(summary))
+    priced = res.multipliers[res.multipliers["multiplier"].abs() > 1e-9].drop(columns=["key"])
+    labels = [c for c in priced.columns if priced[c].notna().any()]
+    click.echo(f"\npriced linking rows: {len(priced)} of {len(res.multipliers)}")
+    click.echo(tidy(priced[labels], digits=6))
     if res.status == "infeasible":
-        shown = ", ".join(map(str, res.infeasible_blocks[:5]))
-        raise Exit(INFEASIBLE, f"infeasible: SKU {shown} cannot meet its own constraints "
-                   "(service targets, lead times, cut-offs) even without shared capacities")
+        raise Exit(INFEASIBLE, f"infeasible: {res.infeasibility}")
     if res.status == "interrupted":
         where = f"; continue with --resume --checkpoint {checkpoint}" if checkpoint else ""
         raise Exit(INTERRUPTED, f"interrupted after {res.iterations} iterations: the best "

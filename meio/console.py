@@ -9,6 +9,7 @@ internal error (a bug, or a worker process lost; a short message says where the 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -86,6 +87,10 @@ class MeioGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("\ninterrupted", err=True)
             ctx.exit(INTERRUPTED)
+        except BrokenPipeError:  # the reader of standard output left (`meio ... | head`)
+            with contextlib.suppress(OSError, ValueError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            ctx.exit(OK)
         except Exception as exc:
             if ctx.meta.get("meio.debug"):
                 raise
