@@ -13,6 +13,7 @@ bound unavailable, never wrong). Every few iterations a primal solution is recov
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import time
@@ -36,6 +37,7 @@ from .repair import RepairMixin
 from .subproblem import BlockOutcome, SubproblemFactory
 
 LABEL_EXCLUDE = ("key",)
+log = logging.getLogger("meio.decomposition")
 
 
 INFEASIBLE_STATUSES = ("Infeasible", "provenInfeasible", "locallyInfeasible", "infeasible")
@@ -300,6 +302,8 @@ def _solve(run, family, method, theta0, max_iter, gap_tol, time_limit, recover_e
                                          "best_theta": best_theta, "run": run.state()})
 
     status, infeasibility, last_s = "iteration_limit", None, None
+    log.info("Lagrangian decomposition (%s): %d blocks, %d linking rows%s", method,
+             len(run.blocks), len(run.rhs), f", resumed at iteration {done}" if done else "")
     bar = tqdm(total=max_iter, initial=done, disable=not progress, desc=f"lagrangian/{method}",
                leave=False)
     k = done
@@ -358,6 +362,8 @@ def _solve(run, family, method, theta0, max_iter, gap_tol, time_limit, recover_e
                         "seconds": time.perf_counter() - start})
         bar.update(1)
         bar.set_postfix(gap=f"{gap:.2e}" if gap is not None else "-")
+        log.debug("iteration %d: bound %s, best bound %s, best plan %s, gap %s", k, bound,
+                  history[-1]["best_bound"], history[-1]["primal"], gap)
         if k % checkpoint_every == 0:
             save(k)
         if infeasibility is not None:

@@ -119,7 +119,7 @@ def _exit_for(status: str, has_plan: bool, what: str) -> None:
     if code == LIMIT and has_plan:
         return
     if code is not None:
-        raise Exit(code, f"{what}: {status.replace('_', ' ')}")
+        raise Exit(code, what)
     if status not in ("optimal", "time_limit_feasible", "gap", "converged", "stalled"):
         raise Exit(1, f"{what}: solver status {status}")
 
@@ -484,7 +484,8 @@ def decompose(ctx, instance, variant, method, max_iter, gap_tol, time_limit, che
         raise Exit(INTERRUPTED, f"interrupted after {res.iterations} iterations: the best "
                    f"bound and plan so far are shown{' and written' if out else ''}{where}")
     _exit_for(res.status, res.primal is not None or recover_every == 0,
-              "no feasible plan within the limits (raise --max-iter or --time-limit)")
+              f"no feasible plan within the limits ({res.status.replace('_', ' ')}): raise "
+              "--max-iter or --time-limit")
 
 
 @main.command("validate")

@@ -1,0 +1,115 @@
+"""Ctrl-C on the real command line: SIGINT to a `meio` process in the middle of a HiGHS MIP and of
+a decomposition stops it, writes what was found, says so and exits with 130."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+MEIO = [sys.executable, "-m", "meio.cli"]
+GUARD = 120  # seconds a test waits for a process before failing (not a timing assertion)
+
+
+class Running:
+    """A `meio` process whose stderr lines are collected while it runs."""
+
+    def __init__(self, *args, cwd: Path):
+        self.proc = subprocess.Popen([*MEIO, *args], cwd=cwd, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+        self.err: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stderr:
+            self.err.append(line)
+
+    def wait_for(self, predicate, what: str) -> None:
+        end = time.monotonic() + GUARD
+        while time.monotonic() < end:
+            if any(predicate(line) for line in list(self.err)):
+                return
+            if self.proc.poll() is not None:
+                pytest.fail(f"process ended before {what}: {''.join(self.err)[-2000:]}")
+            time.sleep(0.05)
+        self.proc.kill()
+        pytest.fail(f"no {what} within {GUARD} s")
+
+    def interrupt(self) -> tuple[int, str, str]:
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            out = self.proc.stdout.read()
+            code = self.proc.wait(timeout=GUARD)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+        self._reader.join(timeout=10)
+        return code, out, "".join(self.err)
+
+
+def _mip_has_incumbent(line: str) -> bool:
+    """A line of HiGHS's branch-and-bound log whose BestSol column is finite (the columns
+    after the explored share '%' are BestBound, BestSol, Gap, ...)."""
+    parts = line.split("%", 1)[1].split() if "%" in line else []
+    return len(parts) >= 2 and parts[1] != "inf"
+
+
+def test_sigint_mid_mip_keeps_the_incumbent(tmp_path):
+    run = Running("solve", "small", "--variant", "integer", "--mip-gap", "0", "--out", "res",
+                  cwd=tmp_path)
+    run.wait_for(_mip_has_incumbent, "MIP incumbent in HiGHS's log")
+    code, out, err = run.interrupt()
+    assert code == 130, err[-2000:]
+    assert "Traceback" not in err
+    assert "interrupt" in err
+    assert "objective" in out and "interrupted" in out
+    summary = pd.read_csv(tmp_path / "res" / "summary.csv").set_index("item")["value"]
+    assert summary["status"] == "interrupted"
+    assert float(summary["objective"]) >= float(summary["dual bound"]) - 1e-6
+    buys = pd.read_csv(tmp_path / "res" / "buys.csv")
+    assert len(buys) and (buys["quantity"] >= -1e-9).all()
+
+
+def test_sigint_mid_decomposition_checkpoints_and_resumes(tmp_path):
+    args = ["decompose", "medium", "--gap", "0", "--max-iter", "400", "--recover-every", "2",
+            "--checkpoint", "run.ckpt", "--out", "res"]
+    run = Running("-v", *args, cwd=tmp_path)
+    run.wait_for(lambda line: line.startswith("iteration 3:"), "third iteration")
+    code, out, err = run.interrupt()
+    assert code == 130, err[-2000:]
+    assert "Traceback" not in err and "--resume" in err
+    assert "interrupted" in out
+    history = pd.read_csv(tmp_path / "res" / "history.csv")
+    done = int(history["iteration"].max())
+    assert done >= 3 and (tmp_path / "run.ckpt").exists()
+    # the checkpoint holds the finished iterations: a resumed run starts after them
+    resumed = subprocess.run([*MEIO, "-v", *args[:-2], "--resume", "--max-iter", str(done + 2),
+                              "--out", "res2"], cwd=tmp_path, capture_output=True, text=True,
+                             timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"resumed at iteration {done}" in resumed.stderr
+    again = pd.read_csv(tmp_path / "res2" / "history.csv")
+    assert again["iteration"].tolist() == list(range(1, done + 3))
+    pd.testing.assert_frame_equal(again.iloc[:done][["iteration", "bound"]],
+                                  history[["iteration", "bound"]])
+
+
+def test_interrupt_module_records_instead_of_raising():
+    from meio.models import interrupt
+
+    with interrupt.watching():
+        assert not interrupt.requested()
+        signal.raise_signal(signal.SIGINT)  # handled: recorded, not raised
+        assert interrupt.requested()
+        with pytest.raises(KeyboardInterrupt):  # a second Ctrl-C aborts at once
+            signal.raise_signal(signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    with interrupt.watching():  # a new outermost block starts clean
+        assert not interrupt.requested()
