@@ -77,7 +77,7 @@ def read_manifest(folder: str | os.PathLike) -> dict | None:
     except (OSError, ValueError):
         return None
     if not isinstance(data, dict) or data.get("tool") != "meio" or not isinstance(
-            data.get("files"), list):
+            data.get("files"), list) or not all(isinstance(f, str) for f in data["files"]):
         return None
     return data
 
@@ -89,15 +89,18 @@ def _existing_ancestor(path: Path) -> Path:
     return path
 
 
-def _probe_writable(folder: Path, what: str) -> None:
-    """Create and remove a scratch entry in ``folder``: the only test that holds for root too."""
+def _probe_writable(folder: Path, what: str, target: Path) -> None:
+    """Create and remove a scratch entry in ``folder``, where ``target`` is to be written (it,
+    or its nearest existing ancestor): the only test that holds for root too. The error names
+    ``target`` as the user gave it, and ``folder`` when that is another path."""
+    where = what if folder == target.absolute() else f"{what}: cannot create {target}"
     if not folder.is_dir():
-        raise OutputError(f"{what}: {folder} is not a directory")
+        raise OutputError(f"{where}: {folder} is not a directory")
     try:
         probe = tempfile.mkdtemp(prefix=_STAGING + "probe-", dir=folder)
         os.rmdir(probe)
     except OSError as exc:
-        raise OutputError(f"{what}: cannot write in {folder} ({exc.strerror or exc})") from None
+        raise OutputError(f"{where}: cannot write in {folder} ({exc.strerror or exc})") from None
 
 
 def _same_or_inside(path: Path, other: Path) -> bool:
@@ -130,7 +133,8 @@ def check_output_dir(target: str | os.PathLike, force: bool = False,
                               "never go into their own input: choose another folder")
     if target.exists() and not target.is_dir():
         raise OutputError(f"{what}: {target} exists and is not a directory")
-    _probe_writable(target if target.exists() else _existing_ancestor(target), what)
+    _probe_writable(target.absolute() if target.exists() else _existing_ancestor(target), what,
+                    target)
     if target.exists() and not force and read_manifest(target) is None:
         foreign = [p.name for p in target.iterdir() if not p.name.startswith(_STAGING)]
         if foreign:
@@ -157,7 +161,7 @@ def check_output_file(target: str | os.PathLike, suffixes: Sequence[str], what: 
                           f"{' or '.join(suffixes)}")
     if target.is_dir():
         raise OutputError(f"{what}: {target} is a directory, not a file")
-    _probe_writable(_existing_ancestor(target.parent), what)
+    _probe_writable(_existing_ancestor(target.parent), what, target)
     return target
 
 
@@ -184,11 +188,38 @@ def _write_manifest(target: Path, files: list[str], complete: bool) -> None:
         tmp.write_text(json.dumps(data, indent=1) + "\n")
 
 
+def _inside(target: Path, name: str) -> bool:
+    """Whether ``name`` is a plain relative path whose folder lies inside ``target`` once links
+    are followed: a manifest listing ``../x``, an absolute path, or a file below a link a user
+    put in place of meio's subfolder never makes meio touch a file outside ``target``."""
+    rel = Path(name)
+    if not rel.parts or rel.is_absolute() or ".." in rel.parts:
+        return False
+    root, folder = target.resolve(), (target / rel).parent.resolve()
+    return folder == root or root in folder.parents
+
+
+def _clashes(target: Path, name: str, listed: set[str]) -> bool:
+    """Whether installing the file ``name`` would replace something that is not meio's: a
+    user's file or link there, any folder there, a user's file where meio needs a folder, or a
+    place outside ``target`` (:func:`_inside`)."""
+    for folder in list(Path(name).parents)[:-1]:
+        p = target / folder
+        if (p.exists() or p.is_symlink()) and not p.is_dir():
+            return True
+    dest = target / name
+    if not _inside(target, name) or (dest.is_dir() and not dest.is_symlink()):
+        return True
+    return (dest.exists() or dest.is_symlink()) and name not in listed
+
+
 def _remove_listed(target: Path, names: Iterable[str]) -> None:
     """Remove files meio listed earlier, then the folders that this leaves empty."""
     parents = set()
     for name in names:
         p = target / name
+        if not _inside(target, name):
+            continue
         if p.is_file() or p.is_symlink():
             p.unlink()
             parents.update(q for q in p.parents if target in q.parents)
@@ -237,7 +268,9 @@ def _install(staging: Path, target: Path) -> None:
     old = read_manifest(target)
     listed = set(old["files"]) if old else set()
     new = _files_below(staging)
-    clash = [n for n in new if (target / n).exists() and n not in listed]
+    clash = [n for n in new if _clashes(target, n, listed)]
+    if old is None and ((target / MANIFEST).exists() or (target / MANIFEST).is_symlink()):
+        clash.insert(0, MANIFEST)  # a file of the user's that merely has the manifest's name
     if clash:
         keep = target / f"meio-results-{datetime.datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}"
         os.replace(staging, keep)
