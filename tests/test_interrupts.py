@@ -78,7 +78,7 @@ def test_sigint_mid_mip_keeps_the_incumbent(tmp_path):
 
 
 def test_sigint_mid_decomposition_checkpoints_and_resumes(tmp_path):
-    args = ["decompose", "medium", "--gap", "0", "--max-iter", "400", "--recover-every", "2",
+    args = ["decompose", "small", "--gap", "0", "--max-iter", "400", "--recover-every", "2",
             "--checkpoint", "run.ckpt", "--out", "res"]
     run = Running("-v", *args, cwd=tmp_path)
     run.wait_for(lambda line: line.startswith("iteration 3:"), "third iteration")
