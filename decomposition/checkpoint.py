@@ -78,6 +78,8 @@ import numpy as np
 import pandas as pd
 from meio.models.interface import BlockFamily
 
+from meio.files import user_umask
+
 try:  # POSIX: a temporary file being written is locked, so it is never taken for a stale one
     import fcntl
 except ImportError:  # pragma: no cover - not POSIX: stale temporary files are left alone
@@ -262,6 +264,7 @@ def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
             fh.seek(HEAD.size)
             fh.write(h.digest())
             fh.flush()
+            os.fchmod(fh.fileno(), 0o666 & ~user_umask())  # as any file the user creates
             os.fsync(fh.fileno())
             os.replace(tmp, path)
             tmp = None

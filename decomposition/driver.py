@@ -171,6 +171,8 @@ class _Run(RepairMixin):
 
     def evaluate(self, theta: np.ndarray, tag: int):
         outs = self.ex.evaluate(theta, tag)
+        if interrupt.requested():  # an incomplete iteration leaves the run's state untouched
+            return outs, None, None, []
         vals = [abs(o.value) for o in outs if o.value is not None]
         if vals:
             self.scale = max(vals)

@@ -42,6 +42,7 @@ from tqdm.auto import tqdm
 from .attainable import attainable_service, replenishment_plan
 from .core import Instance
 from .geography import DC_HUBS, METROS, VENDOR_SITES, road_km
+from .schema import MAX_MAGNITUDE
 
 logger = logging.getLogger(__name__)
 
@@ -398,7 +399,8 @@ def _lp_loads(t: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, pd.Series, floa
     and the purchase spend."""
     from meio.models import InventoryModel, solve_monolithic
 
-    huge = 1e15  # finite, so that every row exists and reports its activity
+    # the largest accepted value: finite, so that every row exists and reports its activity
+    huge = MAX_MAGNITUDE
     probe = dict(t, capacities=pd.DataFrame({"node": t["nodes"]["node"], "storage": huge,
                                              "throughput": huge, "receiving": huge}),
                  transfer_arcs=t["transfer_arcs"].assign(capacity=huge))

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .validate import InstanceError, Problem
+from .validate import InstanceError, Problem, show_value
 
 TTM_BLOCK = 15  # items per demand block in the TTM files
 ITEM_COLUMNS = ("item", "capacity_use", "holding_cost", "setup_time", "setup_cost")
@@ -125,7 +125,8 @@ class LotSizingInstance:
                 if bad.any():
                     pos = np.flatnonzero(bad)
                     out.append(Problem(table, c, "must be a number >= 0", tuple(pos + 1),
-                                       tuple(f"row {p + 1} = {df[c].iat[p]!r}" for p in pos)))
+                                       tuple(f"row {p + 1} = {show_value(df[c].iat[p])}"
+                                             for p in pos)))
         for table, key in (("items", ["item"]), ("periods", ["period"]),
                            ("demand", ["item", "period"])):
             dup = tables[table].duplicated(key, keep=False).to_numpy()
@@ -138,7 +139,7 @@ class LotSizingInstance:
             if unknown.any():
                 pos = np.flatnonzero(unknown)
                 out.append(Problem("demand", col, f"unknown {col}", tuple(pos + 1),
-                                   tuple(f"row {p + 1} = {self.demand[col].iat[p]!r}"
+                                   tuple(f"row {p + 1} = {show_value(self.demand[col].iat[p])}"
                                          for p in pos)))
         if not out and len(self.demand) != self.n_items * self.n_periods:
             out.append(Problem("demand", "item,period",

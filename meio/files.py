@@ -44,7 +44,7 @@ class OutputError(ValueError):
     """A destination meio refuses to write (a user's folder, the input itself, no permission)."""
 
 
-def _umask() -> int:
+def user_umask() -> int:
     """The process's umask (read without changing it where /proc allows)."""
     with contextlib.suppress(OSError, ValueError), open("/proc/self/status") as fh:
         for line in fh:
@@ -248,7 +248,7 @@ def atomic_dir(target: str | os.PathLike, force: bool = False) -> Iterator[Path]
     target = check_output_dir(target, force=force)
     made = _mkdir(target)
     staging = Path(tempfile.mkdtemp(prefix=_STAGING, dir=target))
-    os.chmod(staging, 0o777 & ~_umask())
+    os.chmod(staging, 0o777 & ~user_umask())
     try:
         yield staging
         _install(staging, target)
@@ -325,7 +325,7 @@ def atomic_file(target: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(name)
     try:
         yield tmp
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, 0o666 & ~user_umask())
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, target)

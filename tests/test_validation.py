@@ -224,7 +224,7 @@ def _cli_rejects(source, tmp_path: Path, *words: str) -> None:
     out = tmp_path / "results"
     for args in (["info", str(source)], ["solve", str(source), "--out", str(out)]):
         res = CliRunner().invoke(cli_main, args)
-        assert res.exit_code != 0, res.output
+        assert res.exit_code == 2, res.output
         assert isinstance(res.exception, SystemExit), repr(res.exception)  # no crash
         assert "Traceback" not in res.output
         for w in words:
@@ -454,6 +454,6 @@ def test_the_command_line_process_reports_without_traceback(tmp_path):
     (folder / "speeds.csv").write_text((folder / "speeds.csv").read_text().replace(",", ";"))
     proc = subprocess.run([sys.executable, "-m", "meio.cli", "solve", str(folder)],
                           capture_output=True, text=True, timeout=120)
-    assert proc.returncode != 0
+    assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert "table 'speeds': uses ';' as separator" in proc.stderr

@@ -28,7 +28,7 @@ def generator_configs(max_skus: int = 3, max_fcs: int = 3, max_regions: int = 4,
                       ) -> st.SearchStrategy[GeneratorConfig]:
     """Small inventory generator configurations (the ``tiny`` preset with drawn sizes, seed,
     share of binding capacities, tightness and budget). ``calibrate="lp"`` (default) guarantees
-    feasible instances; ``"proxy"`` is faster but may draw infeasible ones."""
+    feasible instances; ``"proxy"`` is faster (both give feasible instances)."""
     return st.builds(
         lambda seed, n_skus, n_fcs, n_regions, n_scenarios, share, tight, budget: preset(
             "tiny", seed=seed, n_skus=n_skus, n_fcs=n_fcs, n_regions=n_regions,
