@@ -171,7 +171,7 @@ def test_cli_decompose_checkpoint_and_resume(tmp_path):
     res = runner.invoke(main, ["decompose", "tiny", "--resume"])
     assert res.exit_code == 2 and "--checkpoint" in res.output
     res = runner.invoke(main, ["decompose", "small", "--checkpoint", str(ck), "--resume"])
-    assert res.exit_code == 1 and "another problem" in res.output
+    assert res.exit_code == 2 and "another problem" in res.output
 
 
 def test_checkpoint_of_changed_data_is_refused(tmp_path):
