@@ -3,6 +3,7 @@ a decomposition stops it, writes what was found, says so and exits with 130."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -118,3 +119,33 @@ def test_interrupt_module_records_instead_of_raising():
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     with interrupt.watching():  # a new outermost block starts clean
         assert not interrupt.requested()
+
+
+def _worker_pids(pid: int) -> list[int]:
+    """The block workers among a process's children (Linux /proc): spawned Python processes
+    other than multiprocessing's resource tracker."""
+    kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    out = []
+    for kid in kids:
+        cmd = Path(f"/proc/{kid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        if "spawn_main" in cmd and "resource_tracker" not in cmd:
+            out.append(int(kid))
+    return out
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
+def test_dead_worker_ends_with_one_line_naming_it_and_the_checkpoint(tmp_path):
+    run = Running("-v", "decompose", "medium", "--backend", "process", "--workers", "2",
+                  "--gap", "0", "--max-iter", "400", "--checkpoint", "run.ckpt",
+                  "--checkpoint-every", "1", cwd=tmp_path)
+    run.wait_for(lambda line: line.startswith("iteration 2:"), "second iteration")
+    workers = _worker_pids(run.proc.pid)
+    assert len(workers) == 2
+    os.kill(workers[0], signal.SIGKILL)
+    code = run.proc.wait(timeout=GUARD)
+    run._reader.join(timeout=10)
+    err = "".join(run.err)
+    assert code == 1, err[-2000:]
+    assert "Traceback" not in err and "ConnectionResetError" not in err
+    assert f"pid {workers[0]}" in err and "--resume" in err and "run.ckpt" in err
+    assert (tmp_path / "run.ckpt").exists()
