@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing as mp
+import os
 import signal
 from collections.abc import Hashable, Sequence
 
@@ -187,8 +188,9 @@ class _Sharded:
 def _serve(conn, family, blocks, make, mip_gap, time_limit) -> None:
     """A worker process: build the shard's subproblems, then answer calls until told to stop.
 
-    It ignores SIGINT: a Ctrl-C in the terminal reaches the whole process group, and the
-    driver, which gets it too, stops the workers itself."""
+    Between calls it ignores SIGINT; during a call SIGINT (a Ctrl-C in the terminal reaches
+    the whole process group, and the driver passes its own on) stops the call's remaining
+    solves, which answer without a bound, and the driver decides what comes next."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         shard = LocalBlocks(family, blocks, make, mip_gap, time_limit)
@@ -202,7 +204,9 @@ def _serve(conn, family, blocks, make, mip_gap, time_limit) -> None:
             return
         name, args = msg
         try:
-            conn.send(("ok", getattr(shard, name)(*args)))
+            with interrupt.watching(worker=True):  # SIGINT ends this call's solves early
+                answer = getattr(shard, name)(*args)
+            conn.send(("ok", answer))
         except Exception as exc:
             conn.send(("error", repr(exc)))
 
@@ -226,6 +230,7 @@ class ProcessBlocks(_Sharded):
             self.conns.append(parent)
             self.procs.append(proc)
             self.ids.append(ids)
+        interrupt.listen(self._pass_interrupt)
         errors = []
         for s in range(len(self.conns)):  # read every worker's answer before giving up on any
             try:
@@ -235,6 +240,12 @@ class ProcessBlocks(_Sharded):
         if errors:
             self.close()
             raise errors[0]
+
+    def _pass_interrupt(self) -> None:
+        """Ctrl-C sent to the driver alone reaches the workers too (their current call ends)."""
+        for proc in self.procs:
+            if proc.pid is not None and proc.is_alive():
+                os.kill(proc.pid, signal.SIGINT)
 
     def _lost(self, s: int) -> WorkerError:
         """The error for worker ``s``, whose connection failed or which is no longer alive."""
@@ -273,6 +284,7 @@ class ProcessBlocks(_Sharded):
     def close(self) -> None:
         """Tell every worker to stop and wait for it (after a worker died: kill the others,
         whose pending answers nobody reads)."""
+        interrupt.unlisten(self._pass_interrupt)
         for conn, proc in zip(self.conns, self.procs, strict=True):
             with contextlib.suppress(OSError):
                 conn.send(None)

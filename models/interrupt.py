@@ -29,7 +29,8 @@ import sys
 import threading
 from collections.abc import Iterator
 
-_state: dict = {"depth": 0, "requested": False, "fd": None}
+_state: dict = {"depth": 0, "requested": False, "fd": None, "listeners": [],
+                "worker": False}
 
 _CALLBACKS = ("cbSimplexInterrupt", "cbIpmInterrupt", "cbMipInterrupt")
 
@@ -46,27 +47,45 @@ def request() -> None:
         _state["requested"] = True
 
 
+def listen(fn) -> None:
+    """Call ``fn()`` when an interrupt is requested (e.g. to pass it on to worker processes)."""
+    _state["listeners"].append(fn)
+
+
+def unlisten(fn) -> None:
+    """Stop calling ``fn`` (see :func:`listen`)."""
+    if fn in _state["listeners"]:
+        _state["listeners"].remove(fn)
+
+
 def _handler(signum, frame) -> None:
+    if _state["worker"]:  # a worker stops its current call; the driver decides the rest
+        _state["requested"] = True
+        return
     if _state["requested"]:
         raise KeyboardInterrupt  # second Ctrl-C: stop now
     _state["requested"] = True
-    # A duplicate of the original stderr: a solver wrapper may have redirected fd 2 meanwhile.
-    with contextlib.suppress(OSError, TypeError):
+    for fn in list(_state["listeners"]):
+        with contextlib.suppress(Exception):
+            fn()
+    with contextlib.suppress(OSError, TypeError):  # a duplicate of the original stderr
         os.write(_state["fd"], b"\ninterrupt: stopping after the current step and keeping "
                  b"what was found (Ctrl-C again to abort at once)\n")
 
 
 @contextlib.contextmanager
-def watching() -> Iterator[None]:
+def watching(worker: bool = False) -> Iterator[None]:
     """Record Ctrl-C instead of raising while the block runs (nested blocks share one state;
     the outermost installs the handler and clears the request when it starts).
 
-    Outside the main thread (where Python does not deliver signals) it only keeps the state.
+    ``worker=True`` is for a worker process's call: no message, and a second SIGINT (the
+    terminal's and the driver's, passed on) does not abort it. Outside the main thread (where
+    Python does not deliver signals) it only keeps the state.
     """
     outer = _state["depth"] == 0
     previous = None
     if outer:
-        _state["requested"] = False
+        _state["requested"], _state["worker"] = False, worker
         if threading.current_thread() is threading.main_thread():
             with contextlib.suppress(OSError):
                 _state["fd"] = os.dup(sys.stderr.fileno() if hasattr(sys.stderr, "fileno")
