@@ -149,3 +149,16 @@ def test_dead_worker_ends_with_one_line_naming_it_and_the_checkpoint(tmp_path):
     assert "Traceback" not in err and "ConnectionResetError" not in err
     assert f"pid {workers[0]}" in err and "--resume" in err and "run.ckpt" in err
     assert (tmp_path / "run.ckpt").exists()
+
+
+def test_sigint_to_the_driver_alone_stops_worker_processes_too(tmp_path):
+    """Ctrl-C sent to the driver only (not the whole process group): it passes the interrupt on,
+    the workers end their current call, and the command stops with what it has."""
+    run = Running("-v", "decompose", "medium", "--backend", "process", "--workers", "2",
+                  "--gap", "0", "--max-iter", "400", "--out", "res", cwd=tmp_path)
+    run.wait_for(lambda line: line.startswith("iteration 2:"), "second iteration")
+    code, out, err = run.interrupt()
+    assert code == 130, err[-2000:]
+    assert "Traceback" not in err and "interrupted" in out
+    history = pd.read_csv(tmp_path / "res" / "history.csv")
+    assert history["bound"].notna().all()  # only complete iterations are kept
