@@ -8,7 +8,11 @@ as meio's by a small manifest, :data:`MANIFEST`, that lists every file meio wrot
   is refused (:class:`OutputError`) unless ``force=True`` (``--force``), and even then meio only
   *adds* its files beside the user's, never replacing a file it did not write;
 - the files a previous meio run listed and the new run does not write are removed; nothing
-  else ever is (a user's notes added to a results folder survive every later run);
+  else ever is (a user's notes added to a results folder survive every later run), and nothing
+  outside the folder is ever touched, whatever a manifest lists (``..``, absolute paths, a
+  link in place of a subfolder);
+- files meio keeps in the folder beside its results (a checkpoint: ``own``) do not make it a
+  user's folder, and are never listed, replaced or removed;
 - the input instance can never be the results folder of its own run (:func:`check_output_dir`
   with ``inputs``).
 
@@ -108,13 +112,23 @@ def _same_or_inside(path: Path, other: Path) -> bool:
     return path == other or other in path.parents
 
 
+def _own_names(target: Path, own: Iterable[str | os.PathLike]) -> set[str]:
+    """The names of the files of ``own`` that lie directly in ``target``."""
+    root = target.resolve()
+    return {Path(p).name for p in own if Path(p).absolute().parent.resolve() == root}
+
+
 def check_output_dir(target: str | os.PathLike, force: bool = False,
-                     inputs: Iterable[str | os.PathLike] = (), what: str = "--out") -> Path:
+                     inputs: Iterable[str | os.PathLike] = (), what: str = "--out",
+                     own: Iterable[str | os.PathLike] = ()) -> Path:
     """Check that the results folder ``target`` may be written, before any work starts.
 
     Raises :class:`OutputError` naming the problem: ``target`` is a file, is (or lies inside)
     one of ``inputs``, cannot be written, or is a user's folder (not empty, no manifest) and
-    ``force`` is False. Returns ``target`` as a :class:`~pathlib.Path`.
+    ``force`` is False. ``own`` names files meio itself keeps in ``target`` outside the
+    manifest (a checkpoint): they, and the temporaries of their atomic writes (``.<name>.*``),
+    do not make the folder a user's; they are never listed, replaced or removed. Returns
+    ``target`` as a :class:`~pathlib.Path`.
 
     >>> import tempfile, pathlib
     >>> home = pathlib.Path(tempfile.mkdtemp())
@@ -136,7 +150,10 @@ def check_output_dir(target: str | os.PathLike, force: bool = False,
     _probe_writable(target.absolute() if target.exists() else _existing_ancestor(target), what,
                     target)
     if target.exists() and not force and read_manifest(target) is None:
-        foreign = [p.name for p in target.iterdir() if not p.name.startswith(_STAGING)]
+        mine = _own_names(target, own)
+        foreign = [p.name for p in target.iterdir() if not p.name.startswith(_STAGING)
+                   and p.name not in mine and not any(p.name.startswith(f".{n}.")
+                                                      for n in mine)]
         if foreign:
             shown = ", ".join(sorted(foreign)[:5]) + (" ..." if len(foreign) > 5 else "")
             raise OutputError(
@@ -229,14 +246,17 @@ def _remove_listed(target: Path, names: Iterable[str]) -> None:
 
 
 @contextlib.contextmanager
-def atomic_dir(target: str | os.PathLike, force: bool = False) -> Iterator[Path]:
+def atomic_dir(target: str | os.PathLike, force: bool = False,
+               own: Iterable[str | os.PathLike] = ()) -> Iterator[Path]:
     """Yield a staging folder whose contents are installed into ``target`` on success.
 
-    ``target`` is created if needed; it must pass :func:`check_output_dir` (``force`` as
-    there). Files in the staging folder replace meio's files of the same name; files a previous
-    run listed in the manifest and this one does not write are removed; a user's file is never
-    replaced or removed (with ``force``, a clash with one ends in :class:`OutputError`, and the
-    new results are kept in a visible folder inside ``target`` that the message names).
+    ``target`` is created if needed; it must pass :func:`check_output_dir` (``force`` and
+    ``own`` as there). Files in the staging folder replace meio's files of the same name;
+    files a previous run listed in the manifest and this one does not write are removed; a
+    user's file is never replaced or removed (with ``force``, a clash with one -- a file where
+    meio writes one or needs a folder, a place outside ``target`` -- ends in
+    :class:`OutputError`, and the new results are kept in a visible folder inside ``target``
+    that the message names).
 
     >>> import tempfile, pathlib
     >>> out = pathlib.Path(tempfile.mkdtemp()) / "res"
@@ -245,7 +265,7 @@ def atomic_dir(target: str | os.PathLike, force: bool = False) -> Iterator[Path]
     >>> sorted(p.name for p in out.iterdir())
     ['.meio-manifest.json', 'a.csv']
     """
-    target = check_output_dir(target, force=force)
+    target = check_output_dir(target, force=force, own=own)
     made = _mkdir(target)
     staging = Path(tempfile.mkdtemp(prefix=_STAGING, dir=target))
     os.chmod(staging, 0o777 & ~user_umask())

@@ -226,6 +226,30 @@ def test_a_manifest_never_makes_meio_remove_a_file_outside_its_folder(tmp_path):
     assert manifest_files(target) == {"history.csv"}
 
 
+def test_a_checkpoint_meio_keeps_in_the_folder_does_not_make_it_a_users(tmp_path):
+    """``decompose --checkpoint res/run.ckpt --out res`` writes the checkpoint during the run:
+    that file (and a temporary of its writes) is meio's, a user's file beside it is not."""
+    target = tmp_path / "res"
+    target.mkdir()
+    ckpt = target / "run.ckpt"
+    ckpt.write_bytes(b"MEIOCKPT state")
+    (target / ".run.ckpt.tmp-1-x").write_bytes(b"half")
+    with files.atomic_dir(target, own=[ckpt]) as tmp:
+        (tmp / "summary.csv").write_text("x\n")
+    assert ckpt.read_bytes() == b"MEIOCKPT state"
+    assert manifest_files(target) == {"summary.csv"}  # never listed, so never removed
+    with files.atomic_dir(target) as tmp:
+        (tmp / "history.csv").write_text("x\n")
+    assert ckpt.read_bytes() == b"MEIOCKPT state"
+
+    other = user_folder(tmp_path / "thesis")
+    (other / "run.ckpt").write_bytes(b"MEIOCKPT state")
+    before = snapshot(other)
+    with pytest.raises(files.OutputError, match="thesis.tex"):
+        files.check_output_dir(other, own=[other / "run.ckpt"])
+    assert snapshot(other) == before
+
+
 # -- 6. destinations checked before any work ------------------------------------------------
 @pytest.mark.parametrize("dest", ["/proc/meio-x", "somefile.txt/sub"])
 def test_an_unwritable_out_fails_before_a_long_solve(tmp_path, dest):
@@ -256,7 +280,8 @@ def test_a_plot_without_suffix_is_a_png(tmp_path):
 
 # -- 7. the umask ----------------------------------------------------------------------------
 @pytest.mark.parametrize(("umask", "folder_mode", "file_mode"),
-                         [(0o022, 0o755, 0o644), (0o077, 0o700, 0o600)])
+                         [(0o022, 0o755, 0o644), (0o077, 0o700, 0o600)],
+                         ids=["umask-022", "umask-077"])
 def test_results_follow_the_umask(tmp_path, umask, folder_mode, file_mode):
     proc = run("solve", "tiny", "--out", "res", cwd=tmp_path, umask=umask)
     assert proc.returncode == 0, proc.stderr
