@@ -216,18 +216,21 @@ def _inside(target: Path, name: str) -> bool:
     return folder == root or root in folder.parents
 
 
-def _clashes(target: Path, name: str, listed: set[str]) -> bool:
-    """Whether installing the file ``name`` would replace something that is not meio's: a
-    user's file or link there, any folder there, a user's file where meio needs a folder, or a
-    place outside ``target`` (:func:`_inside`)."""
-    for folder in list(Path(name).parents)[:-1]:
+def _in_the_way(target: Path, name: str, listed: set[str]) -> str | None:
+    """What installing the file ``name`` would replace that is not meio's, or None: a user's
+    file or link there, any folder there, a user's file where meio needs a folder, or a place
+    outside ``target`` (:func:`_inside`)."""
+    for folder in reversed(list(Path(name).parents)[:-1]):
         p = target / folder
         if (p.exists() or p.is_symlink()) and not p.is_dir():
-            return True
+            return str(folder)
     dest = target / name
-    if not _inside(target, name) or (dest.is_dir() and not dest.is_symlink()):
-        return True
-    return (dest.exists() or dest.is_symlink()) and name not in listed
+    if not _inside(target, name):
+        return f"{name} (outside the folder, through a link)"
+    if (dest.is_dir() and not dest.is_symlink()) or (
+            (dest.exists() or dest.is_symlink()) and name not in listed):
+        return name
+    return None
 
 
 def _remove_listed(target: Path, names: Iterable[str]) -> None:
@@ -288,7 +291,7 @@ def _install(staging: Path, target: Path) -> None:
     old = read_manifest(target)
     listed = set(old["files"]) if old else set()
     new = _files_below(staging)
-    clash = [n for n in new if _clashes(target, n, listed)]
+    clash = list(dict.fromkeys(w for n in new if (w := _in_the_way(target, n, listed))))
     if old is None and ((target / MANIFEST).exists() or (target / MANIFEST).is_symlink()):
         clash.insert(0, MANIFEST)  # a file of the user's that merely has the manifest's name
     if clash:

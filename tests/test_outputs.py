@@ -203,7 +203,7 @@ def test_a_forced_write_that_meets_a_users_file_keeps_both(tmp_path, user_entry)
     assert files_below(kept[0]) == {"plans/exact/buys.csv", "summary.csv"}
 
 
-def test_a_manifest_never_makes_meio_remove_a_file_outside_its_folder(tmp_path):
+def test_a_manifest_never_makes_meio_touch_a_file_outside_its_folder(tmp_path):
     """A manifest listing ``../x``, an absolute path, or a file below a link that a user put
     in place of meio's subfolder: those files are the user's and stay."""
     target, mine = tmp_path / "res", tmp_path / "mine"
@@ -224,6 +224,14 @@ def test_a_manifest_never_makes_meio_remove_a_file_outside_its_folder(tmp_path):
     assert (target / "plans").is_symlink() and (target / "notes.txt").exists()
     assert not (target / "summary.csv").exists()  # meio's own listed file: removed
     assert manifest_files(target) == {"history.csv"}
+
+    (target / MANIFEST).write_text(json.dumps({"tool": "meio", "format": 1, "complete": True,
+                                               "files": ["history.csv", "plans/buys.csv"]}))
+    with pytest.raises(files.OutputError, match="plans/buys.csv .outside"), \
+            files.atomic_dir(target) as tmp:  # writing through the link: refused
+        (tmp / "plans").mkdir()
+        (tmp / "plans" / "buys.csv").write_text("meio's\n")
+    assert (mine / "buys.csv").read_text() == "the user's\n"
 
 
 def test_a_checkpoint_meio_keeps_in_the_folder_does_not_make_it_a_users(tmp_path):
