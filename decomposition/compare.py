@@ -15,6 +15,8 @@ from meio.models import interrupt
 from meio.models.interface import BlockFamily
 from meio.models.solve import solve_monolithic
 
+from meio.files import atomic_file
+
 from .driver import LagrangianResult, lagrangian_decomposition, relative_gap
 
 COLUMNS = ["variant", "method", "bound", "feasible", "exact", "exact_status", "gap",
@@ -129,7 +131,7 @@ def plot_convergence(runs: dict[tuple[str, str], LagrangianResult], table: pd.Da
         ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    with atomic_file(path) as tmp:  # whole or not at all
+        fig.savefig(tmp, dpi=120, format=path.suffix.lstrip(".") or "png")
     plt.close(fig)
     return path

@@ -81,8 +81,11 @@ def _inputs(instance: str) -> list[Path]:
     return [Path(instance)] if Path(instance).exists() else []
 
 
-def _check_out(out: Path | None, force: bool, instance: str) -> Path | None:
-    return None if out is None else check_output_dir(out, force, inputs=_inputs(instance))
+def _check_out(out: Path | None, force: bool, instance: str,
+               own: tuple[Path, ...] = ()) -> Path | None:
+    """``--out`` may be written (``own``: files meio keeps there, e.g. a checkpoint)."""
+    return None if out is None else check_output_dir(out, force, inputs=_inputs(instance),
+                                                     own=own)
 
 
 def _check_plot(plot: Path | None) -> Path | None:
@@ -448,7 +451,8 @@ def decompose(ctx, instance, variant, method, max_iter, gap_tol, time_limit, che
         raise click.BadParameter(f"choose from {', '.join(METHODS)}", param_hint="--method")
     if resume and checkpoint is None:
         raise click.UsageError("--resume needs --checkpoint")
-    _check_out(out, force, instance)
+    own = (checkpoint,) if checkpoint is not None else ()
+    _check_out(out, force, instance, own)
     _check_checkpoint(checkpoint, resume, force)
     ctx.meta["meio.resume_hint"] = (
         f"; continue from the last checkpoint with the same command and --resume "
@@ -465,7 +469,7 @@ def decompose(ctx, instance, variant, method, max_iter, gap_tol, time_limit, che
                             ("certified gap", res.gap), ("iterations", res.iterations),
                             ("seconds", round(res.seconds, 3))], columns=["item", "value"])
     if out is not None:
-        with atomic_dir(out, force=force) as tmp:
+        with atomic_dir(out, force=force, own=own) as tmp:
             summary.to_csv(tmp / "summary.csv", index=False)
             res.history.to_csv(tmp / "history.csv", index=False)
             res.multipliers.drop(columns=["key"]).to_csv(tmp / "multipliers.csv", index=False)

@@ -366,3 +366,17 @@ def test_an_existing_checkpoint_needs_resume(tmp_path):
     proc = run(*args, "--max-iter", "5", "--resume", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "resumed at iteration 3" in proc.stderr
+
+
+def test_a_checkpoint_inside_the_results_folder(tmp_path):
+    """A checkpoint kept in the results folder is meio's: the run and its resumption write
+    their results beside it, and the manifest does not list it (it is never removed)."""
+    args = ["decompose", "tiny", "--checkpoint", "res/run.ckpt", "--checkpoint-every", "1",
+            "--out", "res"]
+    first = run(*args, "--max-iter", "3", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "summary.csv" in manifest_files(tmp_path / "res")
+    assert "run.ckpt" not in manifest_files(tmp_path / "res")
+    proc = run("-v", *args, "--max-iter", "5", "--resume", cwd=tmp_path)
+    assert proc.returncode == 0 and "resumed at iteration 3" in proc.stderr
+    assert (tmp_path / "res" / "run.ckpt").exists()
