@@ -26,6 +26,19 @@ def _codes(values, index: pd.Index) -> np.ndarray:
     return index.get_indexer(pd.Index(values))
 
 
+def _fulfillment_codes(t: dict, nodes, skus, scen):
+    """Fulfillment arcs and demand rows on integer codes: the (region, speed) pairs, each arc's
+    pair, node and cut-off share, and each demand row's SKU, scenario and pair."""
+    arcs = t["fulfillment_arcs"]
+    rs = pd.MultiIndex.from_frame(arcs[["region", "speed"]]).unique()
+    a_rs = rs.get_indexer(pd.MultiIndex.from_frame(arcs[["region", "speed"]]))
+    a_n, phi = _codes(arcs["node"], nodes), arcs["cutoff_share"].to_numpy(dtype=float)
+    dem = t["demand"]
+    d_i, d_w = _codes(dem["sku"], skus), _codes(dem["scenario"], scen)
+    d_rs = rs.get_indexer(pd.MultiIndex.from_frame(dem[["region", "speed"]]))
+    return rs, a_rs, a_n, phi, dem, d_i, d_w, d_rs
+
+
 def _arrivals(table: pd.DataFrame | None, keys: list[str], lanes: pd.DataFrame,
               scen: pd.Index) -> np.ndarray:
     """Per lane (row of ``lanes``) and scenario: the share that arrives within the cycle
@@ -85,13 +98,7 @@ def attainable_service(t: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
         m_u, m_n = _codes(moves["from_node"], nodes), _codes(moves["to_node"], nodes)
     else:
         move_ok, m_u, m_n = np.zeros((0, n_w), dtype=bool), np.zeros(0, int), np.zeros(0, int)
-    arcs = t["fulfillment_arcs"]
-    rs = pd.MultiIndex.from_frame(arcs[["region", "speed"]]).unique()
-    a_rs = rs.get_indexer(pd.MultiIndex.from_frame(arcs[["region", "speed"]]))
-    a_n, phi = _codes(arcs["node"], nodes), arcs["cutoff_share"].to_numpy(dtype=float)
-    dem = t["demand"]
-    d_i, d_w = _codes(dem["sku"], skus), _codes(dem["scenario"], scen)
-    d_rs = rs.get_indexer(pd.MultiIndex.from_frame(dem[["region", "speed"]]))
+    rs, a_rs, a_n, phi, dem, d_i, d_w, d_rs = _fulfillment_codes(t, nodes, skus, scen)
     reach = np.zeros(len(dem))
     order = np.argsort(d_i, kind="stable")
     bounds = np.searchsorted(d_i[order], np.arange(0, n_i + CHUNK, CHUNK))
@@ -172,13 +179,7 @@ def replenishment_plan(t: Mapping[str, pd.DataFrame], fraction: pd.DataFrame
         moves = pd.DataFrame(columns=["from_node", "to_node"])
         move_alpha = np.zeros((0, n_w))
         m_u, m_n = np.zeros(0, int), np.zeros(0, int)
-    arcs = t["fulfillment_arcs"]
-    rs = pd.MultiIndex.from_frame(arcs[["region", "speed"]]).unique()
-    a_rs = rs.get_indexer(pd.MultiIndex.from_frame(arcs[["region", "speed"]]))
-    a_n, phi = _codes(arcs["node"], node_ix), arcs["cutoff_share"].to_numpy(dtype=float)
-    dem = t["demand"]
-    d_i, d_w = _codes(dem["sku"], skus), _codes(dem["scenario"], scen)
-    d_rs = rs.get_indexer(pd.MultiIndex.from_frame(dem[["region", "speed"]]))
+    rs, a_rs, a_n, phi, dem, d_i, d_w, d_rs = _fulfillment_codes(t, node_ix, skus, scen)
     frac_of = pd.Series(fraction["fraction"].to_numpy(dtype=float),
                         index=pd.MultiIndex.from_frame(fraction[["sku", "speed"]]))
     d_frac = np.clip(frac_of.reindex(pd.MultiIndex.from_frame(dem[["sku", "speed"]]))
