@@ -78,7 +78,7 @@ import numpy as np
 import pandas as pd
 from meio.models.interface import BlockFamily
 
-from meio.files import user_umask
+from meio.files import pid_alive, user_umask
 
 try:  # POSIX: a temporary file being written is locked, so it is never taken for a stale one
     import fcntl
@@ -207,16 +207,6 @@ def _write_payload(fh, chunks) -> None:
         fh.write(chunk)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # a process of another user
-        return True
-    return True
-
-
 def _remove_stale_temporaries(path: Path) -> None:
     """Remove temporary files of ``path`` left by a write that was killed (module
     docstring): exact name pattern, writer not running (or this process), not locked."""
@@ -228,7 +218,7 @@ def _remove_stale_temporaries(path: Path) -> None:
         if match is None or not entry.is_file(follow_symlinks=False):
             continue
         pid = int(match.group(1))
-        if pid != os.getpid() and _pid_alive(pid):
+        if pid != os.getpid() and pid_alive(pid):
             continue  # a live writer (or a reused pid: left alone, never a wrong removal)
         try:
             fd = os.open(entry.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))

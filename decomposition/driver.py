@@ -304,7 +304,7 @@ def _solve(run, family, method, theta0, max_iter, gap_tol, time_limit, recover_e
                                          "best_theta": best_theta, "run": run.state()})
 
     status, infeasibility, last_s = "iteration_limit", None, None
-    log.info("Lagrangian decomposition (%s): %d blocks, %d linking rows%s", method,
+    log.debug("Lagrangian decomposition (%s): %d blocks, %d linking rows%s", method,
              len(run.blocks), len(run.rhs), f", resumed at iteration {done}" if done else "")
     bar = tqdm(total=max_iter, initial=done, disable=not progress, desc=f"lagrangian/{method}",
                leave=False)

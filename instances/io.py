@@ -166,7 +166,7 @@ def write_csv_dir(instance: Instance, path: str | os.PathLike, force: bool = Fal
     a non-empty folder meio did not write is refused unless ``force`` (and even then no file
     of the user's is replaced or removed; :func:`meio.files.atomic_dir`)."""
     path = Path(path)
-    with atomic_dir(path, force=force) as tmp:
+    with atomic_dir(path, force=force, kind="instance") as tmp:
         for tname, df in instance.tables.items():
             df.to_csv(tmp / f"{tname}.csv", index=False, lineterminator="\n")
     return path

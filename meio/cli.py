@@ -238,7 +238,7 @@ def _check_bundle_destination(out: Path, force: bool) -> None:
     """An instance goes to a .zip bundle (replacing only a meio bundle) or a results-style
     folder (:func:`meio.files.check_output_dir`)."""
     if out.suffix.lower() != ".zip":
-        check_output_dir(out, force)
+        check_output_dir(out, force, kind="instance")
         return
     check_output_file(out, (".zip",), "--out")
     if out.exists() and not force:

@@ -11,6 +11,12 @@ as meio's by a small manifest, :data:`MANIFEST`, that lists every file meio wrot
   else ever is (a user's notes added to a results folder survive every later run), and nothing
   outside the folder is ever touched, whatever a manifest lists (``..``, absolute paths, a
   link in place of a subfolder);
+- a listed file counts as meio's only while it is as meio left it (the manifest keeps each
+  file's size and modification time): a file the user edited, or put in place of one of
+  meio's, is the user's and is never replaced or removed;
+- a folder has one *kind*, ``results`` or ``instance`` (an instance written as CSV tables): a
+  meio folder of the other kind is treated like a user's folder (a run's results never replace
+  an instance's tables);
 - files meio keeps in the folder beside its results (a checkpoint: ``own``) do not make it a
   user's folder, and are never listed, replaced or removed;
 - the input instance can never be the results folder of its own run (:func:`check_output_dir`
@@ -41,7 +47,9 @@ from pathlib import Path
 
 MANIFEST = ".meio-manifest.json"
 _STAGING = ".meio-staging-"
-_FORMAT = 1
+_TEMP = ".meio-tmp-"
+_FORMAT = 2
+KINDS = ("results", "instance")
 
 
 class OutputError(ValueError):
@@ -118,9 +126,27 @@ def _own_names(target: Path, own: Iterable[str | os.PathLike]) -> set[str]:
     return {Path(p).name for p in own if Path(p).absolute().parent.resolve() == root}
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` runs (one of another user's counts as running)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _stale(name: str, prefix: str) -> bool:
+    """Whether ``name`` is ``<prefix><pid>-...`` of a process that no longer runs."""
+    pid = name[len(prefix):].split("-", 1)[0]
+    return name.startswith(prefix) and pid.isdigit() and int(pid) != os.getpid() \
+        and not pid_alive(int(pid))
+
+
 def check_output_dir(target: str | os.PathLike, force: bool = False,
                      inputs: Iterable[str | os.PathLike] = (), what: str = "--out",
-                     own: Iterable[str | os.PathLike] = ()) -> Path:
+                     own: Iterable[str | os.PathLike] = (), kind: str = "results") -> Path:
     """Check that the results folder ``target`` may be written, before any work starts.
 
     Raises :class:`OutputError` naming the problem: ``target`` is a file, is (or lies inside)
@@ -128,7 +154,8 @@ def check_output_dir(target: str | os.PathLike, force: bool = False,
     ``force`` is False. ``own`` names files meio itself keeps in ``target`` outside the
     manifest (a checkpoint): they, and the temporaries of their atomic writes (``.<name>.*``),
     do not make the folder a user's; they are never listed, replaced or removed. Returns
-    ``target`` as a :class:`~pathlib.Path`.
+    ``target`` as a :class:`~pathlib.Path`. A meio folder of another ``kind`` (:data:`KINDS`)
+    counts as a user's folder.
 
     >>> import tempfile, pathlib
     >>> home = pathlib.Path(tempfile.mkdtemp())
@@ -149,7 +176,12 @@ def check_output_dir(target: str | os.PathLike, force: bool = False,
         raise OutputError(f"{what}: {target} exists and is not a directory")
     _probe_writable(target.absolute() if target.exists() else _existing_ancestor(target), what,
                     target)
-    if target.exists() and not force and read_manifest(target) is None:
+    manifest = read_manifest(target) if target.exists() else None
+    if manifest is not None and manifest.get("kind", "results") != kind and not force:
+        raise OutputError(f"{what}: {target} holds a meio {manifest.get('kind')}, not "
+                          f"{kind}: choose another folder (or pass --force to add meio's files "
+                          "beside it, replacing none of its files)")
+    if target.exists() and not force and manifest is None:
         mine = _own_names(target, own)
         foreign = [p.name for p in target.iterdir() if not p.name.startswith(_STAGING)
                    and p.name not in mine and not any(p.name.startswith(f".{n}.")
@@ -197,10 +229,30 @@ def _files_below(folder: Path) -> list[str]:
                   if p.is_file() or p.is_symlink())
 
 
-def _write_manifest(target: Path, files: list[str], complete: bool) -> None:
-    data = {"tool": "meio", "format": _FORMAT, "complete": complete,
+def _stamp(path: Path) -> list[int] | None:
+    """Size and modification time (ns) of a file as it is now (None: no such file)."""
+    try:
+        st = path.lstat()
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns]
+
+
+def _still_ours(target: Path, manifest: dict | None, kind: str) -> set[str]:
+    """The files a manifest of this ``kind`` lists that are still as meio left them."""
+    if manifest is None or manifest.get("kind", "results") != kind:
+        return set()
+    stamps = manifest.get("stamps")
+    if not isinstance(stamps, dict):
+        return set()
+    return {n for n in manifest["files"] if isinstance(n, str) and _inside(target, n)
+            and stamps.get(n) is not None and _stamp(target / n) == stamps.get(n)}
+
+
+def _write_manifest(target: Path, files: list[str], complete: bool, kind: str) -> None:
+    data = {"tool": "meio", "format": _FORMAT, "kind": kind, "complete": complete,
             "written": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-            "files": files}
+            "files": files, "stamps": {n: _stamp(target / n) for n in files}}
     with atomic_file(target / MANIFEST) as tmp:
         tmp.write_text(json.dumps(data, indent=1) + "\n")
 
@@ -250,14 +302,15 @@ def _remove_listed(target: Path, names: Iterable[str]) -> None:
 
 @contextlib.contextmanager
 def atomic_dir(target: str | os.PathLike, force: bool = False,
-               own: Iterable[str | os.PathLike] = ()) -> Iterator[Path]:
+               own: Iterable[str | os.PathLike] = (), kind: str = "results") -> Iterator[Path]:
     """Yield a staging folder whose contents are installed into ``target`` on success.
 
-    ``target`` is created if needed; it must pass :func:`check_output_dir` (``force`` and
-    ``own`` as there). Files in the staging folder replace meio's files of the same name;
-    files a previous run listed in the manifest and this one does not write are removed; a
-    user's file is never replaced or removed (with ``force``, a clash with one -- a file where
-    meio writes one or needs a folder, a place outside ``target`` -- ends in
+    ``target`` is created if needed; it must pass :func:`check_output_dir` (``force``,
+    ``own`` and ``kind`` as there); staging folders of writers that were killed are removed.
+    Files in the staging folder replace meio's files of the same name; files a previous run
+    listed in the manifest and this one does not write are removed; a user's file is never
+    replaced or removed (with ``force``, a clash with one -- a file where meio writes one or
+    needs a folder, a place outside ``target``, a listed file the user changed -- ends in
     :class:`OutputError`, and the new results are kept in a visible folder inside ``target``
     that the message names).
 
@@ -268,13 +321,16 @@ def atomic_dir(target: str | os.PathLike, force: bool = False,
     >>> sorted(p.name for p in out.iterdir())
     ['.meio-manifest.json', 'a.csv']
     """
-    target = check_output_dir(target, force=force, own=own)
+    target = check_output_dir(target, force=force, own=own, kind=kind)
     made = _mkdir(target)
-    staging = Path(tempfile.mkdtemp(prefix=_STAGING, dir=target))
+    for old in target.glob(_STAGING + "*"):
+        if old.is_dir() and not old.is_symlink() and _stale(old.name, _STAGING):
+            shutil.rmtree(old, ignore_errors=True)
+    staging = Path(tempfile.mkdtemp(prefix=f"{_STAGING}{os.getpid()}-", dir=target))
     os.chmod(staging, 0o777 & ~user_umask())
     try:
         yield staging
-        _install(staging, target)
+        _install(staging, target, kind)
     except BaseException:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
@@ -287,9 +343,9 @@ def atomic_dir(target: str | os.PathLike, force: bool = False,
             shutil.rmtree(staging, ignore_errors=True)
 
 
-def _install(staging: Path, target: Path) -> None:
+def _install(staging: Path, target: Path, kind: str) -> None:
     old = read_manifest(target)
-    listed = set(old["files"]) if old else set()
+    listed = _still_ours(target, old, kind)
     new = _files_below(staging)
     clash = list(dict.fromkeys(w for n in new if (w := _in_the_way(target, n, listed))))
     if old is None and ((target / MANIFEST).exists() or (target / MANIFEST).is_symlink()):
@@ -299,29 +355,32 @@ def _install(staging: Path, target: Path) -> None:
         os.replace(staging, keep)
         raise OutputError(f"{target} already holds {', '.join(clash[:5])}, not written by "
                           f"meio: nothing of yours was replaced; the new results are in {keep}")
-    _write_manifest(target, sorted(listed | set(new)), complete=False)
+    _write_manifest(target, sorted(listed | set(new)), complete=False, kind=kind)
     for name in new:
         dest = target / name
         dest.parent.mkdir(parents=True, exist_ok=True)
         os.replace(staging / name, dest)
     _remove_listed(target, sorted(listed - set(new)))
-    _write_manifest(target, new, complete=True)
+    _write_manifest(target, new, complete=True, kind=kind)
     _fsync_dir(target)
 
 
 def clean_stale_temporaries(target: str | os.PathLike) -> list[Path]:
     """Remove temporary siblings of ``target`` left by a write that was killed half-way.
 
-    Only entries named like this module's temporaries of ``target`` (``.<name>.meio-tmp-*``)
-    are touched; returns what was removed.
+    Only entries named like this module's temporaries of ``target``
+    (``.<name>.meio-tmp-<pid>-*``) whose writing process no longer runs are touched; returns
+    what was removed.
     """
     target = Path(target)
+    prefix = f".{target.name}{_TEMP}"
     removed = []
     if target.parent.is_dir():
-        for p in target.parent.glob(f".{target.name}.meio-tmp-*"):
-            with contextlib.suppress(OSError):
-                p.unlink()
-                removed.append(p)
+        for p in target.parent.glob(prefix + "*"):
+            if p.is_file() and not p.is_symlink() and _stale(p.name, prefix):
+                with contextlib.suppress(OSError):
+                    p.unlink()
+                    removed.append(p)
     return removed
 
 
@@ -343,7 +402,8 @@ def atomic_file(target: str | os.PathLike) -> Iterator[Path]:
     target = Path(target)
     _mkdir(target.parent)
     clean_stale_temporaries(target)
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.meio-tmp-", dir=target.parent)
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}{_TEMP}{os.getpid()}-",
+                                dir=target.parent)
     os.close(fd)
     tmp = Path(name)
     try:

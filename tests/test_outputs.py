@@ -215,9 +215,12 @@ def test_a_manifest_never_makes_meio_touch_a_file_outside_its_folder(tmp_path):
     (target / "notes.txt").write_text("the user's\n")
     listed = ["summary.csv", "../mine/outside.txt", str(mine / "absolute.txt"),
               "plans/buys.csv"]
-    (target / MANIFEST).write_text(json.dumps({"tool": "meio", "format": 1, "complete": True,
-                                               "files": listed}))
     (target / "summary.csv").write_text("old\n")
+    # even with the size and time of each file as it is (what meio records), nothing outside
+    stamps = {n: files._stamp(target / n) for n in listed}
+    (target / MANIFEST).write_text(json.dumps({"tool": "meio", "format": 2, "kind": "results",
+                                               "complete": True, "files": listed,
+                                               "stamps": stamps}))
     with files.atomic_dir(target) as tmp:
         (tmp / "history.csv").write_text("new\n")
     assert files_below(mine) == {"outside.txt", "absolute.txt", "buys.csv"}
@@ -225,8 +228,10 @@ def test_a_manifest_never_makes_meio_touch_a_file_outside_its_folder(tmp_path):
     assert not (target / "summary.csv").exists()  # meio's own listed file: removed
     assert manifest_files(target) == {"history.csv"}
 
-    (target / MANIFEST).write_text(json.dumps({"tool": "meio", "format": 1, "complete": True,
-                                               "files": ["history.csv", "plans/buys.csv"]}))
+    listed = ["history.csv", "plans/buys.csv"]
+    (target / MANIFEST).write_text(json.dumps({
+        "tool": "meio", "format": 2, "kind": "results", "complete": True, "files": listed,
+        "stamps": {n: files._stamp(target / n) for n in listed}}))
     with pytest.raises(files.OutputError, match="plans/buys.csv .outside"), \
             files.atomic_dir(target) as tmp:  # writing through the link: refused
         (tmp / "plans").mkdir()
@@ -363,7 +368,7 @@ def test_an_existing_checkpoint_needs_resume(tmp_path):
     assert "--resume" in proc.stderr and str(ckpt) in proc.stderr
     assert ckpt.read_bytes() == saved
 
-    proc = run(*args, "--max-iter", "5", "--resume", cwd=tmp_path)
+    proc = run("-v", *args, "--max-iter", "5", "--resume", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "resumed at iteration 3" in proc.stderr
 
@@ -380,3 +385,40 @@ def test_a_checkpoint_inside_the_results_folder(tmp_path):
     proc = run("-v", *args, "--max-iter", "5", "--resume", cwd=tmp_path)
     assert proc.returncode == 0 and "resumed at iteration 3" in proc.stderr
     assert (tmp_path / "res" / "run.ckpt").exists()
+
+
+def test_an_instance_folder_is_never_replaced_by_results(tmp_path):
+    """`generate` writes an instance folder (kind "instance"): results are refused there, and
+    with --force added beside its tables, which all stay."""
+    assert run("generate", "--preset", "tiny", "--skus", "2", "--out", "inst",
+               cwd=tmp_path).returncode == 0
+    (tmp_path / "inst" / "capacities.csv").write_text(
+        (tmp_path / "inst" / "capacities.csv").read_text() + "")  # touched by the user
+    before = snapshot(tmp_path / "inst")
+    proc = run("solve", "tiny", "--out", "inst", cwd=tmp_path)
+    assert proc.returncode == 2 and "instance" in proc.stderr
+    assert snapshot(tmp_path / "inst") == before
+    proc = run("solve", "tiny", "--out", "inst", "--force", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    after = snapshot(tmp_path / "inst")
+    assert {k: after[k] for k in before if k != MANIFEST} == {
+        k: v for k, v in before.items() if k != MANIFEST}
+
+
+def test_a_listed_file_the_user_changed_is_the_users(tmp_path):
+    """A manifest records each file's size and time: a listed file edited by the user, or a
+    manifest a user wrote by hand naming their file, never makes meio replace or remove it."""
+    assert run("solve", "tiny", "--out", "res", cwd=tmp_path).returncode == 0
+    buys = tmp_path / "res" / "buys.csv"
+    buys.write_text(buys.read_text() + "my,own,line\n")
+    proc = run("solve", "tiny", "--format", "parquet", "--out", "res", cwd=tmp_path)
+    assert "my,own,line" in buys.read_text()  # not removed although listed before
+    assert "buys.csv" not in manifest_files(tmp_path / "res")
+    assert proc.returncode == 0, proc.stderr
+    forged = tmp_path / "forged"
+    forged.mkdir()
+    (forged / "thesis.tex").write_text("mine\n")
+    (forged / MANIFEST).write_text(json.dumps({"tool": "meio", "format": 1,
+                                               "files": ["thesis.tex"]}))
+    assert run("solve", "tiny", "--out", "forged", cwd=tmp_path).returncode == 0
+    assert (forged / "thesis.tex").read_text() == "mine\n"

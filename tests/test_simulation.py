@@ -181,13 +181,13 @@ def test_meio_evaluate_reports_bad_plans_and_options(tmp_path):
         bad / "buys.csv", index=False)
     proc = run_cli("evaluate", "tiny", "--methods", "single_echelon", "--plan",
                    f"mine={bad}", "--out", str(tmp_path / "o"))
-    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "'buys'" in proc.stderr and "row(s) 0" in proc.stderr
     assert not (tmp_path / "o").exists()
     proc = run_cli("evaluate", "tiny", "--methods", "magic")
     assert proc.returncode == 2 and "unknown method" in proc.stderr
     proc = run_cli("evaluate", "tiny", "--plan", f"x={tmp_path / 'missing'}")
-    assert proc.returncode == 1 and "buys.csv" in proc.stderr
+    assert proc.returncode == 2 and "buys.csv" in proc.stderr
 
 
 def test_docstring_examples_run():
@@ -229,5 +229,5 @@ def test_meio_evaluate_takes_sample_tables_and_reports_bad_ones(tmp_path, tiny):
     tiny.table("demand").assign(sku="ghost").to_csv(bad / "demand.csv", index=False)
     proc = run_cli("evaluate", "tiny", "--methods", "exact", "--sample-tables", str(bad),
                    "--out", str(tmp_path / "o"))
-    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "'demand', column 'sku'" in proc.stderr
