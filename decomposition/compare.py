@@ -67,10 +67,11 @@ def _compare_variant(family, variant, methods, rows, runs, max_iter, gap_tol, ti
     sigma = family.sense_sign
     exact = solve_monolithic(family, time_limit=exact_time_limit, mip_gap=mip_gap)
     lp = exact
-    if exact.is_mip and not interrupt.requested():
+    if exact.is_mip:  # after an interrupt it returns at once, status "interrupted"
         lp = solve_monolithic(family, time_limit=exact_time_limit, relax=True)
     ex_obj = exact.objective
-    rows.append({"variant": variant, "method": "LP relaxation", "bound": lp.objective,
+    rows.append({"variant": variant, "method": "LP relaxation",
+                 "bound": lp.objective if lp.status == "optimal" else None,
                  "feasible": None if exact.is_mip else lp.objective,
                  "exact": ex_obj, "exact_status": exact.status, "status": lp.status,
                  "seconds": lp.build_seconds + lp.solve_seconds})

@@ -405,7 +405,7 @@ def _lp_loads(t: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, pd.Series, floa
                                              "throughput": huge, "receiving": huge}),
                  transfer_arcs=t["transfer_arcs"].assign(capacity=huge))
     probe.pop("budget", None)
-    res = solve_monolithic(InventoryModel(Instance.from_tables(probe)))
+    res = _checked(solve_monolithic(InventoryModel(Instance.from_tables(probe))))
     if res.status != "optimal":
         raise GeneratorError(
             f"the instance is {res.status} even without capacities or budget: the speeds' "
@@ -653,14 +653,22 @@ def _least_spend(t: dict) -> float:
     free["fulfillment_arcs"] = t["fulfillment_arcs"].assign(unit_cost=0.0, cost_per_m3=0.0)
     free["transfer_arcs"] = t["transfer_arcs"].assign(unit_cost=0.0, cost_per_m3=0.0)
     free["penalties"] = t["penalties"].assign(penalty=0.0)
-    res = solve_monolithic(InventoryModel(Instance.from_tables(free)))
+    res = _checked(solve_monolithic(InventoryModel(Instance.from_tables(free))))
     return float(res.objective) if res.objective is not None else math.inf
 
 
 def _feasible(t: dict) -> bool:
     from meio.models import InventoryModel, solve_monolithic
 
-    return solve_monolithic(InventoryModel(Instance.from_tables(t))).status == "optimal"
+    return _checked(solve_monolithic(InventoryModel(Instance.from_tables(t)))).status \
+        == "optimal"
+
+
+def _checked(res):
+    """A calibration solve's result; Ctrl-C stops the generator (no instance is half-made)."""
+    if res.status == "interrupted":
+        raise KeyboardInterrupt
+    return res
 
 
 def generate(cfg: GeneratorConfig | None = None, name: str | None = None,

@@ -56,18 +56,27 @@ FORCE_HELP = ("Write into an existing folder meio did not write, beside its file
 
 
 def _user_errors(fn):
-    """Turn the errors a user can cause into a one-paragraph message and exit code 2."""
+    """Turn the errors a user can cause into a one-paragraph message and exit code 2; any
+    failure after Ctrl-C is the interrupt's doing and ends as one (exit code 130)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        from meio.models import interrupt
+
         try:
             return fn(*args, **kwargs)
-        except InstanceError as exc:
-            raise UserError(str(exc)) from None
-        except (FileNotFoundError, FileExistsError, NotADirectoryError, PermissionError,
-                ValueError, KeyError) as exc:
-            msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-            raise UserError(str(msg)) from None
+        except Exit:
+            raise
+        except Exception as exc:
+            if interrupt.requested():
+                raise KeyboardInterrupt from None
+            if isinstance(exc, InstanceError):
+                raise UserError(str(exc)) from None
+            if isinstance(exc, (FileNotFoundError, FileExistsError, NotADirectoryError,
+                                PermissionError, ValueError, KeyError)):
+                msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+                raise UserError(str(msg)) from None
+            raise
 
     return wrapper
 
@@ -549,11 +558,11 @@ def validate_cmd(formulation, count, seed, method, max_iter, gap_tol, tol, time_
                f"failed" + (f" (seeds {', '.join(map(str, seeds))}; reproduce one with "
                             f"`meio validate {formulation} --n 1 --seed {seeds[0]}`)"
                             if seeds else ""))
+    if (report["status"] == "interrupted").any():
+        raise Exit(INTERRUPTED, "interrupted: the checks finished so far are shown"
+                   + (" and written" if out is not None else ""))
     if len(failed):
         raise Exit(CHECK_FAILED)
-
-
-
 
 def _read_sample_tables(path: Path) -> dict:
     if not path.is_dir():

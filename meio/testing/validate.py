@@ -100,36 +100,54 @@ def validate_formulation(make_family: Callable[[int], BlockFamily], n: int = 5, 
     >>> set(report["status"])
     {'ok'}
     """
-    from meio.decomposition import lagrangian_decomposition, relative_gap
-    from meio.models import solve_monolithic
+    from meio.models import interrupt
 
     rows = []
-    for s in range(seed, seed + n):
-        try:
-            family = make_family(s)
-        except Exception as exc:  # a user's formulation: report, never crash the run
-            rows.append(_row(s, "?", "build", "fail",
-                             f"make_family({s}) raised {type(exc).__name__}: {exc}"))
-            continue
-        name = family.name
-        exact = solve_monolithic(family, time_limit=time_limit, mip_gap=1e-6)
-        if exact.status != "optimal":
-            rows.append(_row(s, name, "exact", "fail", f"exact solve ended {exact.status}"))
-            continue
-        lag = lagrangian_decomposition(family, method=method, max_iter=max_iter,
-                                       gap_tol=gap_tol, time_limit=time_limit,
-                                       mip_gap=1e-6, subproblem=subproblem, progress=progress)
-        nums = {"exact": exact.objective, "bound": lag.bound, "feasible": lag.primal}
-        rows.append(_row(s, name, "exact", "ok", f"{'MIP' if exact.is_mip else 'LP'} optimal",
-                         **nums))
-        bad = bracket_violations(lag.bound, exact.objective, lag.primal, family.sense,
-                                 rtol=max(tol, 1e-6 if exact.is_mip else tol), atol=tol,
-                                 exact_bound=exact.bound if exact.is_mip else None)
-        rows.append(_row(s, name, "bracket", "fail" if bad else "ok",
-                         "; ".join(bad) or "bound, exact and feasible in order", **nums))
-        rows.append(_gap_row(s, name, family, exact, lag, gap_tol, tol, relative_gap, nums))
-        rows.append(_primal_row(s, name, family, lag, tol, nums))
+    with interrupt.watching():
+        for s in range(seed, seed + n):
+            if not _validate_seed(s, make_family, rows, method, max_iter, gap_tol, tol,
+                                  time_limit, subproblem, progress):
+                break
     return pd.DataFrame(rows)
+
+
+def _validate_seed(s, make_family, rows, method, max_iter, gap_tol, tol, time_limit,
+                   subproblem, progress) -> bool:
+    """The rows of one seed (appended to ``rows``); False after Ctrl-C (a row says so)."""
+    from meio.decomposition import lagrangian_decomposition, relative_gap
+    from meio.models import interrupt, solve_monolithic
+
+    try:
+        family = make_family(s)
+    except Exception as exc:  # a user's formulation: report, never crash the run
+        rows.append(_row(s, "?", "build", "fail",
+                         f"make_family({s}) raised {type(exc).__name__}: {exc}"))
+        return True
+    name = family.name
+    exact = solve_monolithic(family, time_limit=time_limit, mip_gap=1e-6)
+    if interrupt.requested():
+        rows.append(_row(s, name, "exact", "interrupted", "stopped by Ctrl-C"))
+        return False
+    if exact.status != "optimal":
+        rows.append(_row(s, name, "exact", "fail", f"exact solve ended {exact.status}"))
+        return True
+    lag = lagrangian_decomposition(family, method=method, max_iter=max_iter,
+                                   gap_tol=gap_tol, time_limit=time_limit,
+                                   mip_gap=1e-6, subproblem=subproblem, progress=progress)
+    if interrupt.requested():
+        rows.append(_row(s, name, "decomposition", "interrupted", "stopped by Ctrl-C"))
+        return False
+    nums = {"exact": exact.objective, "bound": lag.bound, "feasible": lag.primal}
+    rows.append(_row(s, name, "exact", "ok", f"{'MIP' if exact.is_mip else 'LP'} optimal",
+                     **nums))
+    bad = bracket_violations(lag.bound, exact.objective, lag.primal, family.sense,
+                             rtol=max(tol, 1e-6 if exact.is_mip else tol), atol=tol,
+                             exact_bound=exact.bound if exact.is_mip else None)
+    rows.append(_row(s, name, "bracket", "fail" if bad else "ok",
+                     "; ".join(bad) or "bound, exact and feasible in order", **nums))
+    rows.append(_gap_row(s, name, family, exact, lag, gap_tol, tol, relative_gap, nums))
+    rows.append(_primal_row(s, name, family, lag, tol, nums))
+    return not interrupt.requested()
 
 
 def _gap_row(s, name, family, exact, lag, gap_tol, tol, relative_gap, nums):
@@ -145,6 +163,8 @@ def _gap_row(s, name, family, exact, lag, gap_tol, tol, relative_gap, nums):
         return _row(s, name, "gap", "ok" if ok else "fail",
                     f"LP: bound within {gap:.2e} of the optimum (gap_tol {gap_tol:g})", **nums)
     lp = solve_monolithic(family, relax=True).objective
+    if lp is None:  # interrupted (or a solver failure): no comparison to make
+        return _row(s, name, "gap", "warn", "LP relaxation not solved", **nums)
     short = sigma * (lp - lag.bound)
     ok = short <= gap_tol * max(1.0, abs(lp)) + tol
     return _row(s, name, "gap", "ok" if ok else "fail",
