@@ -228,7 +228,8 @@ def read_bundle(path: str | os.PathLike, name: str | None = None,
         with zipfile.ZipFile(path) as zf:
             if "meio.json" in zf.namelist():
                 manifest = json.loads(zf.read("meio.json"))
-                if manifest.get("format") != BUNDLE_FORMAT:
+                if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT \
+                        or not isinstance(manifest.get("name", ""), str):
                     raise InstanceError([Problem("meio.json", "format",
                                                  "not a meio instance bundle")])
                 tables = _zip_parquet_tables(zf, path)

@@ -389,6 +389,8 @@ def compare_cmd(instance, variants, methods, max_iter, gap_tol, time_limit, plot
     if plot is not None and runs:
         plot_convergence(runs, table, plot, title=inst.name)
         click.echo(f"wrote {plot}", err=True)
+    elif plot is not None:
+        click.echo(f"no plot written to {plot}: no decomposition run finished", err=True)
     if out is not None:
         with atomic_dir(out, force=force) as tmp:
             table.to_csv(tmp / "compare.csv", index=False)
@@ -496,9 +498,9 @@ def decompose(ctx, instance, variant, method, max_iter, gap_tol, time_limit, che
         where = f"; continue with --resume --checkpoint {checkpoint}" if checkpoint else ""
         raise Exit(INTERRUPTED, f"interrupted after {res.iterations} iterations: the best "
                    f"bound and plan so far are shown{' and written' if out else ''}{where}")
-    _exit_for(res.status, res.primal is not None or recover_every == 0,
-              f"no feasible plan within the limits ({res.status.replace('_', ' ')}): raise "
-              "--max-iter or --time-limit")
+    if res.primal is None and recover_every:
+        raise Exit(LIMIT, f"no feasible plan found ({res.status.replace('_', ' ')}): raise "
+                   "--max-iter or --time-limit, or check the instance with `meio solve`")
 
 
 @main.command("validate")

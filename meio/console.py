@@ -2,7 +2,7 @@
 
 Exit codes mean one thing each, in every command (:data:`EXIT_CODES`): 0 success, 1 an
 internal error (a bug, or a worker process lost; a short message says where the traceback is),
-2 a usage error or invalid input, 3 infeasible, 4 a limit reached without a feasible plan,
+2 a usage error or invalid input, 3 infeasible, 4 stopped without a feasible plan,
 5 ``meio validate`` found a violation, 130 interrupted (Ctrl-C; what was found is written).
 :class:`MeioGroup` turns every exception into one of them; no user error ends in a traceback.
 """
@@ -27,7 +27,7 @@ EXIT_CODES = {
     INTERNAL: "internal error (a bug, or a lost worker process): see the message",
     USAGE: "usage error or invalid input (the message names option, or table, column, rows)",
     INFEASIBLE: "infeasible: no plan meets every constraint (proven)",
-    LIMIT: "a time or iteration limit was reached without a feasible plan",
+    LIMIT: "stopped without a feasible plan (a time or iteration limit, or the dual converged)",
     CHECK_FAILED: "meio validate: a bound or solution check failed",
     INTERRUPTED: "interrupted (Ctrl-C): what was found so far was written",
 }

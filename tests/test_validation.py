@@ -220,7 +220,7 @@ def _rejected(source, table: str, column: str = "", rows=(), words=()) -> Instan
 
 def _cli_rejects(source, tmp_path: Path, *words: str) -> None:
     """`meio info` and `meio solve` end with a message, a nonzero exit code and no traceback,
-    and `solve` writes nothing. (The exit code for a user error is to become 2.)"""
+    and `solve` writes nothing; exit code 2 (invalid input)."""
     out = tmp_path / "results"
     for args in (["info", str(source)], ["solve", str(source), "--out", str(out)]):
         res = CliRunner().invoke(cli_main, args)
@@ -457,3 +457,13 @@ def test_the_command_line_process_reports_without_traceback(tmp_path):
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert "table 'speeds': uses ';' as separator" in proc.stderr
+
+
+@pytest.mark.parametrize("manifest", [b"[1]", b'"meio"', b'{"format": 1, "name": 7}'])
+def test_a_bundle_whose_meio_json_is_not_a_manifest(tmp_path, manifest):
+    path = tmp_path / "bad.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("meio.json", manifest)
+    with pytest.raises(InstanceError, match="not a meio instance bundle"):
+        load(path)
+    _cli_rejects(path, tmp_path, "meio.json")
