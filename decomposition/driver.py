@@ -453,12 +453,17 @@ def _farkas(run: _Run, candidates: list, rho: np.ndarray) -> str | None:
         margin = infeasibility_certificate(run.ex.direction(d), d, run.rhs)
         if margin is not None:
             top = np.argsort(-np.abs(d))[:5]
-            rows = ", ".join(f"{run.rows['kind'].iat[j]} {run.rows['key'].iat[j]}" for j in top
-                             if d[j] != 0)
+            rows = ", ".join(f"{run.rows['kind'].iat[j]} {_key_text(run.rows['key'].iat[j])}"
+                             for j in top if d[j] != 0)
             return (f"no plan meets the linking rows: weighted by a direction of the "
                     f"multipliers (largest on {rows}), the least the blocks can put in them "
                     f"exceeds their right-hand sides by {margin:.6g} (a Farkas certificate)")
     return None
+
+
+def _key_text(key) -> str:
+    """A row key as text: ``('dc_1', 'fc_2')`` as ``dc_1/fc_2``."""
+    return "/".join(map(str, key)) if isinstance(key, tuple) else str(key)
 
 
 def _orig(run: _Run, d_value: float) -> float | None:

@@ -158,7 +158,7 @@ def read_csv_dir(path: str | os.PathLike, name: str | None = None,
     _raise_if(problems)
     if not tables:
         raise InstanceError([Problem("", "", f"no .csv table files in {path}")])
-    return Instance.from_tables(tables, name or path.name, variant)
+    return Instance.from_tables(tables, name or path.resolve().name, variant)
 
 
 def write_csv_dir(instance: Instance, path: str | os.PathLike, force: bool = False) -> Path:

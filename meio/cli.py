@@ -10,6 +10,8 @@ a solve within moments, writes what was found and exits with code 130.
 from __future__ import annotations
 
 import functools
+import logging
+import math
 import sys
 from pathlib import Path
 
@@ -50,6 +52,7 @@ from meio.instances import (
     schema_markdown,
 )
 
+log = logging.getLogger("meio.cli")  # progress and what was written, on stderr (-q hides it)
 PLOT_SUFFIXES = (".png", ".pdf", ".svg")
 FORCE_HELP = ("Write into an existing folder meio did not write, beside its files (meio never "
               "deletes or replaces a file it did not write).")
@@ -273,7 +276,7 @@ def _write_results(out: Path, fmt: str, result, force: bool) -> None:
             else:
                 df.astype({"value": str} if name == "summary" else {}).to_parquet(
                     tmp / f"{name}.parquet", index=False)
-    click.echo(f"wrote results to {out}", err=True)
+    log.info(f"wrote results to {out}")
 
 
 @main.command()
@@ -307,8 +310,8 @@ def solve(instance, variant, time_limit, mip_gap, method, out, force, fmt, all_r
     _check_out(out, force, instance)
     inst = _load(instance, variant)
     family = InventoryModel(inst, variant)
-    click.echo(f"solving {inst.name} ({variant}): {inst.n_skus} SKUs, "
-               f"{len(inst.scenario_ids)} scenarios ...", err=True)
+    log.info(f"solving {inst.name} ({variant}): {inst.n_skus} SKUs, "
+             f"{len(inst.scenario_ids)} scenarios ...")
     res = solve_monolithic(family, time_limit=time_limit, mip_gap=mip_gap,
                            options={} if method == "choose" else {"solver": method})
     if out is not None and res.has_solution:  # written first: printing may fail (a closed pipe)
@@ -381,16 +384,16 @@ def compare_cmd(instance, variants, methods, max_iter, gap_tol, time_limit, plot
     plot = _check_plot(plot)
     chosen = ("continuous", "integer") if variants == "both" else (variants,)
     inst = _load(instance, "integer" if "integer" in chosen else None)
-    click.echo(f"comparing on {inst.name}: {inst.n_skus} SKUs, variants {', '.join(chosen)}, "
-               f"methods {', '.join(names)} ...", err=True)
+    log.info(f"comparing on {inst.name}: {inst.n_skus} SKUs, variants {', '.join(chosen)}, "
+             f"methods {', '.join(names)} ...")
     table, runs = compare(lambda v: InventoryModel(inst, v), chosen, names, max_iter=max_iter,
                           gap_tol=gap_tol, time_limit=time_limit, exact_time_limit=time_limit,
                           progress=sys.stderr.isatty())
     if plot is not None and runs:
         plot_convergence(runs, table, plot, title=inst.name)
-        click.echo(f"wrote {plot}", err=True)
+        log.info(f"wrote {plot}")
     elif plot is not None:
-        click.echo(f"no plot written to {plot}: no decomposition run finished", err=True)
+        log.info(f"no plot written to {plot}: no decomposition run finished")
     if out is not None:
         with atomic_dir(out, force=force) as tmp:
             table.to_csv(tmp / "compare.csv", index=False)
@@ -398,7 +401,7 @@ def compare_cmd(instance, variants, methods, max_iter, gap_tol, time_limit, plot
                 res.history.to_csv(tmp / f"history_{variant}_{method}.csv", index=False)
                 res.multipliers.drop(columns=["key"]).to_csv(
                     tmp / f"multipliers_{variant}_{method}.csv", index=False)
-        click.echo(f"wrote {out}", err=True)
+        log.info(f"wrote {out}")
     click.echo(tidy(table))
     if (table["status"] == "interrupted").any() or (table["exact_status"]
                                                     == "interrupted").any():
@@ -475,8 +478,11 @@ def decompose(ctx, instance, variant, method, max_iter, gap_tol, time_limit, che
         time_limit=time_limit, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
         resume=resume, progress=sys.stderr.isatty(), backend=backend, workers=workers,
         address=address, lean=lean, recover_every=recover_every)
+    lower, upper = res.lower_bound, res.upper_bound
+    if res.status == "infeasible":  # proven: the bound grows without limit (no optimum)
+        lower, upper = (math.inf, None) if res.sense == 1 else (None, -math.inf)
     summary = pd.DataFrame([("status", res.status), ("method", res.method),
-                            ("lower bound", res.lower_bound), ("upper bound", res.upper_bound),
+                            ("lower bound", lower), ("upper bound", upper),
                             ("certified gap", res.gap), ("iterations", res.iterations),
                             ("seconds", round(res.seconds, 3))], columns=["item", "value"])
     if out is not None:
@@ -486,7 +492,7 @@ def decompose(ctx, instance, variant, method, max_iter, gap_tol, time_limit, che
             res.multipliers.drop(columns=["key"]).to_csv(tmp / "multipliers.csv", index=False)
             for name, table in res.primal_tables.items():
                 table.to_csv(tmp / f"{name}.csv", index=False)
-        click.echo(f"wrote {out}", err=True)
+        log.info(f"wrote {out}")
     click.echo(tidy(summary))
     priced = res.multipliers[res.multipliers["multiplier"].abs() > 1e-9].drop(columns=["key"])
     labels = [c for c in priced.columns if priced[c].notna().any()]
@@ -656,8 +662,8 @@ def evaluate_cmd(instance, methods, plan_dirs, policies, n_samples, seed, sample
         pb.plan.arrays(net)  # a bad plan table is reported before any model is built
     smp = (samples_from_tables(net, _read_sample_tables(sample_tables))
            if sample_tables is not None else None)
-    click.echo(f"evaluating on {inst.name}: plans {', '.join(names + list(given))}; "
-               f"policies {', '.join(pols)} ...", err=True)
+    log.info(f"evaluating on {inst.name}: plans {', '.join(names + list(given))}; "
+             f"policies {', '.join(pols)} ...")
     try:
         ev = evaluate(inst, names, pols, n_samples, seed, smp, given, variant, steps,
                       time_limit, max_iter, progress=sys.stderr.isatty(), protect=protect)
@@ -673,7 +679,7 @@ def evaluate_cmd(instance, methods, plan_dirs, policies, n_samples, seed, sample
     click.echo(ev.tables["summary"][cols].to_string(index=False,
                                                     float_format=lambda x: f"{x:,.6g}"))
     write_report(ev, out, force=force)
-    click.echo(f"wrote {out}/report.html (and report.md, CSV tables, PNG plots)", err=True)
+    log.info(f"wrote {out}/report.html (and report.md, CSV tables, PNG plots)")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -130,9 +130,10 @@ def solve_monolithic(family: BlockFamily, time_limit: float | None = None,
             pyomo_log.removeFilter(quiet)
         elapsed = time.perf_counter() - t1
     status = _STATUS.get(res.termination_condition, str(res.termination_condition.name))
+    termination = res.termination_condition.name
     if interrupt.requested() and res.termination_condition in (
             TerminationCondition.unknown, TerminationCondition.interrupted):
-        status = "interrupted"
+        status = termination = "interrupted"
     has_sol = res.solution_status in (SolutionStatus.optimal, SolutionStatus.feasible)
     objective = bound = None
     rows = model.linking_rows.copy()
@@ -149,8 +150,8 @@ def solve_monolithic(family: BlockFamily, time_limit: float | None = None,
         rows = _row_report(family, model, rows, res if (not mip and status == "optimal")
                            else None)
         tables = family.solution_tables(model, rows)
-    return SolveResult(status, res.termination_condition.name, objective, bound, mip, build,
-                       elapsed, rows, tables, model)
+    return SolveResult(status, termination, objective, bound, mip, build, elapsed, rows,
+                       tables, model)
 
 
 def _row_report(family, model, rows, lp_result) -> pd.DataFrame:
