@@ -81,7 +81,7 @@ def test_failed_write_keeps_the_previous_output(tiny, tmp_path):
     target = tmp_path / "out"
     write_csv_dir(tiny, target)
     before = sorted(p.name for p in target.iterdir())
-    with pytest.raises(RuntimeError), atomic_dir(target) as tmp:
+    with pytest.raises(RuntimeError), atomic_dir(target, kind="instance") as tmp:
         (tmp / "partial.csv").write_text("x\n")
         raise RuntimeError("disk full")
     assert sorted(p.name for p in target.iterdir()) == before
