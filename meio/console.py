@@ -118,6 +118,13 @@ class _StderrLines(logging.Handler):
         except (OSError, ValueError, AttributeError):
             self.fd = None
 
+    def close(self) -> None:
+        if self.fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+            self.fd = None
+        super().close()
+
     def emit(self, record: logging.LogRecord) -> None:
         try:
             line = self.format(record) + "\n"
@@ -136,6 +143,7 @@ def configure_logging(quiet: bool, verbose: bool) -> None:
     for h in list(root.handlers):
         if isinstance(h, _StderrLines):
             root.removeHandler(h)
+            h.close()
     handler = _StderrLines()
     handler.setFormatter(logging.Formatter("%(message)s"))
     root.addHandler(handler)
