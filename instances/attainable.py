@@ -60,7 +60,8 @@ def _shares(table: pd.DataFrame | None, keys: list[str], lanes: pd.DataFrame,
     return _arrivals(table, keys, lanes, scen) > 0
 
 
-def attainable_service(t: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+def attainable_service(t: Mapping[str, pd.DataFrame], by_scenario: bool = False
+                       ) -> pd.DataFrame:
     """An upper bound on the fill rate each SKU can reach per speed, with unlimited buying.
 
     In scenario ``w`` a node can supply SKU ``i`` only if stock can be there: initial stock,
@@ -70,7 +71,8 @@ def attainable_service(t: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     supplied node's cut-off reaches none of them: the nested cut-off rows). The
     result has columns ``sku, speed, demand, attainable`` (expected demand and the bound on the
     expected demand met within the promise), one row per (SKU, speed) with demand rows; a
-    target above it is infeasible.
+    target above it is infeasible. ``by_scenario=True`` splits each row by scenario (column
+    ``scenario``; each part weighted by its scenario's probability, so they sum to the row).
     """
     scen = pd.Index(t["scenarios"]["scenario"])
     prob = t["scenarios"]["probability"].to_numpy(dtype=float)
@@ -120,15 +122,21 @@ def attainable_service(t: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     reach = np.minimum(reach, 1.0)
     demand = dem["quantity"].to_numpy(dtype=float) * prob[d_w]
     speeds = pd.Index(dem["speed"]).unique()
-    key = d_i * len(speeds) + speeds.get_indexer(dem["speed"])
-    size = n_i * len(speeds)
+    n_s = len(speeds)
+    key = d_i * n_s + speeds.get_indexer(dem["speed"])
+    size = n_i * n_s
+    if by_scenario:
+        key, size = key * n_w + d_w, size * n_w
     present = np.flatnonzero(np.bincount(key, minlength=size))
-    out = pd.DataFrame({"sku": skus[present // len(speeds)],
-                        "speed": speeds[present % len(speeds)],
-                        "demand": np.bincount(key, weights=demand, minlength=size)[present],
-                        "attainable": np.bincount(key, weights=demand * reach,
-                                                  minlength=size)[present]})
-    return out.sort_values(["sku", "speed"], ignore_index=True)
+    pair = present // n_w if by_scenario else present
+    out = pd.DataFrame({"sku": skus[pair // n_s], "speed": speeds[pair % n_s]})
+    sort = ["sku", "speed"]
+    if by_scenario:
+        out["scenario"] = scen[present % n_w]
+        sort.append("scenario")
+    out["demand"] = np.bincount(key, weights=demand, minlength=size)[present]
+    out["attainable"] = np.bincount(key, weights=demand * reach, minlength=size)[present]
+    return out.sort_values(sort, ignore_index=True)
 
 
 def replenishment_plan(t: Mapping[str, pd.DataFrame], fraction: pd.DataFrame
@@ -139,12 +147,17 @@ def replenishment_plan(t: Mapping[str, pd.DataFrame], fraction: pd.DataFrame
     Initial stock is left aside (it only helps); a node is replenishable in scenario ``w`` if
     a vendor lane of the SKU delivers there (``arrival_share > 0``), or through one transfer
     from such a node. Each demand row ``(i, r, s, w)`` is served ``fraction[i, s] * phi * d``
-    from the replenishable node with the best cut-off share ``phi``; a node served through a
-    transfer receives ``use / alpha_t``; each vendor-supplied node buys, from each vendor that
-    delivers best there in some scenario, what that scenario needs over its arrival share.
+    from the replenishable node with the best cut-off share ``phi`` (ties: the cheapest
+    arc); a node served through a transfer receives ``use / alpha_t``; each vendor-supplied
+    node buys, from each vendor that delivers best there in some scenario, what that
+    scenario needs over its arrival share -- or, where that is less, everything from the
+    one vendor whose lane covers every scenario's need with the fewest units.
     With ``fraction <= 1`` this plan meets every row of the model except the capacities and
     the budget, so capacities at least its loads (and a budget at least its spend) keep an
-    instance feasible. ``fraction`` has columns ``sku, speed, fraction`` (missing: 0).
+    instance feasible. ``fraction`` has columns ``sku, speed, fraction`` (missing: 0), and
+    optionally ``scenario``: a fraction per scenario (any fractions in [0, 1] give a
+    feasible plan; per scenario, they can spare the buying for the scenarios of peak
+    demand).
 
     Returns per node (index) the ``storage`` (volume), ``throughput`` and ``receiving``
     (peak over scenarios), per transfer arc ``(from_node, to_node)`` the peak flow, and the
@@ -180,9 +193,11 @@ def replenishment_plan(t: Mapping[str, pd.DataFrame], fraction: pd.DataFrame
         move_alpha = np.zeros((0, n_w))
         m_u, m_n = np.zeros(0, int), np.zeros(0, int)
     rs, a_rs, a_n, phi, dem, d_i, d_w, d_rs = _fulfillment_codes(t, node_ix, skus, scen)
+    a_cost = t["fulfillment_arcs"]["unit_cost"].to_numpy(dtype=float)
+    keys = ["sku", "speed", "scenario"] if "scenario" in fraction.columns else ["sku", "speed"]
     frac_of = pd.Series(fraction["fraction"].to_numpy(dtype=float),
-                        index=pd.MultiIndex.from_frame(fraction[["sku", "speed"]]))
-    d_frac = np.clip(frac_of.reindex(pd.MultiIndex.from_frame(dem[["sku", "speed"]]))
+                        index=pd.MultiIndex.from_frame(fraction[keys]))
+    d_frac = np.clip(frac_of.reindex(pd.MultiIndex.from_frame(dem[keys]))
                      .fillna(0.0).to_numpy(), 0.0, 1.0)
     d_qty = dem["quantity"].to_numpy(dtype=float)
     storage = initial_m3.copy()
@@ -210,10 +225,13 @@ def replenishment_plan(t: Mapping[str, pd.DataFrame], fraction: pd.DataFrame
         supplied = direct | (via >= 0)
         best = np.zeros((hi - lo, len(rs), n_w))
         best_node = np.full(best.shape, -1)
-        for r, n, share in zip(a_rs, a_n, phi, strict=True):
-            better = supplied[:, n, :] & (share > best[:, r, :])
+        best_cost = np.full(best.shape, np.inf)  # ties of the cut-off share: cheapest arc
+        for r, n, share, cost in zip(a_rs, a_n, phi, a_cost, strict=True):
+            better = supplied[:, n, :] & (share > 0) & (
+                (share > best[:, r, :]) | ((share == best[:, r, :]) & (cost < best_cost[:, r, :])))
             best[:, r, :] = np.where(better, share, best[:, r, :])
             best_node[:, r, :] = np.where(better, n, best_node[:, r, :])
+            best_cost[:, r, :] = np.where(better, cost, best_cost[:, r, :])
         rows = order[bounds[c]:bounds[c + 1]]
         rows = rows[d_rs[rows] >= 0]
         k, r_, w_ = d_i[rows] - lo, d_rs[rows], d_w[rows]
@@ -236,6 +254,8 @@ def replenishment_plan(t: Mapping[str, pd.DataFrame], fraction: pd.DataFrame
         ratio = np.where(best_here, need[b_i[brow] - lo, b_n[brow]] / np.where(ra > 0, ra, 1.0),
                          0.0)
         bought = ratio.max(axis=1) if n_w else np.zeros(len(brow))
+        bought = _one_lane_if_less(bought, need[b_i[brow] - lo, b_n[brow]], ra,
+                                   (b_i[brow] - lo) * n_n + b_n[brow])
         spend += float((bought * b_cost[brow]).sum())
         storage += np.bincount(b_n[brow], weights=bought * vol[b_i[brow]], minlength=n_n)
         per_node = np.bincount(b_n[brow], weights=bought, minlength=n_n)
@@ -246,3 +266,26 @@ def replenishment_plan(t: Mapping[str, pd.DataFrame], fraction: pd.DataFrame
     flow = pd.Series(moved.max(axis=1, initial=0.0),
                      index=pd.MultiIndex.from_frame(moves[["from_node", "to_node"]]))
     return load, flow, spend
+
+
+def _one_lane_if_less(bought: np.ndarray, need: np.ndarray, alpha: np.ndarray,
+                      group: np.ndarray) -> np.ndarray:
+    """Purchases per buy row: where one lane of a (SKU, node) ``group`` alone covers every
+    scenario's ``need`` (per row and scenario) over its arrival shares ``alpha`` with fewer
+    units than ``bought`` sums to over the group, that lane buys it all and the others
+    nothing; elsewhere ``bought`` as given. Both ways every scenario's need arrives."""
+    if not len(bought):
+        return bought
+    short = (need > 0) & (alpha <= 0)
+    alone = np.where(short.any(axis=1), np.inf, np.divide(
+        need, alpha, out=np.zeros_like(need), where=alpha > 0).max(axis=1, initial=0.0))
+    codes, g = np.unique(group, return_inverse=True)
+    total = np.bincount(g, weights=bought, minlength=len(codes))
+    order = np.lexsort((alone, g))  # within each group, the lane needing fewest units first
+    first = order[np.r_[True, g[order][1:] != g[order][:-1]]]
+    chosen = np.zeros(len(bought), dtype=bool)
+    chosen[first] = True
+    cheaper = alone[first] < total[g[first]]
+    use = np.zeros(len(codes), dtype=bool)
+    use[g[first]] = cheaper
+    return np.where(use[g], np.where(chosen, alone, 0.0), bought)

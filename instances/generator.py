@@ -434,11 +434,20 @@ def _proxy_capacity_loads(cfg, t) -> tuple[pd.DataFrame, pd.Series, float]:
     return out, tr, float("nan")
 
 
-def _pick(rng, loads: np.ndarray, share: float) -> np.ndarray:
-    """Choose round(share * #positive) of the positive loads to bind."""
+def _pick(rng, loads: np.ndarray, share: float, fits: np.ndarray | None = None) -> np.ndarray:
+    """Choose round(share * #positive) of the positive loads to bind. With ``fits`` (a mask
+    of the same shape), the choice is made at random among the loads it marks first, and
+    only the remainder among the others."""
     pos = np.flatnonzero(loads > 0)
     bind = np.zeros(loads.shape, dtype=bool)
-    bind[rng.choice(pos, size=round(share * len(pos)), replace=False)] = True
+    size = round(share * len(pos))
+    if fits is None:
+        bind.flat[rng.choice(pos, size=size, replace=False)] = True
+        return bind
+    good = np.asarray(fits, dtype=bool).ravel()[pos]
+    first = rng.choice(pos[good], size=min(size, int(good.sum())), replace=False)
+    rest = rng.choice(pos[~good], size=size - len(first), replace=False)
+    bind.flat[np.concatenate([first, rest])] = True
     return bind
 
 
@@ -485,18 +494,65 @@ def _sample_tables(t: dict, n: int) -> tuple[dict, float]:
 
 
 def _target_fractions(t: dict) -> pd.DataFrame:
-    """Per (SKU, speed): the share of its replenishable reach that meets the SKU's target
-    and its share (in proportion to that reach) of the network target."""
-    g = _guaranteed_service(t)
-    sp = t["speeds"].set_index("speed")
+    """Per (SKU, speed, scenario): the share of the SKU's replenishable reach the
+    replenishment plan serves.
+
+    Each SKU must serve, in expectation, its target's share of its demand and its share (in
+    proportion to its reach) of the network target: then both the SKU's and the network's
+    service rows hold. Service is an expectation over scenarios, so the plan serves all of
+    its reach in scenarios of low reach and cuts only the largest ones to a common level:
+    fraction ``min(1, tau / M_w)``, with ``M_w`` the SKU's reach in scenario ``w`` over all
+    speeds and ``tau`` (per SKU and speed) the least level meeting the need. Stock is then
+    bought for that level rather than for the peak scenario.
+    """
+    g = _guaranteed_service(t, by_scenario=True)
     tot = g.groupby("speed")[["demand", "attainable"]].sum()
     rate = (tot["demand"] / tot["attainable"].where(tot["attainable"] > 0)).fillna(0.0)
-    beta = g["speed"].map(sp["sku_target"]).to_numpy(dtype=float)
-    share = (g["speed"].map(sp["network_target"]) * g["speed"].map(rate)).to_numpy(dtype=float)
-    att = g["attainable"].to_numpy(dtype=float)
-    need = np.maximum(beta * g["demand"].to_numpy(dtype=float), share * att) * (1 + NEED_MARGIN)
-    frac = np.divide(need, att, out=np.zeros_like(att), where=att > 0)
-    return g[["sku", "speed"]].assign(fraction=np.minimum(frac, 1.0))
+    sp = t["speeds"].set_index("speed")
+    i, skus = pd.factorize(g["sku"])
+    s, speeds = pd.factorize(g["speed"])
+    scen = pd.Index(t["scenarios"]["scenario"])
+    w = scen.get_indexer(g["scenario"])
+    prob = t["scenarios"]["probability"].to_numpy(dtype=float)
+    reach = np.zeros((len(skus), len(speeds), len(scen)))  # expected units, per scenario
+    demand = np.zeros(reach.shape)
+    reach[i, s, w] = g["attainable"].to_numpy(dtype=float)
+    demand[i, s, w] = g["demand"].to_numpy(dtype=float)
+    att, dem = reach.sum(axis=2), demand.sum(axis=2)
+    beta = sp["sku_target"].reindex(speeds).to_numpy(dtype=float)
+    share = (sp["network_target"].reindex(speeds) * rate.reindex(speeds)).to_numpy(dtype=float)
+    need = np.minimum(np.maximum(beta * dem, share * att) * (1 + NEED_MARGIN), att)
+    size = np.divide(reach.sum(axis=1), prob, out=np.zeros((len(skus), len(scen))),
+                     where=prob > 0)  # M_w
+    tau = _least_level(reach, size, need)
+    frac = np.divide(tau[:, :, None], size[:, None, :], out=np.ones(reach.shape),
+                     where=size[:, None, :] > 0)
+    return g[["sku", "speed", "scenario"]].assign(fraction=np.minimum(frac, 1.0)[i, s, w])
+
+
+def _least_level(reach: np.ndarray, size: np.ndarray, need: np.ndarray) -> np.ndarray:
+    """Per (SKU, speed): the least ``tau`` with ``sum_w reach_w min(1, tau / size_w) >=
+    need`` (``reach`` per SKU, speed and scenario, ``size`` per SKU and scenario); infinite
+    where no level suffices (then everything is served). The sum is piecewise linear in
+    ``tau`` with breaks at the sizes: evaluated at each break (scenarios in increasing
+    size), then solved on the first piece that reaches the need."""
+    order = np.argsort(size, axis=1)
+    m = np.take_along_axis(size, order, axis=1)[:, None, :]  # sorted sizes
+    a = np.take_along_axis(reach, np.broadcast_to(order[:, None, :], reach.shape), axis=2)
+    per = np.divide(a, m, out=np.zeros(a.shape), where=m > 0)
+    full = np.cumsum(a, axis=2)  # served in full up to and including each break
+    tail = per.sum(axis=2, keepdims=True) - np.cumsum(per, axis=2)  # slope after it
+    at_break = full + m * tail
+    reached = at_break >= need[:, :, None]
+    k = np.argmax(reached, axis=2)
+    first = reached.any(axis=2)
+    prev = np.maximum(k - 1, 0)[:, :, None]
+    full_prev = np.where(k > 0, np.take_along_axis(full, prev, axis=2)[:, :, 0], 0.0)
+    slope = np.where(k > 0, np.take_along_axis(tail, prev, axis=2)[:, :, 0],
+                     per.sum(axis=2))
+    at_k = np.take_along_axis(np.broadcast_to(m, a.shape), k[:, :, None], axis=2)[:, :, 0]
+    tau = np.divide(need - full_prev, slope, out=at_k.copy(), where=slope > 0)
+    return np.where(first, np.minimum(tau, at_k), np.inf)
 
 
 def _calibrate(cfg: GeneratorConfig, rng: np.random.Generator, t: dict, bar) -> dict:
@@ -530,21 +586,30 @@ def _calibrate(cfg: GeneratorConfig, rng: np.random.Generator, t: dict, bar) -> 
     else:
         load, tr, spend = _proxy_capacity_loads(cfg, t)
     bar.update()
-    bind = _pick(rng, load.to_numpy(dtype=float).ravel(), cfg.binding_share).reshape(load.shape)
     arcs = t["transfer_arcs"]
     if len(arcs):  # one load per transfer arc, 0 where the loads have none
         tr = tr.reindex(pd.MultiIndex.from_frame(arcs[["from_node", "to_node"]])).fillna(0.0)
-    bind_tr = _pick(rng, tr.to_numpy(dtype=float), cfg.binding_share)
     if cfg.budget_factor is not None and not np.isfinite(spend):
         mean = t["demand"].groupby("sku")["quantity"].sum() / len(t["scenarios"])
         cost = t["buy_arcs"].groupby("sku")["unit_cost"].min()
         spend = float((mean * cost).sum())
+    flat = load.to_numpy(dtype=float)
     if exact:
+        bind = _pick(rng, flat.ravel(), cfg.binding_share).reshape(load.shape)
+        bind_tr = _pick(rng, tr.to_numpy(dtype=float), cfg.binding_share)
         out = _checked_capacities(cfg, t, nodes, load, tr, bind, bind_tr, bar)
         plan_spend = None
     else:
         bar.set_postfix_str("replenishment plan")
-        out, plan_spend = _certified_capacities(cfg, t, nodes, load, tr, bind, bind_tr)
+        floor = _plan_floor(t, nodes)
+        need, need_arc, plan_spend = floor
+        # capacities chosen to bind are drawn first among those whose tightness x load
+        # holds the plan, so that the floor does not lift them off their loads
+        bind = _pick(rng, flat.ravel(), cfg.binding_share,
+                     _holds(flat * cfg.tightness, need)).reshape(load.shape)
+        flow = tr.to_numpy(dtype=float)
+        bind_tr = _pick(rng, flow, cfg.binding_share, _holds(flow * cfg.tightness, need_arc))
+        out = _certified_capacities(cfg, t, nodes, load, tr, bind, bind_tr, floor)
         bar.update()
     if cfg.budget_factor is not None:
         out["budget"] = _budget(cfg, out, spend, plan_spend, bar)
@@ -586,19 +651,33 @@ def _note_relaxed(cfg: GeneratorConfig, used: float) -> None:
                        "lower binding_share, to avoid this)", cfg.tightness, used)
 
 
-def _certified_capacities(cfg, t, nodes, load, tr, bind, bind_tr) -> tuple[dict, float]:
+def _plan_floor(t: dict, nodes: pd.Index) -> tuple[np.ndarray, np.ndarray, float]:
+    """Loads of the replenishment plan (per node and resource; per transfer arc) and its
+    purchase spend: capacities at least these keep the instance feasible."""
     plan, flow, plan_spend = replenishment_plan(t, _target_fractions(t))
-    cap, arc = _requested(load, tr, bind, bind_tr, cfg, cfg.tightness)
     need = plan.reindex(nodes).fillna(0.0)[["storage", "throughput", "receiving"]].to_numpy()
     need_arc = (flow.reindex(pd.MultiIndex.from_frame(t["transfer_arcs"][["from_node",
                                                                           "to_node"]]))
                 .fillna(0.0).to_numpy() if len(t["transfer_arcs"]) else np.zeros(0))
+    return need, need_arc, plan_spend
+
+
+def _holds(req: np.ndarray, floor: np.ndarray) -> np.ndarray:
+    """Whether requested capacities, rounded as written, hold the plan's loads."""
+    return np.round(req, CAPACITY_DECIMALS) >= floor
+
+
+def _certified_capacities(cfg, t, nodes, load, tr, bind, bind_tr, floor) -> dict:
+    """Requested capacities, each raised where needed to the plan's load (``floor``, from
+    :func:`_plan_floor`); a logged warning counts the raised ones."""
+    need, need_arc, _ = floor
+    cap, arc = _requested(load, tr, bind, bind_tr, cfg, cfg.tightness)
 
     def settle(req: np.ndarray, floor: np.ndarray) -> tuple[np.ndarray, int, float]:
         """Requested capacities rounded as usual where they hold the plan, else the plan's
         load rounded up; with the number raised and the largest relative raise."""
         rounded = np.round(req, CAPACITY_DECIMALS)
-        low = rounded < floor
+        low = ~_holds(req, floor)
         raised = np.where(low, _round_up(floor), rounded)
         up = np.subtract(raised, rounded, out=np.zeros_like(rounded), where=low)
         rel = np.divide(up, rounded, out=np.zeros_like(rounded), where=low & (rounded > 0))
@@ -611,7 +690,7 @@ def _certified_capacities(cfg, t, nodes, load, tr, bind, bind_tr) -> tuple[dict,
                        "a plan that meets the service targets", n_cap + n_arc,
                        "y" if n_cap + n_arc == 1 else "ies", cfg.tightness,
                        100 * max(r_cap, r_arc))
-    return _with_capacities(t, nodes, cap, arc), plan_spend
+    return _with_capacities(t, nodes, cap, arc)
 
 
 def _budget(cfg: GeneratorConfig, out: dict, spend: float, plan_spend: float | None,
@@ -762,12 +841,14 @@ def _generate(cfg: GeneratorConfig, name: str | None, bar) -> Instance:
     return inst
 
 
-def _guaranteed_service(t) -> pd.DataFrame:
-    """Per (SKU, speed): expected demand and what stock that can be replenished in each
-    scenario attains (:func:`~meio.instances.attainable.attainable_service` without the
-    initial stock). Unlike the bound with initial stock, all of it is attainable at once:
-    serving every order from the best replenishable node is a feasible plan."""
-    return attainable_service(dict(t, stock=t["stock"].assign(initial_stock=0.0)))
+def _guaranteed_service(t, by_scenario: bool = False) -> pd.DataFrame:
+    """Per (SKU, speed), or per (SKU, speed, scenario): expected demand and what stock that
+    can be replenished in each scenario attains
+    (:func:`~meio.instances.attainable.attainable_service` without the initial stock).
+    Unlike the bound with initial stock, all of it is attainable at once: serving every
+    order from the best replenishable node is a feasible plan."""
+    return attainable_service(dict(t, stock=t["stock"].assign(initial_stock=0.0)),
+                              by_scenario)
 
 
 def _attainable_targets(t, speeds: pd.DataFrame) -> pd.DataFrame:
