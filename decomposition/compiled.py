@@ -182,7 +182,9 @@ class CompiledBlock:
         if self.is_mip:
             lp.integrality_ = [highspy.HighsVarType.kInteger if z else
                                highspy.HighsVarType.kContinuous for z in a.integer]
-        h = new_highs()
+        # LP re-solves take milliseconds and the executor checks for Ctrl-C between them; a
+        # MIP block may take long and stops mid-solve
+        h = new_highs(interruptible=self.is_mip)
         if not self.is_mip:  # measured: dual simplex re-solves fastest after a cost change,
             h.setOptionValue("simplex_strategy", 1)  # and without presolve the first solve
             h.setOptionValue("presolve", "off")  # is a quarter faster
