@@ -250,6 +250,10 @@ def lagrangian_decomposition(
     ``plan=False``: do not assemble the recovered plan as variable values and tables
     (``primal_values``, ``primal_tables`` stay empty; bound, primal value and gap are unchanged):
     at 10,000 SKUs of the benchmark shape the plan is 77 million values.
+    Ctrl-C (:mod:`meio.models.interrupt`) ends the run with status ``interrupted``: the block
+    solves of the current iteration stop (their iteration is dropped); once all its blocks are
+    solved, an iteration finishes its dual step and recovery, so the state kept (and
+    checkpointed) is that of an uninterrupted run after its last finished iteration.
 
     >>> from meio.instances import load
     >>> from meio.models import InventoryModel

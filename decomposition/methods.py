@@ -334,7 +334,9 @@ class ProximalBundle(DualMethod):
         lp.a_matrix_.start_ = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
         lp.a_matrix_.index_ = np.concatenate(index).astype(np.int32)
         lp.a_matrix_.value_ = np.concatenate(value).astype(float)
-        h = new_highs()
+        # not stopped by Ctrl-C: a started iteration finishes its master and recovery, so a
+        # checkpoint after an interrupt is exactly the state of an uninterrupted run
+        h = new_highs(interruptible=False)
         if box is not None:
             h.passModel(lp)
             return h, flat, scale

