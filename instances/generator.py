@@ -405,7 +405,7 @@ def _lp_loads(t: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, pd.Series, floa
                                              "throughput": huge, "receiving": huge}),
                  transfer_arcs=t["transfer_arcs"].assign(capacity=huge))
     probe.pop("budget", None)
-    res = _checked(solve_monolithic(InventoryModel(Instance.from_tables(probe))))
+    res = _checked(solve_monolithic(InventoryModel(Instance.from_tables(probe)), log=False))
     if res.status != "optimal":
         raise GeneratorError(
             f"the instance is {res.status} even without capacities or budget: the speeds' "
@@ -732,14 +732,14 @@ def _least_spend(t: dict) -> float:
     free["fulfillment_arcs"] = t["fulfillment_arcs"].assign(unit_cost=0.0, cost_per_m3=0.0)
     free["transfer_arcs"] = t["transfer_arcs"].assign(unit_cost=0.0, cost_per_m3=0.0)
     free["penalties"] = t["penalties"].assign(penalty=0.0)
-    res = _checked(solve_monolithic(InventoryModel(Instance.from_tables(free))))
+    res = _checked(solve_monolithic(InventoryModel(Instance.from_tables(free)), log=False))
     return float(res.objective) if res.objective is not None else math.inf
 
 
 def _feasible(t: dict) -> bool:
     from meio.models import InventoryModel, solve_monolithic
 
-    return _checked(solve_monolithic(InventoryModel(Instance.from_tables(t)))).status \
+    return _checked(solve_monolithic(InventoryModel(Instance.from_tables(t)), log=False)).status \
         == "optimal"
 
 

@@ -120,8 +120,9 @@ def _check_checkpoint(path: Path | None, resume: bool, force: bool) -> None:
     try:
         state = read_checkpoint(path)
     except CheckpointError as exc:
+        why = str(exc).removeprefix(f"{path}: ")
         raise OutputError(f"--checkpoint: {path} exists and is not a usable meio checkpoint "
-                          f"({exc}): meio will not overwrite it; choose another file") from None
+                          f"({why}): meio will not overwrite it; choose another file") from None
     if not resume and not force:
         raise OutputError(f"--checkpoint: {path} holds a checkpoint of iteration "
                           f"{state.get('iteration')}: pass --resume to continue it, --force to "
@@ -426,7 +427,8 @@ def compare_cmd(instance, variants, methods, max_iter, gap_tol, time_limit, plot
               help="Seconds for this call.")
 @click.option("--checkpoint", type=click.Path(path_type=Path),
               help="Write the run's state to this file every --checkpoint-every iterations.")
-@click.option("--checkpoint-every", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--checkpoint-every", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Iterations between two checkpoints (and one at the end).")
 @click.option("--resume", is_flag=True,
               help="Continue from --checkpoint if it exists (same instance, variant, method).")
 @click.option("--backend", type=click.Choice(["local", "process", "dask"]), default="local",
@@ -455,8 +457,9 @@ def decompose(ctx, instance, variant, method, max_iter, gap_tol, time_limit, che
     priced linking rows. With --checkpoint a long run can be stopped (Ctrl-C, or killed) and
     continued with --resume; the checkpoint file is replaced atomically, never left
     half-written, and belongs to one problem: a checkpoint of other data is refused. Exit code
-    3 when a SKU's subproblem proves the instance infeasible, 4 when the limits came before a
-    feasible plan, 130 after Ctrl-C (what was found is printed and written).
+    3 when the instance is proven infeasible, 4 when the run stopped without a feasible plan
+    (not with --recover-every 0, which asks for bounds and prices only), 130 after Ctrl-C (what
+    was found is printed and written).
     """
     from meio.decomposition import METHODS, lagrangian_decomposition
     from meio.models import InventoryModel

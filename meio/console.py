@@ -71,9 +71,9 @@ class MeioGroup(click.Group):
     """The ``meio`` group: maps every outcome of a command to its exit code (module docs)."""
 
     def invoke(self, ctx: click.Context):
-        from meio.models import interrupt
-
         try:
+            from meio.models import interrupt  # inside: Ctrl-C while importing is an interrupt
+
             out = super().invoke(ctx)
             if interrupt.requested():  # a command that kept what it had and returned
                 raise Exit(INTERRUPTED, "interrupted")

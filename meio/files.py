@@ -177,10 +177,20 @@ def check_output_dir(target: str | os.PathLike, force: bool = False,
     _probe_writable(target.absolute() if target.exists() else _existing_ancestor(target), what,
                     target)
     manifest = read_manifest(target) if target.exists() else None
-    if manifest is not None and manifest.get("kind", "results") != kind and not force:
-        raise OutputError(f"{what}: {target} holds a meio {manifest.get('kind')}, not "
-                          f"{kind}: choose another folder (or pass --force to add meio's files "
-                          "beside it, replacing none of its files)")
+    other = None if manifest is None else manifest.get("kind", "results")
+    if other is not None and other != kind and (not force or "instance" in (kind, other)):
+        raise OutputError(f"{what}: {target} holds a meio {other}, not {kind}: choose another "
+                          "folder" + ("" if "instance" in (kind, other) else
+                                      " (or pass --force to add meio's files beside it)"))
+    if other == kind:
+        changed = sorted(n for n in manifest["files"] if isinstance(n, str)
+                         and _inside(target, n) and (target / n).exists()
+                         and n not in _still_ours(target, manifest, kind))
+        if changed and not force:
+            raise OutputError(
+                f"{what}: {target} holds {', '.join(changed[:5])}, written by meio but changed "
+                "since: meio will not replace a file you changed; move it away, or choose "
+                "another folder")
     if target.exists() and not force and manifest is None:
         mine = _own_names(target, own)
         foreign = [p.name for p in target.iterdir() if not p.name.startswith(_STAGING)

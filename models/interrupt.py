@@ -86,7 +86,8 @@ def watching(worker: bool = False) -> Iterator[None]:
     previous = None
     if outer:
         _state["requested"], _state["worker"] = False, worker
-        if threading.current_thread() is threading.main_thread():
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN):  # kept ignored
             with contextlib.suppress(OSError):
                 _state["fd"] = os.dup(sys.stderr.fileno() if hasattr(sys.stderr, "fileno")
                                       else 2)

@@ -90,14 +90,16 @@ def _is_mip(model: pyo.ConcreteModel) -> bool:
 
 def solve_monolithic(family: BlockFamily, time_limit: float | None = None,
                      mip_gap: float = 1e-6, threads: int | None = None, tee: bool = False,
-                     options: dict | None = None, relax: bool = False) -> SolveResult:
+                     options: dict | None = None, relax: bool = False,
+                     log: bool = True) -> SolveResult:
     """Build and solve the family's monolithic model exactly with HiGHS.
 
     ``relax=True`` solves the LP relaxation instead (integer variables made continuous within
     their bounds): its optimum is the formulation's LP bound, with row multipliers.
     ``time_limit`` in seconds (None: no limit); ``mip_gap`` is HiGHS's relative MIP gap;
     ``options`` are passed to HiGHS as they are (e.g. ``{"solver": "ipm"}``).
-    ``tee=True`` also prints HiGHS's log on standard output (it always goes to ``logging``).
+    ``tee=True`` also prints HiGHS's log on standard output; ``log`` sends it to ``logging``
+    (``False`` for a solve that is a step of something else, e.g. the generator's calibration).
     Ctrl-C stops HiGHS within moments: the result has status ``interrupted`` and keeps the
     incumbent (a MIP's best plan and bound) when there is one.
     """
@@ -122,7 +124,8 @@ def solve_monolithic(family: BlockFamily, time_limit: float | None = None,
             with native_stdout_silenced():  # HiGHS's banner, if this is the first object
                 solver.set_instance(model)
             interrupt.attach(solver._solver_model)  # Pyomo's highspy.Highs object
-            log_highs(solver._solver_model)
+            if log:
+                log_highs(solver._solver_model)
             res = solver.solve(model, tee=tee, time_limit=time_limit, threads=threads,
                                load_solutions=False, raise_exception_on_nonoptimal_result=False,
                                solver_options=opts)

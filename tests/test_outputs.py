@@ -388,8 +388,8 @@ def test_a_checkpoint_inside_the_results_folder(tmp_path):
 
 
 def test_an_instance_folder_is_never_replaced_by_results(tmp_path):
-    """`generate` writes an instance folder (kind "instance"): results are refused there, and
-    with --force added beside its tables, which all stay."""
+    """`generate` writes an instance folder (kind "instance"): results are refused there, even
+    with --force, and its tables all stay."""
     assert run("generate", "--preset", "tiny", "--skus", "2", "--out", "inst",
                cwd=tmp_path).returncode == 0
     (tmp_path / "inst" / "capacities.csv").write_text(
@@ -398,11 +398,10 @@ def test_an_instance_folder_is_never_replaced_by_results(tmp_path):
     proc = run("solve", "tiny", "--out", "inst", cwd=tmp_path)
     assert proc.returncode == 2 and "instance" in proc.stderr
     assert snapshot(tmp_path / "inst") == before
+    # not even with --force: the instance's loader would take result tables for its own
     proc = run("solve", "tiny", "--out", "inst", "--force", cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    after = snapshot(tmp_path / "inst")
-    assert {k: after[k] for k in before if k != MANIFEST} == {
-        k: v for k, v in before.items() if k != MANIFEST}
+    assert proc.returncode == 2 and "instance" in proc.stderr
+    assert snapshot(tmp_path / "inst") == before
 
 
 def test_a_listed_file_the_user_changed_is_the_users(tmp_path):
@@ -412,13 +411,17 @@ def test_a_listed_file_the_user_changed_is_the_users(tmp_path):
     buys = tmp_path / "res" / "buys.csv"
     buys.write_text(buys.read_text() + "my,own,line\n")
     proc = run("solve", "tiny", "--format", "parquet", "--out", "res", cwd=tmp_path)
+    assert proc.returncode == 2 and "changed since" in proc.stderr  # said before solving
+    assert "objective" not in proc.stdout
+    proc = run("solve", "tiny", "--format", "parquet", "--out", "res", "--force", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
     assert "my,own,line" in buys.read_text()  # not removed although listed before
     assert "buys.csv" not in manifest_files(tmp_path / "res")
-    assert proc.returncode == 0, proc.stderr
     forged = tmp_path / "forged"
     forged.mkdir()
     (forged / "thesis.tex").write_text("mine\n")
     (forged / MANIFEST).write_text(json.dumps({"tool": "meio", "format": 1,
                                                "files": ["thesis.tex"]}))
-    assert run("solve", "tiny", "--out", "forged", cwd=tmp_path).returncode == 0
+    assert run("solve", "tiny", "--out", "forged", cwd=tmp_path).returncode == 2
+    assert run("solve", "tiny", "--out", "forged", "--force", cwd=tmp_path).returncode == 0
     assert (forged / "thesis.tex").read_text() == "mine\n"
