@@ -26,6 +26,17 @@ def _codes(values, index: pd.Index) -> np.ndarray:
     return index.get_indexer(pd.Index(values))
 
 
+def _buy_codes(t: dict, nodes, skus, scen, per_lane):
+    """Buy arcs on integer codes: the (vendor, node) lanes with ``per_lane`` of their lead
+    times by scenario, and each arc's lane, SKU and node."""
+    buys = t["buy_arcs"]
+    lanes = buys[["vendor", "node"]].drop_duplicates().reset_index(drop=True)
+    by_lane = per_lane(t.get("vendor_lead_times"), ["vendor", "node"], lanes, scen)
+    b_lane = pd.MultiIndex.from_frame(lanes).get_indexer(
+        pd.MultiIndex.from_frame(buys[["vendor", "node"]]))
+    return buys, lanes, by_lane, b_lane, _codes(buys["sku"], skus), _codes(buys["node"], nodes)
+
+
 def _fulfillment_codes(t: dict, nodes, skus, scen):
     """Fulfillment arcs and demand rows on integer codes: the (region, speed) pairs, each arc's
     pair, node and cut-off share, and each demand row's SKU, scenario and pair."""
@@ -87,12 +98,7 @@ def attainable_service(t: Mapping[str, pd.DataFrame], by_scenario: bool = False
     held = np.zeros((n_i, n_n), dtype=bool)
     init = stock["initial_stock"].to_numpy(dtype=float) > 0
     held[st_i[init], st_n[init]] = True
-    buys = t["buy_arcs"]
-    lanes = buys[["vendor", "node"]].drop_duplicates().reset_index(drop=True)
-    lane_ok = _shares(t.get("vendor_lead_times"), ["vendor", "node"], lanes, scen)
-    b_lane = pd.MultiIndex.from_frame(lanes).get_indexer(
-        pd.MultiIndex.from_frame(buys[["vendor", "node"]]))
-    b_i, b_n = _codes(buys["sku"], skus), _codes(buys["node"], nodes)
+    buys, lanes, lane_ok, b_lane, b_i, b_n = _buy_codes(t, nodes, skus, scen, _shares)
     ta = t.get("transfer_arcs")
     if ta is not None and len(ta):
         moves = ta[["from_node", "to_node"]].reset_index(drop=True)
@@ -175,12 +181,7 @@ def replenishment_plan(t: Mapping[str, pd.DataFrame], fraction: pd.DataFrame
         dtype=float)
     initial_m3 = np.bincount(st_n, weights=stock["initial_stock"].to_numpy(dtype=float)
                              * vol[st_i], minlength=n_n)
-    buys = t["buy_arcs"]
-    lanes = buys[["vendor", "node"]].drop_duplicates().reset_index(drop=True)
-    lane_alpha = _arrivals(t.get("vendor_lead_times"), ["vendor", "node"], lanes, scen)
-    b_lane = pd.MultiIndex.from_frame(lanes).get_indexer(
-        pd.MultiIndex.from_frame(buys[["vendor", "node"]]))
-    b_i, b_n = _codes(buys["sku"], skus), _codes(buys["node"], node_ix)
+    buys, lanes, lane_alpha, b_lane, b_i, b_n = _buy_codes(t, node_ix, skus, scen, _arrivals)
     b_cost = buys["unit_cost"].to_numpy(dtype=float)
     ta = t.get("transfer_arcs")
     if ta is not None and len(ta):

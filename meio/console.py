@@ -158,10 +158,10 @@ def tidy(df: pd.DataFrame, digits: int = 8, zero: float = 1e-9) -> str:
     (relative to the column's largest) as ``0``, never ``-0``, ``digits`` significant digits.
 
     >>> print(tidy(pd.DataFrame({"a": [1.0, -1e-15, float("nan")], "b": ["x", None, "z"]})))
-      a b
-      1 x
-      0 -
-      - z
+    a b
+    1 x
+    0 -
+    - z
     """
     out = pd.DataFrame(index=df.index)
     for col in df.columns:

@@ -6,7 +6,7 @@ first object of a process, is kept off standard output too), whose solves stop a
 logger ``meio.highs`` (Huangfu & Hall 2018 for the solver).
 
 >>> h = new_highs()
->>> h.getOptionValue("output_flag")
+>>> h.getOptionValue("output_flag")[1]
 False
 """
 
