@@ -368,8 +368,9 @@ def _solve(run, family, method, theta0, max_iter, gap_tol, time_limit, recover_e
                         "seconds": time.perf_counter() - start})
         bar.update(1)
         bar.set_postfix(gap=f"{gap:.2e}" if gap is not None else "-")
-        log.debug("iteration %d: bound %s, best bound %s, best plan %s, gap %s", k, bound,
-                  history[-1]["best_bound"], history[-1]["primal"], gap)
+        log.debug("iteration %d: bound %s, best bound %s, best plan %s, gap %s", k,
+                  *(f"{v:.10g}" if v is not None else "-" for v in
+                    (bound, history[-1]["best_bound"], history[-1]["primal"], gap)))
         if k % checkpoint_every == 0:
             save(k)
         if infeasibility is not None:

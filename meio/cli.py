@@ -330,8 +330,11 @@ def solve(instance, variant, time_limit, mip_gap, method, out, force, fmt, all_r
         click.echo(f"\nlinking-row duals (opportunity costs): {len(priced)} of {len(show)} rows "
                    "priced; the others are slack (multiplier 0; --all-rows lists them)")
         show = priced
-    elif "multiplier" not in show:
-        click.echo("\nlinking rows (no duals for a MIP):")
+    elif "multiplier" not in show and not all_rows:  # a MIP has no duals: the binding rows
+        tight = show[show["slack"].abs() <= 1e-6 * show["rhs"].abs().clip(lower=1.0)]
+        click.echo(f"\nbinding linking rows (no duals for a MIP): {len(tight)} of {len(show)} "
+                   "rows have no slack (--all-rows lists every row)")
+        show = tight
     labels = [c for c in show.columns if show[c].notna().any()]
     click.echo(tidy(show[labels], digits=6))
     click.echo("\nservice within promise:")
@@ -565,7 +568,8 @@ def validate_cmd(formulation, count, seed, method, max_iter, gap_tol, tol, time_
     for row in report[report["status"] != "ok"].itertuples(index=False):
         click.echo(f"{row.status.upper()} seed={row.seed} {row.check}: {row.detail}")
     seeds = sorted(set(failed["seed"]))
-    click.echo(f"{formulation}: {count} instance(s), {len(report)} checks, {len(failed)} "
+    done = report["seed"].nunique() if len(report) else 0
+    click.echo(f"{formulation}: {done} of {count} instance(s), {len(report)} checks, {len(failed)} "
                f"failed" + (f" (seeds {', '.join(map(str, seeds))}; reproduce one with "
                             f"`meio validate {formulation} --n 1 --seed {seeds[0]}`)"
                             if seeds else ""))
