@@ -22,6 +22,7 @@ from meio import __version__
 from meio.console import (
     CHECK_FAILED,
     INFEASIBLE,
+    INTERNAL,
     INTERRUPTED,
     LIMIT,
     STATUS_EXIT,
@@ -113,7 +114,7 @@ def _check_checkpoint(path: Path | None, resume: bool, force: bool) -> None:
     """Never overwrite a file that is not a checkpoint, nor a checkpoint without --resume."""
     if path is None or not path.exists():
         if path is not None:
-            check_output_file(path, (path.suffix.lower(),), "--checkpoint")
+            check_output_file(path, None, "--checkpoint")
         return
     from meio.decomposition.checkpoint import CheckpointError, read_checkpoint
 
@@ -129,15 +130,10 @@ def _check_checkpoint(path: Path | None, resume: bool, force: bool) -> None:
                           "start over and replace it, or choose another file")
 
 
-def _exit_for(status: str, has_plan: bool, what: str) -> None:
-    """Leave with the exit code of a solve's status (0 when it found what was asked)."""
-    code = STATUS_EXIT.get(status)
-    if code == LIMIT and has_plan:
-        return
-    if code is not None:
-        raise Exit(code, what)
-    if status not in ("optimal", "time_limit_feasible", "gap", "converged", "stalled"):
-        raise Exit(1, f"{what}: solver status {status}")
+def _exit_for(status: str, what: str) -> None:
+    """Leave with the exit code of a solve's status that found no plan (module docs)."""
+    code = STATUS_EXIT.get(status, INTERNAL)
+    raise Exit(code, what if code != INTERNAL else f"{what}: solver status {status}")
 
 
 @click.group(cls=MeioGroup, epilog=exit_codes_help(),
@@ -323,7 +319,7 @@ def solve(instance, variant, time_limit, mip_gap, method, out, force, fmt, all_r
                 "and service targets are compatible (e.g. loosen a target or a capacity)",
                 "time_limit": "no feasible solution within the time limit: raise --time-limit",
                 "interrupted": "interrupted before a feasible plan was found"}
-        _exit_for(res.status, False, f"no solution: {hint.get(res.status, res.status)}")
+        _exit_for(res.status, f"no solution: {hint.get(res.status, res.status)}")
     show = res.rows.drop(columns=["key"])
     if "multiplier" in show and not all_rows:
         priced = show[show["multiplier"].abs() > 1e-9]

@@ -205,9 +205,10 @@ def check_output_dir(target: str | os.PathLike, force: bool = False,
     return target
 
 
-def check_output_file(target: str | os.PathLike, suffixes: Sequence[str], what: str) -> Path:
-    """Check a single-file destination before any work: its format (by suffix) and that its
-    folder can be written. Returns it as a :class:`~pathlib.Path`.
+def check_output_file(target: str | os.PathLike, suffixes: Sequence[str] | None,
+                      what: str) -> Path:
+    """Check a single-file destination before any work: its format (by suffix; ``None``: any)
+    and that its folder can be written. Returns it as a :class:`~pathlib.Path`.
 
     >>> check_output_file("bounds.zip", (".png", ".pdf"), "--plot")
     Traceback (most recent call last):
@@ -215,7 +216,7 @@ def check_output_file(target: str | os.PathLike, suffixes: Sequence[str], what: 
     meio.files.OutputError: --plot: bounds.zip: the file name must end in .png or .pdf
     """
     target = Path(target)
-    if target.suffix.lower() not in suffixes:
+    if suffixes is not None and target.suffix.lower() not in suffixes:
         raise OutputError(f"{what}: {target}: the file name must end in "
                           f"{' or '.join(suffixes)}")
     if target.is_dir():

@@ -40,13 +40,6 @@ def requested() -> bool:
     return _state["requested"]
 
 
-def request() -> None:
-    """Ask running solves and loops to stop as if Ctrl-C had been pressed (within
-    :func:`watching`); e.g. from a time-out of the caller's own."""
-    if _state["depth"]:
-        _state["requested"] = True
-
-
 def listen(fn) -> None:
     """Call ``fn()`` when an interrupt is requested (e.g. to pass it on to worker processes)."""
     _state["listeners"].append(fn)
