@@ -1,13 +1,13 @@
 """Multi-item capacitated lot sizing on the Trigeiro-Thomas-McClain instances: bounds side by side.
 
-For every ``G*.DAT`` file of the data folder (and G30 with unit capacity use, Belvaux & Wolsey's
-tr6-15) it runs, in one process: the exact MIP (facility-location formulation, HiGHS, time
+For every ``G*.DAT`` file of the data folder (default: the six bundled with meio in
+``instances/ttm/``), and G30 with unit capacity use (Belvaux & Wolsey's tr6-15), it runs, in one process: the exact MIP (facility-location formulation, HiGHS, time
 limit), the LP bounds of both formulations, and the unchanged Lagrangian decomposition driver
 with each dual method on Wagner-Whitin subproblems (and the bundle method on MIP subproblems, to
 compare the two subproblem solvers). It writes a tidy CSV (one row per instance and method) and
 prints the summary table the README quotes.
 
-    python benchmarks/lotsizing.py --data ../shared/data/ttm --out benchmarks/lotsizing.csv
+    python benchmarks/lotsizing.py --out benchmarks/lotsizing.csv
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 from meio.decomposition import lagrangian_decomposition, relative_gap
-from meio.instances.lotsizing import read_ttm
+from meio.instances.lotsizing import TTM_DIR, read_ttm
 from meio.models import LotSizingModel, solve_monolithic
 from meio.models.wagner_whitin import WagnerWhitinSubproblem
 
@@ -96,7 +96,7 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=Path("../shared/data/ttm"))
+    ap.add_argument("--data", type=Path, default=TTM_DIR)
     ap.add_argument("--out", type=Path, default=Path("benchmarks/lotsizing.csv"))
     ap.add_argument("--exact-time-limit", type=float, default=300.0)
     ap.add_argument("--max-iter", type=int, default=300)

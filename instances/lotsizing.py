@@ -9,7 +9,9 @@ A lot-sizing instance (Trigeiro, Thomas & McClain 1989; Belvaux & Wolsey 2000) h
 
 :func:`read_ttm` reads the G*.DAT files of the TTM set: ``n T`` / ``1`` / capacity / ``n`` item
 lines ``a h st f`` / ``T`` demand lines, one column per item, in blocks of at most 15 items (a file
-with more than 15 items continues with a further block of ``T`` lines) / trailing labels.
+with more than 15 items continues with a further block of ``T`` lines) / trailing labels. Six of
+them (G30, G53, G57, G62, G69, G72) ship with meio (``instances/ttm/``, source and format in its
+README): ``read_ttm("G53")`` reads the bundled file, :func:`ttm_names` lists them.
 
 >>> inst = LotSizingInstance.from_arrays(
 ...     demand=[[90, 120, 80, 70]], capacity=[1000] * 4, holding_cost=[2], setup_cost=[500])
@@ -28,6 +30,7 @@ import pandas as pd
 from .validate import InstanceError, Problem, show_value
 
 TTM_BLOCK = 15  # items per demand block in the TTM files
+TTM_DIR = Path(__file__).parent / "ttm"  # the bundled TTM files
 ITEM_COLUMNS = ("item", "capacity_use", "holding_cost", "setup_time", "setup_cost")
 NONNEGATIVE = {"items": ITEM_COLUMNS[1:], "periods": ("capacity",), "demand": ("demand",)}
 
@@ -174,13 +177,29 @@ class LotSizingInstance:
         return self
 
 
+def ttm_names() -> list[str]:
+    """The names of the bundled TTM instances (``read_ttm(name)`` reads one).
+
+    >>> ttm_names()
+    ['G30', 'G53', 'G57', 'G62', 'G69', 'G72']
+    """
+    return sorted(p.stem for p in TTM_DIR.glob("*.DAT"))
+
+
 def read_ttm(path: str | Path, unit_capacity_use: bool = False) -> LotSizingInstance:
     """Read a Trigeiro-Thomas-McClain ``G*.DAT`` file (format in the module docstring).
 
+    ``path`` is a file, or the name of a bundled instance (:func:`ttm_names`).
     ``unit_capacity_use=True`` sets every capacity use per unit to 1 (G30 then is tr6-15).
     Raises ValueError naming the file and line when the file does not follow the format.
+
+    >>> inst = read_ttm("G53")                      # tr12-15 of Belvaux & Wolsey (2000)
+    >>> inst.n_items, inst.n_periods
+    (12, 15)
     """
     path = Path(path)
+    if not path.exists() and str(path) in ttm_names():
+        path = TTM_DIR / f"{path}.DAT"
     lines = path.read_text().splitlines()
     pos = 0
 

@@ -14,14 +14,13 @@ import pytest
 from meio.decomposition import lagrangian_decomposition
 from meio.decomposition.subproblem import BlockSubproblem
 from meio.instances import InstanceError
-from meio.instances.lotsizing import LotSizingInstance, read_ttm
+from meio.instances.lotsizing import TTM_DIR, LotSizingInstance, read_ttm, ttm_names
 from meio.models import LotSizingModel, solve_monolithic
 from meio.models.wagner_whitin import WagnerWhitinSubproblem, wagner_whitin
 
 from meio.testing import check_lot_sizing_plan
 
-TTM = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ttm"
-needs_ttm = pytest.mark.skipif(not TTM.is_dir(), reason=f"TTM data not found at {TTM}")
+TTM = TTM_DIR  # the six bundled files (instances/ttm/README.md: source and format)
 TR6_15, TR12_15, TR12_15_FL_LP = 37721.0, 74634.0, 73847.99
 
 
@@ -117,8 +116,9 @@ def test_validation_names_table_column_rows():
         LotSizingInstance.from_arrays([[50, 50]], [40, 40], [1], [1])
 
 
-@needs_ttm
 def test_reader_on_the_ttm_files():
+    assert ttm_names() == ["G30", "G53", "G57", "G62", "G69", "G72"]
+    assert read_ttm("G30").items.equals(read_ttm(TTM / "G30.DAT").items)
     g30 = read_ttm(TTM / "G30.DAT")
     assert (g30.n_items, g30.n_periods) == (6, 15)
     assert g30.column("capacity_use").tolist() == [0.5, 0.7, 0.9, 1.1, 1.3, 1.5]
@@ -135,7 +135,6 @@ def test_reader_on_the_ttm_files():
         assert inst.demand_matrix()[15:, 0].tolist() == [float(v) for v in second]
 
 
-@needs_ttm
 @pytest.mark.parametrize("formulation", ["facility_location", "aggregate"])
 def test_tr6_15_published_optimum(formulation):
     inst = read_ttm(TTM / "G30.DAT", unit_capacity_use=True)
@@ -146,7 +145,6 @@ def test_tr6_15_published_optimum(formulation):
     assert check.feasible and check.cost == pytest.approx(res.objective, rel=1e-7)
 
 
-@needs_ttm
 def test_tr12_15_optimum_lp_bounds_and_lagrangian_bound():
     inst = read_ttm(TTM / "G53.DAT")
     fl, agg = LotSizingModel(inst), LotSizingModel(inst, "aggregate")
