@@ -1,11 +1,12 @@
 """Multi-item capacitated lot sizing on the Trigeiro-Thomas-McClain instances: bounds side by side.
 
 For every ``G*.DAT`` file of the data folder (default: the six bundled with meio in
-``instances/ttm/``), and G30 with unit capacity use (Belvaux & Wolsey's tr6-15), it runs, in one process: the exact MIP (facility-location formulation, HiGHS, time
-limit), the LP bounds of both formulations, and the unchanged Lagrangian decomposition driver
-with each dual method on Wagner-Whitin subproblems (and the bundle method on MIP subproblems, to
-compare the two subproblem solvers). It writes a tidy CSV (one row per instance and method) and
-prints the summary table the README quotes.
+``instances/ttm/``), and G30 with unit capacity use (Belvaux & Wolsey's tr6-15), it runs, in one
+process: the exact MIP (facility-location formulation, HiGHS, time limit), the LP bounds of both
+formulations, and the unchanged Lagrangian decomposition driver with each dual method on Wagner-
+Whitin subproblems (and the bundle method on MIP subproblems, to compare the two subproblem
+solvers). It writes a tidy CSV (one row per instance and method) and prints the summary table the
+README quotes.
 
     python benchmarks/lotsizing.py --out benchmarks/lotsizing.csv
 """

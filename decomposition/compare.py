@@ -15,6 +15,7 @@ from meio.models import interrupt
 from meio.models.interface import BlockFamily
 from meio.models.solve import solve_monolithic
 
+from meio._optional import require
 from meio.files import atomic_file
 
 from .driver import LagrangianResult, lagrangian_decomposition, relative_gap
@@ -99,8 +100,7 @@ def plot_convergence(runs: dict[tuple[str, str], LagrangianResult], table: pd.Da
                      path: str | Path, title: str = "") -> Path:
     """PNG: per variant, each method's Lagrangian bound, best bound and best feasible value per
     iteration, with the exact optimum as a horizontal line."""
-    import matplotlib
-
+    matplotlib = require("matplotlib", "the convergence plot")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

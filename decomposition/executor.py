@@ -37,6 +37,8 @@ import numpy as np
 from meio.models import interrupt
 from meio.models.interface import BlockFamily
 
+from meio._optional import require
+
 from .compiled import compiled_or_persistent
 from .subproblem import BlockOutcome
 
@@ -303,7 +305,8 @@ class DaskBlocks(_Sharded):
     def __init__(self, family: BlockFamily, blocks: Sequence[Hashable], make=None,
                  mip_gap: float = 1e-4, time_limit: float | None = None, workers: int = 2,
                  address: str | None = None):
-        from distributed import Client, LocalCluster
+        distributed = require("distributed", "the dask back-end")
+        Client, LocalCluster = distributed.Client, distributed.LocalCluster
 
         self.cluster, self.actors = None, []
         if address is None:

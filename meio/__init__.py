@@ -10,9 +10,6 @@ The package is organised as
 - :mod:`meio.cli` -- the ``meio`` command line.
 """
 
-from importlib.metadata import PackageNotFoundError, version
+from ._version import __version__
 
-try:
-    __version__ = version("meio")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0+unknown"
+__all__ = ["__version__"]

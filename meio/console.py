@@ -20,6 +20,8 @@ import traceback
 import click
 import pandas as pd
 
+from meio._optional import MissingExtra
+
 OK, INTERNAL, USAGE, INFEASIBLE, LIMIT, CHECK_FAILED, INTERRUPTED = 0, 1, 2, 3, 4, 5, 130
 
 EXIT_CODES = {
@@ -84,6 +86,9 @@ class MeioGroup(click.Group):
             ctx.exit(done.code)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
+        except MissingExtra as missing:  # a feature whose optional dependency is not installed
+            click.echo(f"meio: {missing}", err=True)
+            ctx.exit(USAGE)
         except KeyboardInterrupt:
             click.echo("\ninterrupted", err=True)
             ctx.exit(INTERRUPTED)

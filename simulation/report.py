@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from meio.instances import Instance
 
+from meio._optional import require
 from meio.files import atomic_dir
 
 from .baselines import METHODS, PlannedBy, make_plans
@@ -80,8 +81,7 @@ def evaluate(instance: Instance, methods=METHODS, policies=("cheapest", "lookahe
 
 # -- plots -------------------------------------------------------------------------------------
 def _plots(ev: Evaluation, out: Path) -> list[str]:
-    import matplotlib
-
+    matplotlib = require("matplotlib", "the evaluation report's figures")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
