@@ -76,7 +76,9 @@ def shard_ranges(n_blocks: int, n_shards: int) -> list[range]:
     """Contiguous, nearly equal shards of ``range(n_blocks)``.
 
     >>> shard_ranges(5, 2)
-    [range(0, 3), range(3, 5)]
+    [range(0, 2), range(2, 5)]
+    >>> shard_ranges(3, 8)
+    [range(0, 1), range(1, 2), range(2, 3)]
     """
     n_shards = max(1, min(n_shards, n_blocks))
     bounds = np.linspace(0, n_blocks, n_shards + 1).round().astype(int)

@@ -165,7 +165,8 @@ def check_output_dir(target: str | os.PathLike, force: bool = False,
     >>> check_output_dir(home)
     Traceback (most recent call last):
     ...
-    meio.files.OutputError: --out: ... is not empty and was not written by meio ...
+    meio.files.OutputError: --out: ... is not empty and was not written by meio
+    (it holds thesis.tex): choose a new or empty folder, or pass --force ...
     """
     target = Path(target)
     for src in inputs:

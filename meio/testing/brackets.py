@@ -11,8 +11,8 @@ examples (Knueven et al. 2023), for both senses.
 
 >>> bracket_violations(bound=99.0, exact=100.0, feasible=101.0, sense="min")
 []
->>> bracket_violations(bound=100.5, exact=100.0, sense="min")[0][:40]
-'Lagrangian bound 100.5 is above the exact'
+>>> print(*bracket_violations(bound=100.5, exact=100.0, sense="min"))
+Lagrangian bound 100.5 is above the exact optimum 100 by 0.5 (tolerance 0.000101, minimization)
 """
 
 from __future__ import annotations
@@ -71,6 +71,11 @@ def assert_bounds_bracket(bound: float | None = None, exact: float | None = None
     """Raise :class:`BracketError` unless the bracket of the module docstring holds.
 
     >>> assert_bounds_bracket(bound=10.2, exact=10.0, feasible=9.0, sense="max")
+    >>> assert_bounds_bracket(bound=9.0, exact=10.0, sense="max")
+    Traceback (most recent call last):
+    ...
+    meio.testing.brackets.BracketError: bounds out of order:
+      Lagrangian bound 9 is below the exact optimum 10 by 1 (tolerance 1.1e-05, maximization)
     """
     violations = bracket_violations(bound, exact, feasible, sense, rtol, atol, exact_bound)
     if violations:

@@ -96,9 +96,13 @@ def validate_formulation(make_family: Callable[[int], BlockFamily], n: int = 5, 
     (``ok``, ``warn`` or ``fail``), ``detail`` and the numbers (``exact``, ``bound``,
     ``feasible``).
 
-    >>> report = validate_formulation(BUILTIN["lot-sizing"], n=1, max_iter=50)
-    >>> set(report["status"])
-    {'ok'}
+    >>> report = validate_formulation(BUILTIN["inventory"], n=1, max_iter=50)
+    >>> print(report[["seed", "check", "status"]].to_string(index=False))
+     seed   check status
+        0   exact     ok
+        0 bracket     ok
+        0     gap     ok
+        0  primal     ok
     """
     from meio.models import interrupt
 
