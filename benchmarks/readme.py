@@ -130,8 +130,9 @@ def instances_lp(d: dict[str, pd.DataFrame]) -> str:
         if r.total_s >= 10:
             part += f" ({sig(r.build_s, 2)} s of it building the model)"
         parts.append(part)
-    return (f"Solving the LP (`meio solve NAME`, build and HiGHS simplex; "
-            f"`benchmarks/monolithic.py`, `benchmarks/instances.csv`) takes {_join(parts)}.\n")
+    return _wrap(f"Solving the LP (`meio solve NAME`: build and HiGHS simplex) on a shared 2-core "
+                 f"machine takes {_join(parts)} (`benchmarks/monolithic.py`, "
+                 "`benchmarks/instances.csv`).")
 
 
 COMPARE_COLUMNS = ["variant", "method", "bound", "feasible", "exact", "certified gap",
@@ -225,10 +226,11 @@ def evaluation_small(d: dict[str, pd.DataFrame]) -> str:
     rows = [[LABELS.get(r.method, r.method), r.policy,
              f"{r.total:,.0f} ± {r.total_ci95:,.0f}", f"{100 * r.met_within_promise:.1f}%",
              _saving(r)] for r in shown.itertuples(index=False)]
-    text = (f"`meio evaluate {first['instance']}` ({first['n_samples']} fresh samples, seed "
-            f"{first['seed']}; cost per cycle with its 95% interval; saving = paired "
-            "per-sample difference to (a), positive when cheaper; "
-            f"`benchmarks/evaluation.py`, `benchmarks/evaluation_{first['instance']}.csv`):\n\n")
+    text = _wrap(
+        f"`meio evaluate {first['instance']}` ({first['n_samples']} fresh samples, seed "
+        f"{first['seed']}; cost per cycle with its 95% interval; saving = paired per-sample "
+        "difference to (a), positive when cheaper; `benchmarks/evaluation.py`, "
+        f"`benchmarks/evaluation_{first['instance']}.csv`):") + "\n"
     text += table(["plan", "policy", "expected cost", "met within promise", "saving vs (a)"],
                   rows, "llrrr")
     return text + "\n" + _evaluation_prose(df)
@@ -244,10 +246,8 @@ def _evaluation_prose(df: pd.DataFrame) -> str:
         a = by.xs("single_echelon", level="method")
         out.append(
             "What it shows. Priced the same way as the baseline (penalties only), the "
-            f"multi-echelon plan is {word} out of sample -- by "
-            f"{pct(nt[0]['saving_share'])} ± {pct(_saving_share_ci(nt[0]))} under the "
-            f"look-ahead policy and {pct(nt[1]['saving_share'])} ± "
-            f"{pct(_saving_share_ci(nt[1]))} under optimal routing -- and it keeps "
+            f"multi-echelon plan is {word} out of sample -- by {_pm(nt[0])} under the "
+            f"look-ahead policy and {_pm(nt[1])} under optimal routing -- and it keeps "
             f"{pct(nt[0]['dc_share'])} of its units at the DC where (a) keeps "
             f"{pct(a['dc_share'].iat[0])} (`placement.png`).")
     target = df[df["method"].isin(["exact", "decomposition"])
@@ -255,10 +255,13 @@ def _evaluation_prose(df: pd.DataFrame) -> str:
     base = df[(df["method"] == "single_echelon") & df["policy"].isin(SHOWN_POLICIES)]
     if len(target) and len(base):
         met, cost = target["met_within_promise"], -target["saving_share"]
+        more = "more" if (cost > 0).all() else "less" if (cost < 0).all() else "more or less"
         out.append(
             f"The target-meeting plans (c) and (d) meet {_range(met)} of demand within its "
             f"promise against the baseline's {_range(base['met_within_promise'])}, and pay "
-            f"{_range(cost)} more for it.")
+            f"{_range(cost.abs())} {more} for it"
+            + (": the service targets, not the network, cost that."
+               if len(nt) == 2 and nt[0]["saving"] > 0 and (cost > 0).all() else "."))
     plans = df.drop_duplicates("method").set_index("method")["planned_objective"]
     if "exact" in plans and "no_targets" in plans:
         ex, nt_obj = plans["exact"], plans["no_targets"]
@@ -268,11 +271,20 @@ def _evaluation_prose(df: pd.DataFrame) -> str:
     for m in ("exact", "single_echelon"):
         if (m, "lookahead") in by.index and (m, "clairvoyant") in by.index:
             gap = by.loc[(m, "lookahead"), "total"] - by.loc[(m, "clairvoyant"), "total"]
-            gaps.append(f"{gap:,.0f} per cycle for {LABELS[m].split()[0]}")
+            gaps.append((gap, f"{gap:,.0f}" + (" per cycle" if not gaps else "")
+                         + f" for {LABELS[m].split()[0]}"))
     if gaps:
-        out.append(f"The gap between `lookahead` and `clairvoyant` ({_join(gaps)}) is what a "
-                   "smarter fulfillment policy could still recover.")
+        out.append(f"The gap between `lookahead` and `clairvoyant` "
+                   f"({_join([g for _, g in gaps])}) is what a smarter fulfillment policy "
+                   "could still recover"
+                   + (": the multi-echelon plans depend more on coordinated routing than the "
+                      "baseline does." if len(gaps) == 2 and gaps[0][0] > gaps[1][0] else "."))
     return _wrap(" ".join(out)) if out else ""
+
+
+def _pm(r) -> str:
+    """A saving's share of the baseline's cost with its interval, one decimal."""
+    return f"{100 * r['saving_share']:.1f}% ± {100 * _saving_share_ci(r):.1f}%"
 
 
 def _range(shares: pd.Series) -> str:
@@ -292,7 +304,8 @@ def evaluation_medium(d: dict[str, pd.DataFrame]) -> str:
 
     def saving(r) -> str:
         word = "cheaper" if r["saving"] > 0 else "dearer"
-        return f"{pct(abs(r['saving_share']))} ± {pct(abs(_saving_share_ci(r)))} {word}"
+        return (f"{100 * abs(r['saving_share']):.1f}% ± "
+                f"{100 * abs(_saving_share_ci(r)):.1f}% {word}")
 
     return _wrap(
         f"On `{first['instance']}` (`--methods {methods} --policies {policies} --samples "
@@ -429,7 +442,7 @@ def lotsizing(d: dict[str, pd.DataFrame]) -> str:
 
 def _wrap(text: str, width: int = 96) -> str:
     """Prose wrapped like the rest of the README (no break inside a code span)."""
-    words, lines, line = re.findall(r"`[^`]*`\S*|\S+", text), [], ""
+    words, lines, line = re.findall(r"(?:[^\s`]*`[^`]*`)+[^\s`]*|\S+", text), [], ""
     for w in words:
         if line and len(line) + 1 + len(w) > width:
             lines.append(line)
