@@ -34,8 +34,10 @@ def cli_defaults() -> dict:
 def run(instance: str, max_iter: int | None = None, time_limit: float | None = None,
         gap_tol: float | None = None) -> pd.DataFrame:
     """The ``meio compare`` table of ``instance`` (options default to the command's), with
-    columns ``instance``, ``max_iter``, ``time_limit``, ``gap_tol``, ``mip_gap``, ``cpus`` and
-    ``wall_seconds`` (the whole comparison) added."""
+    columns ``instance``, ``max_iter``, ``time_limit``, ``gap_tol``, ``mip_gap``, ``cpus``,
+    ``wall_seconds`` (the whole comparison) and the machine's one-minute load average before and
+    after it (``load_before``, ``load_after``: other work on a shared machine slows the runs)
+    added."""
     from meio.decomposition import compare
     from meio.instances import load
     from meio.models import InventoryModel
@@ -46,6 +48,7 @@ def run(instance: str, max_iter: int | None = None, time_limit: float | None = N
     gap_tol = d["gap_tol"] if gap_tol is None else gap_tol
     methods = [m.strip() for m in d["methods"].split(",")]
     inst = load(instance, variant="integer")
+    load_before = os.getloadavg()[0]
     t0 = time.perf_counter()
     table, _ = compare(lambda v: InventoryModel(inst, v), ("continuous", "integer"), methods,
                        max_iter=max_iter, gap_tol=gap_tol, time_limit=time_limit,
@@ -54,7 +57,8 @@ def run(instance: str, max_iter: int | None = None, time_limit: float | None = N
     mip_gap = inspect.signature(compare).parameters["mip_gap"].default  # the CLI passes none
     return table.assign(instance=inst.name, max_iter=max_iter, time_limit=time_limit,
                         gap_tol=gap_tol, mip_gap=mip_gap, cpus=os.cpu_count(),
-                        wall_seconds=wall)
+                        wall_seconds=wall, load_before=load_before,
+                        load_after=os.getloadavg()[0])
 
 
 def main() -> None:

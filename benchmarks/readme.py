@@ -156,7 +156,11 @@ def compare_small(d: dict[str, pd.DataFrame]) -> str:
                      sci(r.gap), sci(r.bound_vs_exact),
                      DASH if _missing(r.iterations) else str(int(r.iterations)),
                      fixed(r.seconds, 1), status(r.status) + mark])
-    text = _wrap(f"`meio compare {first['instance']}` on a {first['cpus']}-core machine (the "
+    load = ""
+    if "load_before" in df and not _missing(first["load_before"]):
+        load = (f", with a load average of {first['load_before']:.1f} before and "
+                f"{first['load_after']:.1f} after the run")
+    text = _wrap(f"`meio compare {first['instance']}` on a {first['cpus']}-core machine{load} (the "
             f"command's defaults: {first['max_iter']} iterations or {first['time_limit']:g} s "
             f"per run, a certified gap of {first['gap_tol']:g}; the exact MIP stops at a "
             f"{first['mip_gap']:g} gap; {sig(first['wall_seconds'] / 60, 2)} minutes in all; "
