@@ -5,12 +5,20 @@ linking rows with their sense and right-hand side, and each block's contribution
 never on a particular model family.
 
 - :func:`lagrangian_decomposition` -- the driver (:mod:`meio.decomposition.driver`);
-- :mod:`meio.decomposition.methods` -- subgradient, volume and proximal bundle updates;
-- :mod:`meio.decomposition.recovery` -- primal recovery and the certified gap;
+- :mod:`meio.decomposition.engine` -- the loop as named steps, with hooks (:class:`StopRun`);
+- :class:`DecompositionOptions` -- the run options, validated (:mod:`~.options`);
+- :mod:`meio.decomposition.methods` -- subgradient, volume and proximal bundle updates, and the
+  :class:`DualMethod` protocol;
+- :mod:`meio.decomposition.heuristics` -- primal heuristics (restricted masters, column
+  generation, the method's estimate, ergodic rounding) and :mod:`~.repair`, the repair that
+  turns their estimates into plans;
+- :mod:`meio.decomposition.recovery` -- allocation, ergodic averages, the column pool;
 - :mod:`meio.decomposition.subproblem` -- a block's persistent relaxation;
 - :class:`SubproblemCache` -- compiled subproblems reused across runs (re-planning);
 - :func:`compare` and :func:`plot_convergence` -- bounds against the exact solve.
 """
+
+from meio.models.status import Status
 
 from .cache import SubproblemCache
 from .compare import compare, plot_convergence
@@ -22,9 +30,31 @@ from .driver import (
     multipliers_vector,
     relative_gap,
 )
-from .methods import METHODS, ProximalBundle, Subgradient, Volume, make_method
+from .engine import DecompositionEngine, Hook, RunState, StopRun
+from .heuristics import (
+    ColumnGeneration,
+    ErgodicRounding,
+    MethodEstimate,
+    PrimalHeuristic,
+    RestrictedMasterRounding,
+    default_heuristics,
+)
+from .methods import (
+    METHODS,
+    DualMethod,
+    Evaluation,
+    ProximalBundle,
+    Subgradient,
+    Volume,
+    make_method,
+)
+from .options import DecompositionOptions
+from .repair import Plan, ResourceDirectiveRepair
 
-__all__ = ["METHODS", "LagrangianResult", "MixedIterationError", "ProximalBundle",
-           "Subgradient", "SubproblemCache", "Volume", "compare", "lagrangian_bound",
-           "lagrangian_decomposition", "make_method", "multipliers_vector", "plot_convergence",
-           "relative_gap"]
+__all__ = ["METHODS", "ColumnGeneration", "DecompositionEngine", "DecompositionOptions",
+           "DualMethod", "ErgodicRounding", "Evaluation", "Hook", "LagrangianResult",
+           "MethodEstimate", "MixedIterationError", "Plan", "PrimalHeuristic", "ProximalBundle",
+           "ResourceDirectiveRepair", "RestrictedMasterRounding", "RunState", "Status",
+           "StopRun", "Subgradient", "SubproblemCache", "Volume", "compare",
+           "default_heuristics", "lagrangian_bound", "lagrangian_decomposition", "make_method",
+           "multipliers_vector", "plot_convergence", "relative_gap"]

@@ -1,9 +1,10 @@
 """Multiplier updates for the Lagrangian dual.
 
-All methods work on the concave dual function ``D(theta) = sigma * L(theta)`` (``sigma = +1``
-for a minimization, ``-1`` for a maximization), so that the dual problem is always
-``max D(theta)`` over the sign cone (``theta >= 0`` on ``<=`` rows, ``<= 0`` on ``>=`` rows, free
-on ``==`` rows). Its supergradient at ``theta`` is ``s = sum_i g_i(x_i) - rhs`` for either sense.
+All methods work on the concave dual function ``D(theta) = sense_sign * L(theta)``
+(``sense_sign = +1`` for a minimization, ``-1`` for a maximization), so that the dual problem
+is always ``max D(theta)`` over the sign cone (``theta >= 0`` on ``<=`` rows, ``<= 0`` on ``>=``
+rows, free on ``==`` rows). Its supergradient at ``theta`` is ``s = sum_i g_i(x_i) - rhs`` for
+either sense.
 
 - :class:`Subgradient` -- projected subgradient with the Polyak step toward a target (Polyak
   1969), Held-Wolfe-Crowder halving of the step factor when the bound stalls (Held, Wolfe &
@@ -14,6 +15,11 @@ on ``==`` rows). Its supergradient at ``theta`` is ``s = sum_i g_i(x_i) - rhs`` 
 - :class:`ProximalBundle` -- a disaggregated proximal bundle method (Kiwiel 1990; Frangioni
   2002): one cutting-plane model per block, a quadratic master problem solved with HiGHS, serious
   and null steps; the master's cut multipliers give convex combinations of block solutions.
+
+Every parameter of a method, including its safeguards, is an argument of its constructor
+(checked: a wrong value raises :class:`ValueError` naming it). A method of one's own
+implements the protocol of :class:`DualMethod` (docs/decomposition.md, "Extending the engine")
+and is passed as ``lagrangian_decomposition(family, method=MyMethod(...))``.
 """
 
 from __future__ import annotations
@@ -36,7 +42,29 @@ class Evaluation:
 
 
 class DualMethod:
-    """Base class: ``propose()`` the next multipliers, ``observe()`` their evaluation."""
+    """The dual-method protocol, and a base class that implements its bookkeeping.
+
+    The driver calls, in this order:
+
+    1. ``fit(width, budget)`` (optional): what the method keeps per block must fit ``budget``
+       numbers, ``width`` being the size of one evaluation's block terms over all blocks;
+    2. ``start(theta0, lo, hi, n_blocks, rhs)``: the start multipliers and the sign cone
+       ``lo <= theta <= hi``, the number of blocks and the (scaled) right-hand sides;
+    3. per iteration ``propose()`` -> the multipliers to evaluate next (a vector in the cone),
+       then ``observe(Evaluation)`` with what the blocks answered there.
+
+    Attributes the driver reads after each ``observe``: ``step`` (a float, for the history),
+    ``converged`` (True ends the dual phase), ``proves_optimality`` (True when ``converged``
+    certifies that the bound is the dual optimum -- status ``converged`` -- rather than that
+    the method stopped moving -- status ``stalled``), ``name`` (a string, the result's
+    ``method``). The driver sets ``target`` (the best feasible value in D-space, or None) before
+    each ``observe``. Optional: ``primal_weight()`` (the weight of the latest block solutions
+    in the ergodic average, None for uniform) and ``primal_estimate()`` (per block position, a
+    convex combination of its terms, for primal recovery).
+
+    All of it works in the scaled space of the driver: rows divided by ``row_scale = |rhs|``
+    (1 where rhs is 0), so the method sees relative violations.
+    """
 
     name = "method"
 
@@ -50,7 +78,10 @@ class DualMethod:
         self.proves_optimality = False
         self.target: float | None = None
 
-    def start(self, theta0: np.ndarray, lo: np.ndarray, hi: np.ndarray, n_blocks: int) -> None:
+    def start(self, theta0: np.ndarray, lo: np.ndarray, hi: np.ndarray, n_blocks: int,
+              rhs: np.ndarray | None = None) -> None:
+        """Start from ``theta0`` (projected on the cone ``[lo, hi]``) for ``n_blocks`` blocks;
+        ``rhs`` are the scaled right-hand sides (used by methods that model ``D``)."""
         self.lo, self.hi = lo, hi
         self.theta = self.project(np.asarray(theta0, dtype=float))
         self.n_blocks = n_blocks
@@ -66,9 +97,11 @@ class DualMethod:
         return d
 
     def propose(self) -> np.ndarray:
+        """The multipliers to evaluate next."""
         return self.theta
 
     def observe(self, ev: Evaluation) -> None:  # pragma: no cover - interface
+        """Update the state from the evaluation of the proposed multipliers."""
         raise NotImplementedError
 
     def fit(self, width: int, budget: int) -> None:
@@ -85,25 +118,54 @@ class DualMethod:
         return None
 
 
-def _target(value: float, target: float | None) -> float:
-    """The Polyak target: the best feasible value, or 5% above the bound when none is known."""
+def _target(value: float, target: float | None, margin: float = 0.05) -> float:
+    """The Polyak target: the best feasible value, or ``margin`` (relative) above the bound
+    when none is known."""
     if target is not None and target > value:
         return target
-    return value + max(1e-6, 0.05 * abs(value))
+    return value + max(1e-6, margin * abs(value))
+
+
+def _check(owner: str, name: str, value, least: float, strict: bool = False) -> None:
+    """A method parameter must be a number >= (or >) ``least``: ValueError naming it."""
+    bad = isinstance(value, bool) or not isinstance(value, (int, float, np.number))
+    if bad or not (value > least if strict else value >= least):
+        sign = ">" if strict else ">="
+        raise ValueError(f"{owner}.{name} must be a number {sign} {least:g}, got {value!r}")
 
 
 class Subgradient(DualMethod):
-    """Projected subgradient: Polyak step with HWC halving, or a diminishing step."""
+    """Projected subgradient: Polyak step with HWC halving, or a diminishing step.
+
+    ``rule``: ``"polyak"`` (step ``factor * (target - D) / ||s||^2``) or ``"diminishing"``
+    (step ``scale / ((k + 1) ||s||)``). ``factor`` (> 0, default 2): Polyak's step factor;
+    it is divided by ``halve_by`` (> 1, default 2) when the bound has not improved for
+    ``patience`` (>= 1, default 5) iterations, and the method stops (status ``stalled``) when
+    it falls below ``min_factor`` (default 1e-5). ``scale`` (> 0, default 1): the diminishing
+    rule's numerator. ``target_margin`` (> 0, default 0.05): before a feasible value is known,
+    the Polyak target is this fraction above the bound. ``first_step`` (> 0, default 1e-3):
+    the normalized step taken before any bound is known.
+    """
 
     name = "subgradient"
 
     def __init__(self, rule: str = "polyak", factor: float = 2.0, patience: int = 5,
-                 min_factor: float = 1e-5, scale: float = 1.0):
+                 min_factor: float = 1e-5, scale: float = 1.0, *, halve_by: float = 2.0,
+                 target_margin: float = 0.05, first_step: float = 1e-3):
         super().__init__()
         if rule not in ("polyak", "diminishing"):
-            raise ValueError("rule must be 'polyak' or 'diminishing'")
+            raise ValueError(f"Subgradient.rule must be 'polyak' or 'diminishing', got {rule!r}")
+        for key, value, least, strict in (("factor", factor, 0, True),
+                                          ("patience", patience, 1, False),
+                                          ("min_factor", min_factor, 0, False),
+                                          ("scale", scale, 0, True),
+                                          ("halve_by", halve_by, 1, True),
+                                          ("target_margin", target_margin, 0, True),
+                                          ("first_step", first_step, 0, True)):
+            _check("Subgradient", key, value, least, strict)
         self.rule, self.factor, self.patience = rule, factor, patience
         self.min_factor, self.scale = min_factor, scale
+        self.halve_by, self.target_margin, self.first_step = halve_by, target_margin, first_step
         self.best = -np.inf
         self.stall = 0
         self.k = 0
@@ -121,7 +183,7 @@ class Subgradient(DualMethod):
         else:
             self.stall += 1
             if self.stall >= self.patience:
-                self.factor, self.stall = self.factor / 2.0, 0
+                self.factor, self.stall = self.factor / self.halve_by, 0
         d = self.direction(ev.theta, ev.subgradient)
         norm2 = float(d @ d)
         if norm2 <= 1e-18 or self.factor < self.min_factor:
@@ -131,9 +193,9 @@ class Subgradient(DualMethod):
             return
         ref = ev.value if ev.value is not None else self.best
         if self.rule == "polyak" and np.isfinite(ref):
-            t = self.factor * (_target(ref, self.target) - ref) / norm2
+            t = self.factor * (_target(ref, self.target, self.target_margin) - ref) / norm2
         elif self.rule == "polyak":  # no bound known yet: a short normalized step
-            t = 1e-3 * self.factor / np.sqrt(norm2)
+            t = self.first_step * self.factor / np.sqrt(norm2)
         else:
             t = self.scale / ((self.k + 1) * np.sqrt(norm2))
         self.step = t
@@ -146,15 +208,42 @@ class Subgradient(DualMethod):
 
 
 class Volume(DualMethod):
-    """The volume algorithm (Barahona & Anbil 2000)."""
+    """The volume algorithm (Barahona & Anbil 2000).
+
+    ``factor`` (> 0, default 0.5): the step factor; after a "green" step (the bound improved
+    and the new subgradient points along the last direction) it is multiplied by ``green``
+    (default 1.1, capped at ``max_factor``, default 2), after ``patience`` (default 5) "red"
+    steps (no improvement) by ``red`` (default 0.66); the method stops when it falls below
+    ``min_factor`` (default 1e-5). ``alpha_max`` (in (0, 1], default 0.1): the largest weight
+    of the newest subgradient in the averaged direction (the least is a tenth of it).
+    ``target_margin`` (default 0.05): as in :class:`Subgradient`. ``first_step`` (default
+    1e-3): the step along the subgradient while no bound is known.
+    """
 
     name = "volume"
 
     def __init__(self, factor: float = 0.5, alpha_max: float = 0.1, patience: int = 5,
-                 min_factor: float = 1e-5):
+                 min_factor: float = 1e-5, *, green: float = 1.1, red: float = 0.66,
+                 max_factor: float = 2.0, target_margin: float = 0.05,
+                 first_step: float = 1e-3):
         super().__init__()
+        for key, value, least, strict in (("factor", factor, 0, True),
+                                          ("alpha_max", alpha_max, 0, True),
+                                          ("patience", patience, 1, False),
+                                          ("min_factor", min_factor, 0, False),
+                                          ("green", green, 1, False), ("red", red, 0, True),
+                                          ("max_factor", max_factor, 0, True),
+                                          ("target_margin", target_margin, 0, True),
+                                          ("first_step", first_step, 0, True)):
+            _check("Volume", key, value, least, strict)
+        if alpha_max > 1 or red >= 1:
+            name, value = ("alpha_max", alpha_max) if alpha_max > 1 else ("red", red)
+            raise ValueError(f"Volume.{name} must be {'<= 1' if name == 'alpha_max' else '< 1'}"
+                             f", got {value!r}")
         self.factor, self.alpha_max = factor, alpha_max
         self.patience, self.min_factor = patience, min_factor
+        self.green, self.red, self.max_factor = green, red, max_factor
+        self.target_margin, self.first_step = target_margin, first_step
         self.center = None
         self.center_value = -np.inf
         self.v = None
@@ -178,20 +267,21 @@ class Volume(DualMethod):
         value = ev.value if ev.value is not None else -np.inf
         if self.center is None or value > self.center_value:
             if self.last_dir is not None and float(s @ self.last_dir) >= 0:
-                self.factor = min(2.0, 1.1 * self.factor)  # green
+                self.factor = min(self.max_factor, self.green * self.factor)  # green
             self.center, self.center_value = ev.theta.copy(), value
         else:
             self.reds += 1
             if self.reds >= self.patience:
-                self.factor, self.reds = 0.66 * self.factor, 0
+                self.factor, self.reds = self.red * self.factor, 0
         d = self.direction(self.center, self.v)
         norm2 = float(d @ d)
         if norm2 <= 1e-18 or self.factor < self.min_factor or not np.isfinite(self.center_value):
             self.converged = norm2 <= 1e-18 or self.factor < self.min_factor
             if not np.isfinite(self.center_value):
-                self.theta = self.project(ev.theta + 1e-3 * s)
+                self.theta = self.project(ev.theta + self.first_step * s)
             return
-        t = self.factor * (_target(self.center_value, self.target) - self.center_value) / norm2
+        t = self.factor * (_target(self.center_value, self.target, self.target_margin)
+                           - self.center_value) / norm2
         self.step, self.last_dir = t, d
         self.theta = self.project(self.center + t * d)
 
@@ -209,28 +299,88 @@ class ProximalBundle(DualMethod):
     blocks than :attr:`max_pieces`, the blocks are grouped into that many contiguous pieces and
     their cuts summed per piece (a partially disaggregated model: a smaller master, a coarser
     model; Kiwiel 1990, de Oliveira & Sagastizabal 2014).
+
+    Parameters (all checked; a wrong value raises :class:`ValueError` naming it):
+
+    - ``rhs``: the scaled right-hand sides; None (default) takes them from the driver.
+    - ``u`` (> 0 or None): the initial proximity weight; None sizes it from the first
+      subgradient, ``||s||^2 / (u_start_fraction * max(1, |D|))``, so the first step aims at
+      a ``u_start_fraction`` (default 0.05) relative increase. ``u`` is kept within
+      ``u_range`` (default 1e6) times or divided by its initial value; a serious step that
+      realized at least half of the predicted increase divides it by ``u_decrease`` (default
+      2), a null step that went downhill multiplies it by ``u_increase`` (default 1.2).
+    - ``m_serious`` (in (0, 1), default 0.1): the fraction of the predicted increase a step
+      must realize to be serious.
+    - ``tol`` (>= 0, default 1e-10): converged when the predicted increase is below this
+      (relative).
+    - ``max_cuts`` (>= 1, default 60) and ``min_cuts`` (>= 1, default 5): cuts kept per block,
+      fewer than ``max_cuts`` (down to ``min_cuts``) where the run's memory budget asks.
+    - ``max_pieces`` (>= 1 or None, default None): with more blocks than this, the cuts are
+      summed over this many contiguous pieces of blocks. (The class attribute of the same name
+      is the default used when the argument is None.)
+    - ``master_time_limit`` (seconds > 0, default 5): HiGHS's time limit for one QP master.
+    - ``qp_iteration_limit`` (default 2000) and ``qp_iterations_per_variable`` (default 4):
+      the QP master's iteration limit is ``qp_iteration_limit + qp_iterations_per_variable *
+      (multipliers + cuts)`` (the active-set QP solver can cycle on degenerate masters).
+    - ``qp_retry_after`` (>= 0, default 3): after a QP master fails, this many masters are
+      solved by the box-step LP before the QP is tried again.
     """
 
     name = "bundle"
     max_pieces: int | None = None  # above this many blocks, cuts are summed over pieces
 
     def __init__(self, rhs: np.ndarray | None = None, u: float | None = None,
-                 m_serious: float = 0.1, tol: float = 1e-10, max_cuts: int = 60):
+                 m_serious: float = 0.1, tol: float = 1e-10, max_cuts: int = 60, *,
+                 min_cuts: int = 5, max_pieces: int | None = None,
+                 master_time_limit: float = 5.0, qp_iteration_limit: int = 2000,
+                 qp_iterations_per_variable: int = 4, qp_retry_after: int = 3,
+                 u_start_fraction: float = 0.05, u_range: float = 1e6,
+                 u_decrease: float = 2.0, u_increase: float = 1.2):
         super().__init__()
+        if u is not None:
+            _check("ProximalBundle", "u", u, 0, True)
+        if not 0 < m_serious < 1:
+            raise ValueError(f"ProximalBundle.m_serious must be in (0, 1), got {m_serious!r}")
+        if max_pieces is not None:
+            _check("ProximalBundle", "max_pieces", max_pieces, 1)
+            self.max_pieces = int(max_pieces)
+        for key, value, least, strict in (
+                ("tol", tol, 0, False), ("max_cuts", max_cuts, 1, False),
+                ("min_cuts", min_cuts, 1, False),
+                ("master_time_limit", master_time_limit, 0, True),
+                ("qp_iteration_limit", qp_iteration_limit, 1, False),
+                ("qp_iterations_per_variable", qp_iterations_per_variable, 0, False),
+                ("qp_retry_after", qp_retry_after, 0, False),
+                ("u_start_fraction", u_start_fraction, 0, True), ("u_range", u_range, 1, False),
+                ("u_decrease", u_decrease, 1, False), ("u_increase", u_increase, 1, False)):
+            _check("ProximalBundle", key, value, least, strict)
+        if min_cuts > max_cuts:
+            raise ValueError(f"ProximalBundle.min_cuts must be <= max_cuts ({max_cuts}), "
+                             f"got {min_cuts!r}")
         self.rhs = rhs
         self.u, self.m_serious, self.tol, self.max_cuts = u, m_serious, tol, max_cuts
+        self.min_cuts = min_cuts
+        self.qp_iteration_limit = qp_iteration_limit
+        self.qp_iterations_per_variable = qp_iterations_per_variable
+        self.qp_retry_after = qp_retry_after
+        self.u_start_fraction, self.u_range = u_start_fraction, u_range
+        self.u_decrease, self.u_increase = u_decrease, u_increase
         self.cuts: list[list] = []  # per block: [const, rows, g, age]
         self.center = None
         self.center_value = -np.inf
         self.predicted = np.inf
         self.model_value = None
         self._estimate = None
-        self.master_time_limit = 5.0
+        self.master_time_limit = master_time_limit
         self.piece_of: np.ndarray | None = None
         self._qp_skip = 0  # masters left to solve by the box-step LP after a QP failure
 
-    def start(self, theta0, lo, hi, n_blocks):
+    def start(self, theta0, lo, hi, n_blocks, rhs=None):
         super().start(theta0, lo, hi, n_blocks)
+        if rhs is not None and self.rhs is None:
+            self.rhs = rhs
+        if self.rhs is None:
+            raise ValueError("ProximalBundle needs the right-hand sides (rhs)")
         self.piece_of = None
         pieces = self.max_pieces
         if pieces is not None and n_blocks > pieces:  # partially aggregated model
@@ -239,11 +389,11 @@ class ProximalBundle(DualMethod):
         self.cuts = [[] for _ in range(n_blocks if self.piece_of is None else pieces)]
 
     def fit(self, width: int, budget: int) -> None:
-        """At most :attr:`max_cuts` cuts per block, fewer (down to 5) where that many would
-        not fit in ``budget`` numbers."""
+        """At most :attr:`max_cuts` cuts per block, fewer (down to :attr:`min_cuts`) where that
+        many would not fit in ``budget`` numbers."""
         from .recovery import per_block
 
-        self.max_cuts = per_block(budget, width, 5, self.max_cuts)
+        self.max_cuts = per_block(budget, width, self.min_cuts, self.max_cuts)
 
     def _aggregated(self, cuts: list) -> list:
         """Block cuts summed per piece of contiguous blocks: the sum of the blocks' cuts at one
@@ -276,16 +426,16 @@ class ProximalBundle(DualMethod):
             s = ev.subgradient
             if self.u is None:
                 n2 = float(s @ s)
-                self.u = n2 / (0.05 * max(1.0, abs(value))) if n2 > 0 else 1.0
-            self.u_min, self.u_max = self.u * 1e-6, self.u * 1e6
+                self.u = n2 / (self.u_start_fraction * max(1.0, abs(value))) if n2 > 0 else 1.0
+            self.u_min, self.u_max = self.u * (1.0 / self.u_range), self.u * self.u_range
         elif value >= self.center_value + self.m_serious * self.predicted:
             # serious step; a model that predicted well earns a longer leash
             if value - self.center_value >= 0.5 * self.predicted:
-                self.u = max(self.u_min, self.u / 2.0)
+                self.u = max(self.u_min, self.u / self.u_decrease)
             self.center, self.center_value = ev.theta.copy(), value
         elif value < self.center_value:
             # null step that went downhill: shorten the leash (the new cut enriches the model)
-            self.u = min(self.u_max, self.u * 1.2)
+            self.u = min(self.u_max, self.u * self.u_increase)
         if any(not c for c in self.cuts):
             raise RuntimeError("the bundle method needs a cut for every block")
         self._master()
@@ -356,8 +506,8 @@ class ProximalBundle(DualMethod):
     def _master(self) -> None:
         """Next trial point. The proximal QP first; if HiGHS's active-set QP solver fails on a
         degenerate master, the box-step LP (Marsten, Hogan & Blankenship 1975) with radius
-        1/u times the largest cut slope, solved by simplex -- also for the next three masters,
-        which are much alike. The model value is recomputed from
+        1/u times the largest cut slope, solved by simplex -- also for the next
+        :attr:`qp_retry_after` masters, which are much alike. The model value is recomputed from
         the cuts, so an inaccurate master solve can slow the method but never stop it early."""
         qp_ok = False
         if self._qp_skip > 0:
@@ -366,12 +516,13 @@ class ProximalBundle(DualMethod):
             h, flat, scale = self._master_model(None)
             # the active-set QP solver can cycle on degenerate masters: bound its effort
             h.setOptionValue("time_limit", self.master_time_limit)
-            h.setOptionValue("qp_iteration_limit", 2000 + 4 * (len(self.center) + len(flat)))
+            h.setOptionValue("qp_iteration_limit", self.qp_iteration_limit
+                             + self.qp_iterations_per_variable * (len(self.center) + len(flat)))
             with native_stdout_silenced():
                 h.run()
             qp_ok = h.getModelStatus() == highspy.HighsModelStatus.kOptimal
             if not qp_ok:  # it will likely fail again on the next few, similar masters
-                self._qp_skip = 3
+                self._qp_skip = self.qp_retry_after
         if not qp_ok:
             slope = max(float(np.abs(c[2]).max(initial=0.0)) for cs in self.cuts for c in cs)
             h, flat, scale = self._master_model(max(1e-9, (slope + 1.0) / self.u))
@@ -406,15 +557,34 @@ class ProximalBundle(DualMethod):
         return self._estimate if self.piece_of is None else None
 
 
-METHODS = {"subgradient": lambda rhs: Subgradient("polyak"),
-           "subgradient-diminishing": lambda rhs: Subgradient("diminishing"),
-           "volume": lambda rhs: Volume(),
-           "bundle": lambda rhs: ProximalBundle(rhs)}
+METHODS = {"subgradient": lambda rhs=None, **params: Subgradient("polyak", **params),
+           "subgradient-diminishing":
+               lambda rhs=None, **params: Subgradient("diminishing", **params),
+           "volume": lambda rhs=None, **params: Volume(**params),
+           "bundle": lambda rhs=None, **params: ProximalBundle(rhs, **params)}
 
 
-def make_method(name: str, rhs: np.ndarray) -> DualMethod:
-    """A dual method by name: ``subgradient``, ``subgradient-diminishing``, ``volume`` or
-    ``bundle``."""
+def make_method(name, rhs: np.ndarray | None = None, **params) -> DualMethod:
+    """A dual method: by name (``subgradient``, ``subgradient-diminishing``, ``volume`` or
+    ``bundle``) with its constructor's ``params``, or an object of the :class:`DualMethod`
+    protocol, returned as it is.
+
+    >>> make_method("volume", factor=0.25).factor
+    0.25
+    >>> make_method("bundle", max_cuts=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: ProximalBundle.max_cuts must be a number >= 1, got 0
+    """
+    if not isinstance(name, str):
+        missing = [a for a in ("propose", "observe", "start") if not callable(
+            getattr(name, a, None))]
+        if missing:
+            raise TypeError(f"method {name!r} is neither a name nor a dual method (it has no "
+                            f"{', '.join(missing)}; see meio.decomposition.methods.DualMethod)")
+        if params:
+            raise TypeError("parameters go to the method object's constructor, not make_method")
+        return name
     if name not in METHODS:
         raise ValueError(f"unknown method {name!r}; choose one of {', '.join(METHODS)}")
-    return METHODS[name](rhs)
+    return METHODS[name](rhs, **params)

@@ -1,14 +1,17 @@
-"""Primal recovery inside a run: from block estimates to a feasible plan, then polished.
+"""Resource-directive repair: from per-block estimates to a feasible plan, then polished.
 
-:class:`RepairMixin` is the recovery half of the driver's run state. It needs the run's
-``ex`` (block executor), ``rows_of`` (rows per block), ``is_mip``, ``sense``, ``rhs``,
-``sigma``, ``scale``, ``prices``, ``pool``, ``best_primal`` and ``primal_solutions``.
+:class:`ResourceDirectiveRepair` turns the estimates a primal heuristic proposes
+(:mod:`meio.decomposition.heuristics`) into a plan that meets every linking row. It reads the
+run it works for through a small interface (the run's ``ex`` (block executor), ``rows_of``
+(rows per block), ``sense``, ``rhs``, ``sense_sign``, ``scale`` (magnitude of the block
+objective values), ``prices`` (best multipliers so far) and ``pool`` (the column pool, which
+receives every block solution it sees); :class:`meio.decomposition.engine.RunState`) and
+returns the plan; it never changes the run's best plan itself.
 
 1. Resource-directive repair (Geoffrion 1970, as a heuristic): split each linking row's
-   right-hand side among the blocks by an estimate of their use (restricted master columns,
-   the bundle's convex combination, ergodic averages; :mod:`meio.decomposition.recovery`), let
-   every block solve its own problem within its elastic shares, re-split from what they used;
-   as a last resort, blocks one after another with the room left.
+   right-hand side among the blocks by an estimate of their use, let every block solve its own
+   problem within its elastic shares, re-split from what they used; as a last resort, blocks
+   one after another with the room left.
 2. Block-coordinate polishing: each block re-solves its own problem within the room the others
    leave and keeps a cheaper solution; the plan stays feasible and its cost never rises
    (Gauss-Seidel passes for a few blocks, parallel Jacobi rounds for many).
@@ -19,40 +22,93 @@ parallel on a sharded back-end.
 
 from __future__ import annotations
 
+import numbers
+from dataclasses import dataclass
+
 import numpy as np
 
-from .recovery import ErgodicAverage, allocate
+from .recovery import allocate
+
+__all__ = ["Plan", "ResourceDirectiveRepair"]
 
 
-class RepairMixin:
-    """Recovery methods of the driver's run state (see the module docstring)."""
+@dataclass
+class Plan:
+    """A feasible plan: its exact objective value (the sum of the blocks' own costs) and each
+    block's solution snapshot, in block order."""
 
-    sequential_polish_limit = 30  # blocks; beyond, polishing runs in parallel rounds
+    cost: float
+    solutions: list
 
-    def recover_all(self, dual, ergodic: ErgodicAverage, rho: np.ndarray) -> bool:
-        """Try the estimates in turn: restricted master, the method's own, the ergodic one."""
-        rows = self.rows_of
-        tries = []
-        if self.is_mip:
-            tries.append(self.pool.master(self.sense, self.rhs, self.sigma, rows, integer=True))
-        tries.append(self.pool.master(self.sense, self.rhs, self.sigma, rows))
-        est = dual.primal_estimate()
-        if est:
-            tries.append([est[j] * rho[r] if j in est else ergodic.avg[j]
-                          for j, r in enumerate(rows)])
-        tries.append(ergodic.avg)
-        return any(cand is not None and self.recover(cand) for cand in tries)
 
-    @property
-    def penalty(self) -> np.ndarray:
-        """Cost per unit of violating a share in repair: large against the objective's scale
-        and relative to each row's size, so that a block gives up the same fraction of any row
-        rather than the rows measured in small units."""
-        rho = np.where(np.abs(self.rhs) > 0, np.abs(self.rhs), 1.0)
-        return 10.0 * (1.0 + abs(self.scale)) / rho
+class ResourceDirectiveRepair:
+    """Split, solve, re-split, polish (module docstring); call it with a run and estimates.
+
+    Options (checked; a wrong value raises :class:`ValueError` naming it):
+
+    - ``rounds`` (>= 1, default 6): split-and-solve rounds before the sequential last resort.
+    - ``penalty_factor`` (> 0, default 10): a block pays ``penalty_factor * (1 + scale) /
+      row_scale`` per unit it goes beyond its share (``scale``: the largest block objective
+      value of the last iteration, ``row_scale = |rhs|``): large against the objective and
+      relative to each row's size, so a block gives up the same fraction of any row.
+    - ``feasibility_tol`` (>= 0, default 1e-6): a plan meets a row when it is within this,
+      relative to ``max(1, |rhs|)``.
+    - ``polish_passes`` (>= 0, default 3) and ``polish_min_gain`` (>= 0, default 1e-4):
+      polishing passes at most, stopping after one that lowered the cost by less than this
+      (relative).
+    - ``sequential_polish_limit`` (>= 0, default 30): with at most this many blocks,
+      polishing is Gauss-Seidel (one block at a time); beyond, parallel Jacobi rounds.
+    """
+
+    def __init__(self, rounds: int = 6, penalty_factor: float = 10.0,
+                 feasibility_tol: float = 1e-6, polish_passes: int = 3,
+                 polish_min_gain: float = 1e-4, sequential_polish_limit: int = 30):
+        for name, value, least, integer in (
+                ("rounds", rounds, 1, True), ("penalty_factor", penalty_factor, None, False),
+                ("feasibility_tol", feasibility_tol, 0, False),
+                ("polish_passes", polish_passes, 0, True),
+                ("polish_min_gain", polish_min_gain, 0, False),
+                ("sequential_polish_limit", sequential_polish_limit, 0, True)):
+            kind = numbers.Integral if integer else numbers.Real
+            ok = isinstance(value, kind) and not isinstance(value, bool) and (
+                value > 0 if least is None else value >= least)
+            if not ok:
+                what = "an integer" if integer else "a number"
+                limit = "> 0" if least is None else f">= {least}"
+                raise ValueError(f"ResourceDirectiveRepair.{name} must be {what} {limit}, "
+                                 f"got {value!r}")
+        self.rounds, self.penalty_factor = rounds, penalty_factor
+        self.feasibility_tol = feasibility_tol
+        self.polish_passes, self.polish_min_gain = polish_passes, polish_min_gain
+        self.sequential_polish_limit = sequential_polish_limit
+
+    def __repr__(self) -> str:
+        return (f"ResourceDirectiveRepair(rounds={self.rounds}, "
+                f"penalty_factor={self.penalty_factor}, "
+                f"feasibility_tol={self.feasibility_tol}, polish_passes={self.polish_passes}, "
+                f"polish_min_gain={self.polish_min_gain}, "
+                f"sequential_polish_limit={self.sequential_polish_limit})")
+
+    def __call__(self, run, estimates: list[np.ndarray | None]) -> Plan | None:
+        """A feasible plan repaired from ``estimates`` (one array of terms per block, in the
+        block's rows) and polished, or None."""
+        return _Repairing(self, run).recover(estimates)
+
+
+class _Repairing:
+    """One repair on one run: the run's arrays at hand (what the options do with them)."""
+
+    def __init__(self, options: ResourceDirectiveRepair, run):
+        self.options = options
+        self.ex, self.rows_of, self.pool = run.ex, run.rows_of, run.pool
+        self.sense, self.rhs, self.sense_sign = run.sense, run.rhs, run.sense_sign
+        self.prices = run.prices
+        # cost per unit of violating a share (ResourceDirectiveRepair's penalty_factor)
+        self.penalty = options.penalty_factor * (1.0 + abs(run.scale)) / run.row_scale
+        self.sequential_polish_limit = options.sequential_polish_limit
 
     def _fits(self, use: np.ndarray) -> bool:
-        tol = 1e-6 * np.maximum(1.0, np.abs(self.rhs))
+        tol = self.options.feasibility_tol * np.maximum(1.0, np.abs(self.rhs))
         return bool(np.where(self.sense == "<=", use <= self.rhs + tol,
                              np.where(self.sense == ">=", use >= self.rhs - tol,
                                       np.abs(use - self.rhs) <= tol)).all())
@@ -97,6 +153,7 @@ class RepairMixin:
         (:func:`~meio.decomposition.recovery.allocate` from the current use), so any block's
         cheaper solution within its share can be kept whatever the others do. Stops after a
         pass that lowered the cost by less than ``min_gain`` (relative)."""
+        passes, min_gain = self.options.polish_passes, self.options.polish_min_gain
         n = len(self.rows_of)
         use = np.zeros(len(self.rhs))
         for rows, t in zip(self.rows_of, used, strict=True):
@@ -127,7 +184,7 @@ class RepairMixin:
                     inside = bool(((terms >= lo - tol) & (terms <= hi + tol)).all())
                     trial = use.copy()
                     np.add.at(trial, self.rows_of[k], terms - used[k])
-                    if (self.sigma * (costs[k] - cost) > 1e-9 * max(1.0, abs(costs[k]))
+                    if (self.sense_sign * (costs[k] - cost) > 1e-9 * max(1.0, abs(costs[k]))
                             and (inside or len(group) == 1) and self._fits(trial)):
                         costs[k], used[k], use, sols[k] = cost, terms, trial, sol
                         self.pool.add(k, cost, terms)
@@ -135,8 +192,8 @@ class RepairMixin:
             if not better or abs(before - sum(costs)) < min_gain * max(1.0, abs(before)):
                 return
 
-    def recover(self, estimates: list[np.ndarray | None], rounds: int = 6) -> bool:
-        """Repair from per-block estimates, then polish; True if the best primal improved.
+    def recover(self, estimates: list[np.ndarray | None]) -> Plan | None:
+        """Repair from per-block estimates, then polish; the plan, or None.
 
         Each round splits the right-hand sides by the current estimates, lets every block solve
         its own problem within its (elastic) shares, and checks the linking rows on the union.
@@ -144,15 +201,15 @@ class RepairMixin:
         rows again from what the blocks actually used, so the others make room.
         """
         if any(e is None for e in estimates):
-            return False
+            return None
         n = len(self.rows_of)
         fixed = [np.zeros(len(rows), dtype=bool) for rows in self.rows_of]
-        for _ in range(rounds):
+        for _ in range(self.options.rounds):
             shares = allocate(self.sense, self.rhs, self.rows_of, estimates, fixed)
             answers = self.ex.restricted([(k, lo, hi, self.penalty[self.rows_of[k]],
                                            None) for k, (lo, hi) in enumerate(shares)])
             if any(a is None for a in answers):
-                return False
+                return None
             costs = [a[0] for a in answers]
             used = [a[1] for a in answers]
             sols = [a[2] for a in answers]
@@ -169,12 +226,7 @@ class RepairMixin:
         else:
             plan = self._sequential(estimates)
             if plan is None:
-                return False
+                return None
             costs, used, sols = plan
         self._polish(costs, used, sols)
-        total = float(sum(costs))
-        if self.sigma * total < self.best_primal:
-            self.best_primal = self.sigma * total
-            self.primal_solutions = list(sols)
-            return True
-        return False
+        return Plan(float(sum(costs)), list(sols))

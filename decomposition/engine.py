@@ -1,0 +1,632 @@
+"""The decomposition loop as named steps, with hooks (docs/decomposition.md, "The loop").
+
+:class:`DecompositionEngine` runs one decomposition. :meth:`DecompositionEngine.run` reads as
+the algorithm::
+
+    start
+    for each iteration k:
+        before_iteration hooks
+        propose    -- the multipliers to evaluate (dual method; or the restricted master's
+                      duals in the column generation phase)
+        evaluate   -- every block at them: the Lagrangian bound, the subgradient, block cuts
+        observe    -- keep the best bound (on_new_bound hooks), tell the dual method, update
+                      the ergodic averages
+        recover    -- every few iterations: primal heuristics and repair (on_new_primal
+                      hooks); a Farkas certificate when no plan is found
+        record     -- one history row, progress, checkpoint
+        after_iteration hooks
+        stop       -- a status, or None to go on
+    finish       -- a last recovery, a last certificate, the result
+
+Every step is a small method; a subclass may override one (e.g. ``record`` to log more).
+
+**Column generation** is a phase: when the dual method has converged with LP blocks and the
+column generation heuristic (:class:`~meio.decomposition.heuristics.ColumnGeneration`) has
+priced the linking rows, the engine proposes the restricted master's duals instead of the dual
+method's multipliers, until the gap is reached or no new column appears (Dantzig & Wolfe 1960).
+
+**Hooks** (after mpi-sppy's extensions): any object with some of these methods, passed as
+``hooks=[...]``; each is called with the engine (read ``engine.iteration``, ``engine.bound``,
+``engine.primal``, ``engine.gap``, ``engine.theta``, ``engine.state``):
+
+- ``before_iteration(engine, iteration)`` -- before iteration ``iteration`` (1-based);
+- ``after_iteration(engine, record)`` -- after it, with its history row (a dict);
+- ``on_new_bound(engine, bound, theta)`` -- the best Lagrangian bound improved (family's sense);
+- ``on_new_primal(engine, value)`` -- a better feasible plan was found.
+
+A hook that returns True, or raises :class:`StopRun`, ends the run with status ``stopped``
+(the iteration in progress is finished and recorded; a hook in ``before_iteration`` ends it
+before the iteration starts). A status that proves something found in the same iteration
+(``gap``, ``converged``, ``infeasible``) takes precedence.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+from meio.models import interrupt
+from meio.models.interface import BlockFamily, check_rows
+from meio.models.status import Status
+from tqdm.auto import tqdm
+
+from .checkpoint import load_checkpoint, problem_digest, save_checkpoint
+from .executor import make_executor
+from .heuristics import ColumnGeneration
+from .methods import Evaluation
+from .options import DecompositionOptions
+from .recovery import ColumnPool, ErgodicAverage, per_block
+from .repair import Plan
+from .result import LagrangianResult, relative_gap
+from .subproblem import BlockOutcome
+
+__all__ = ["DecompositionEngine", "Hook", "MixedIterationError", "RunState", "StopRun",
+           "infeasibility_certificate", "lagrangian_bound", "multipliers_vector"]
+
+log = logging.getLogger(__name__)
+
+LABEL_EXCLUDE = ("key",)
+INFEASIBLE_STATUSES = ("Infeasible", "provenInfeasible", "locallyInfeasible", "infeasible")
+HOOK_EVENTS = ("before_iteration", "after_iteration", "on_new_bound", "on_new_primal")
+
+
+class StopRun(Exception):  # noqa: N818 - a request, not an error
+    """Raised by a hook to end the run; its message becomes the result's ``stop_reason``."""
+
+
+class Hook(Protocol):
+    """What a hook may implement (each method optional; module docstring)."""
+
+    def before_iteration(self, engine: DecompositionEngine, iteration: int) -> bool | None: ...
+
+    def after_iteration(self, engine: DecompositionEngine, record: dict) -> bool | None: ...
+
+    def on_new_bound(self, engine: DecompositionEngine, bound: float,
+                     theta: np.ndarray) -> bool | None: ...
+
+    def on_new_primal(self, engine: DecompositionEngine, value: float) -> bool | None: ...
+
+
+class MixedIterationError(ValueError):
+    """Block outcomes from different multipliers were about to be summed into one bound."""
+
+
+def lagrangian_bound(outcomes: Sequence[BlockOutcome], tag: int, theta: np.ndarray,
+                     rhs: np.ndarray, sense_sign: int) -> float | None:
+    """``sum_i L_i(theta) - sense_sign theta . rhs`` from outcomes of iteration ``tag``.
+
+    Raises :class:`MixedIterationError` if an outcome carries another tag; returns None when some
+    block has no proven bound.
+    """
+    if any(o.tag != tag for o in outcomes):
+        tags = sorted({o.tag for o in outcomes})
+        raise MixedIterationError(f"refusing to sum block bounds of iterations {tags}")
+    if any(o.bound is None for o in outcomes):
+        return None
+    return float(sum(o.bound for o in outcomes) - sense_sign * float(theta @ rhs))
+
+
+def multipliers_vector(rows: pd.DataFrame, table: pd.DataFrame | None,
+                       column: str = "multiplier") -> np.ndarray:
+    """Align a multiplier table (with ``kind``, ``key`` and ``column``) to a row table.
+
+    Use it to warm start from the LP duals of :func:`meio.models.solve_monolithic` (its
+    ``rows``) or from a previous run's ``multipliers``. Rows absent from the table get 0.
+    """
+    if table is None:
+        return np.zeros(len(rows))
+    lookup = dict(zip(zip(table["kind"], table["key"], strict=True), table[column],
+                      strict=True))
+    return np.array([float(lookup.get((k, key), 0.0)) for k, key in
+                     zip(rows["kind"], rows["key"], strict=True)])
+
+
+def infeasibility_certificate(mins: Sequence[float | None], d: np.ndarray, rhs: np.ndarray,
+                              tol: float = 1e-6) -> float | None:
+    """The margin of a Farkas certificate that no plan meets the linking rows, or None.
+
+    For ``d`` in the multipliers' cone (``>= 0`` on ``<=`` rows, ``<= 0`` on ``>=`` rows, any
+    sign on ``==`` rows), every plan that meets the rows has ``sum_i d . g_i(x_i) <= d . rhs``.
+    ``mins`` are proven lower bounds of ``min d . g_i`` over each block's own feasible set; if
+    their sum exceeds ``d . rhs`` by more than ``tol`` (relative), no plan exists
+    (Farkas 1902; the ray along which the Lagrangian dual is unbounded).
+
+    >>> infeasibility_certificate([6.0, 5.0], np.array([1.0]), np.array([10.0]))
+    1.0
+    >>> infeasibility_certificate([6.0, None], np.array([1.0]), np.array([10.0])) is None
+    True
+    """
+    if not mins or any(m is None or not math.isfinite(m) for m in mins):
+        return None
+    total, cap = float(sum(mins)), float(d @ rhs)
+    scale = max(1.0, abs(cap), float(sum(abs(m) for m in mins)))
+    margin = total - cap
+    return margin if margin > tol * scale else None
+
+
+def sign_cone(sense: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds ``lo <= theta <= hi`` of the multipliers: ``>= 0`` on ``<=`` rows, ``<= 0`` on
+    ``>=`` rows, free on ``==`` rows."""
+    lo = np.where(sense == "<=", 0.0, -np.inf)
+    hi = np.where(sense == ">=", 0.0, np.inf)
+    return lo, hi
+
+
+class RunState:
+    """The problem as the engine sees it, and what a run has found so far.
+
+    Fixed for the run: ``family``, ``rows`` (the linking rows), ``rhs``, ``sense``,
+    ``sense_sign`` (+1 minimize, -1 maximize), ``row_scale`` (``|rhs|``, 1 where rhs is 0: the
+    dual methods work on rows divided by it), ``lo``/``hi`` (the multipliers' sign cone),
+    ``blocks``, ``rows_of`` (positions of each block's rows), ``is_mip``, ``ex`` (the block
+    executor). Found so far (in D-space, ``sense_sign`` times the family's values, so larger
+    bounds and smaller plan values are better): ``best_bound``, ``best_primal``,
+    ``primal_solutions`` (per block, the best plan's snapshot), ``prices`` (the multipliers of
+    the best bound), ``scale`` (magnitude of the last block values), ``pool`` (column pool),
+    and, set by the engine, ``dual`` (the dual method) and ``ergodic`` (running averages).
+    """
+
+    STATE = ("best_bound", "best_primal", "primal_solutions", "scale", "pool", "prices")
+
+    def __init__(self, family: BlockFamily, options: DecompositionOptions, subproblem=None,
+                 cache=None):
+        self.family = family
+        self.rows = check_rows(family.linking_rows())
+        self.rhs = self.rows["rhs"].to_numpy(dtype=float)
+        self.sense = self.rows["sense"].to_numpy()
+        self.sense_sign = family.sense_sign
+        self.row_scale = np.where(np.abs(self.rhs) > 0, np.abs(self.rhs), 1.0)
+        self.lo, self.hi = sign_cone(self.sense)
+        self.blocks: list[Hashable] = list(family.block_ids())
+        self.ex = make_executor(family, self.blocks, subproblem, options.mip_gap,
+                                options.subproblem_time_limit, options.backend,
+                                options.workers, options.address, cache)
+        self.rows_of, self.is_mip = self.ex.meta()
+        self.best_bound = -np.inf
+        self.best_primal = np.inf
+        self.primal_solutions: list | None = None
+        self.scale = 1.0
+        least, most = options.pool_columns
+        width = sum(len(r) for r in self.rows_of)
+        self.pool = ColumnPool(len(self.blocks), per_block(options.terms_budget, width, least,
+                                                           most))
+        self.prices: np.ndarray | None = None
+        self.dual = None
+        self.ergodic: ErgodicAverage | None = None
+
+    def state(self) -> dict:
+        """What a checkpoint keeps of the run (the subproblems are rebuilt, not saved)."""
+        return {name: getattr(self, name) for name in self.STATE}
+
+    def restore(self, state: dict) -> None:
+        for name in self.STATE:
+            setattr(self, name, state[name])
+
+    def original(self, d_value: float) -> float | None:
+        """A D-space value in the family's sense (None when not finite)."""
+        return None if not math.isfinite(d_value) else self.sense_sign * d_value
+
+    def gap(self) -> float | None:
+        """The certified relative gap of the best bound and plan."""
+        bound, primal = self.original(self.best_bound), self.original(self.best_primal)
+        if bound is None or primal is None:
+            return None
+        if self.sense_sign == 1:
+            return relative_gap(bound, primal)
+        return relative_gap(primal, bound)
+
+    def primal_values(self) -> dict | None:
+        """The best primal solution as variable values per block."""
+        if self.primal_solutions is None:
+            return None
+        return {b: self.ex.values(k, sol) for k, (b, sol) in
+                enumerate(zip(self.blocks, self.primal_solutions, strict=True))}
+
+    def highs_seconds(self) -> float:
+        """HiGHS run time summed over the blocks (NaN if a subproblem does not report it)."""
+        return self.ex.highs_seconds()
+
+
+@dataclass
+class Iteration:
+    """What one iteration has produced so far (filled step by step)."""
+
+    k: int
+    theta: np.ndarray | None = None  # multipliers evaluated (rows' own units)
+    scaled: np.ndarray | None = None  # the same, scaled (what the dual method sees)
+    added: int = 0  # the pool's column count when a column-generation price was proposed
+    outcomes: list | None = None
+    bound: float | None = None  # L(theta) in the family's sense
+    subgradient: np.ndarray | None = None
+    cuts: list | None = None
+    recovered: bool = False
+    master_seconds: float = 0.0
+    subproblem_seconds: float = 0.0
+    highs_seconds: float = 0.0
+    recovery_seconds: float = 0.0
+    recovery_highs_seconds: float = 0.0
+
+
+class DecompositionEngine:
+    """One decomposition run: the state, the steps of the loop, the hooks (module docstring).
+
+    ``dual``: a dual method object (:class:`~meio.decomposition.methods.DualMethod` protocol),
+    used as it is (the driver copies a user's object first); ``heuristics``: primal heuristics
+    in order; ``repair``: turns their estimates into plans; ``hooks``: objects with any of
+    :data:`HOOK_EVENTS`.
+    """
+
+    def __init__(self, state: RunState, dual, heuristics: Sequence, repair,
+                 options: DecompositionOptions, hooks: Sequence = (),
+                 theta0: np.ndarray | pd.DataFrame | None = None,
+                 start_time: float | None = None):
+        self.state, self.dual, self.options = state, dual, options
+        self.heuristics, self.repair = list(heuristics), repair
+        self.hooks = list(hooks)
+        for hook in self.hooks:
+            if not any(callable(getattr(hook, e, None)) for e in HOOK_EVENTS):
+                raise TypeError(f"hook {hook!r} has none of the methods {', '.join(HOOK_EVENTS)}")
+        self.theta0 = theta0
+        self.method = getattr(dual, "name", type(dual).__name__)
+        self.history: list[dict] = []
+        self.best_theta: np.ndarray | None = None
+        self.iteration = 0  # the last finished iteration
+        self.done = 0  # iterations finished before this call (resume)
+        self.column_generation = False
+        self.status: Status = Status.ITERATION_LIMIT
+        self.infeasibility: str | None = None
+        self.stop_reason: str | None = None
+        self._stop_requested = False
+        self.last_subgradient: np.ndarray | None = None
+        self.last_scaled: np.ndarray | None = None
+        self.digest: str | None = None
+        # the run's clock (time limit, ``seconds``): from the caller's start, so the blocks'
+        # compilation counts
+        self.start_time = time.perf_counter() if start_time is None else start_time
+
+    # -- what hooks read ------------------------------------------------------------------
+    @property
+    def bound(self) -> float | None:
+        """The best Lagrangian bound so far, in the family's sense."""
+        return self.state.original(self.state.best_bound)
+
+    @property
+    def primal(self) -> float | None:
+        """The best plan's value so far, in the family's sense."""
+        return self.state.original(self.state.best_primal)
+
+    @property
+    def gap(self) -> float | None:
+        return self.state.gap()
+
+    @property
+    def theta(self) -> np.ndarray | None:
+        """The multipliers of the best bound (rows' own units)."""
+        return self.best_theta
+
+    # -- the algorithm --------------------------------------------------------------------
+    def run(self) -> LagrangianResult:
+        """Start, iterate the steps until one of them stops the run, finish."""
+        self.start()
+        opts, k = self.options, self.done
+        bar = tqdm(total=opts.max_iter, initial=self.done, disable=not opts.progress,
+                   desc=f"lagrangian/{self.method}", leave=False)
+        for k in range(self.done + 1, opts.max_iter + 1):
+            if self._notify("before_iteration", k):
+                self.status, k = Status.STOPPED, k - 1
+                break
+            it = Iteration(k)
+            self.propose(it)
+            self.evaluate(it)
+            status = self.check_evaluation(it)
+            if status is not None:
+                self.status, k = status, k - 1
+                break
+            self.observe(it)
+            self.recover(it)
+            record = self.record(it)
+            bar.update(1)
+            bar.set_postfix(gap=f"{record['gap']:.2e}" if record["gap"] is not None else "-")
+            self.iteration = k
+            if self._notify("after_iteration", record):
+                self._stop_requested = True
+            status = self.stop(it)
+            if status is not None:
+                self.status = status
+                break
+        bar.close()
+        self.iteration = k
+        return self.finish(k)
+
+    def start(self) -> None:
+        """Checkpoint or fresh start: the dual method, the ergodic averages, the history."""
+        st, opts = self.state, self.options
+        theta0 = self.theta0
+        if isinstance(theta0, pd.DataFrame):
+            theta0 = multipliers_vector(st.rows, theta0)
+        theta0 = np.zeros(len(st.rhs)) if theta0 is None else np.asarray(theta0, dtype=float)
+        if theta0.shape != st.rhs.shape:
+            raise ValueError(f"theta0 has {theta0.size} entries for {st.rhs.size} linking rows")
+        if opts.checkpoint is not None:
+            self.digest = problem_digest(st.family, st.blocks, st.rows)
+        if opts.resume and opts.checkpoint is not None and Path(opts.checkpoint).exists():
+            saved = load_checkpoint(opts.checkpoint, self.digest, self.method)
+            self.dual, st.ergodic, self.history = saved["dual"], saved["ergodic"], saved["history"]
+            self.best_theta, self.done = saved["best_theta"], saved["iteration"]
+            st.restore(saved["run"])
+        else:
+            fit = getattr(self.dual, "fit", None)
+            if fit is not None:
+                fit(sum(len(r) for r in st.rows_of), opts.terms_budget)
+            self.dual.start(theta0 * st.row_scale, st.lo, st.hi, len(st.blocks),
+                            st.rhs / st.row_scale)
+            st.ergodic = ErgodicAverage(len(st.blocks))
+            self.history, self.best_theta, self.done = [], self.dual.theta.copy(), 0
+        st.dual = self.dual
+        log.debug("Lagrangian decomposition (%s): %d blocks, %d linking rows%s", self.method,
+                  len(st.blocks), len(st.rhs),
+                  f", resumed at iteration {self.done}" if self.done else "")
+
+    def propose(self, it: Iteration) -> None:
+        """The multipliers to evaluate: the dual method's, or in the column generation phase
+        the restricted master's duals projected on the sign cone."""
+        st = self.state
+        t = time.perf_counter()
+        if self.column_generation:
+            it.theta = np.clip(st.pool.prices, st.lo, st.hi)
+            it.scaled, it.added = it.theta * st.row_scale, st.pool.added
+        else:
+            it.scaled = self.dual.propose().copy()
+            it.theta = it.scaled / st.row_scale
+        self.last_scaled = it.scaled
+        it.master_seconds = time.perf_counter() - t
+
+    def evaluate(self, it: Iteration) -> None:
+        """Every block at ``it.theta``: the bound from proven block bounds of this iteration,
+        the subgradient, the block cuts; block solutions go to the column pool."""
+        st = self.state
+        t, h = time.perf_counter(), st.highs_seconds()
+        outs = st.ex.evaluate(it.theta, it.k)
+        it.outcomes = outs
+        if not interrupt.requested():  # an incomplete iteration leaves the state untouched
+            vals = [abs(o.value) for o in outs if o.value is not None]
+            if vals:
+                st.scale = max(vals)
+            for k, (rows, o) in enumerate(zip(st.rows_of, outs, strict=True)):
+                if o.value is not None and o.terms is not None:
+                    own = o.value - st.sense_sign * float(it.theta[rows] @ o.terms)
+                    st.pool.add(k, own, o.terms)
+            it.bound = lagrangian_bound(outs, it.k, it.theta, st.rhs, st.sense_sign)
+            if all(o.terms is not None for o in outs):
+                s = -st.rhs.copy()
+                for rows, o in zip(st.rows_of, outs, strict=True):
+                    np.add.at(s, rows, o.terms)
+                it.subgradient = s
+            it.cuts = [(k, rows, st.sense_sign * o.value, o.terms)
+                       for k, (rows, o) in enumerate(zip(st.rows_of, outs, strict=True))
+                       if o.value is not None and o.terms is not None]
+        it.subproblem_seconds = time.perf_counter() - t
+        it.highs_seconds = st.highs_seconds() - h
+
+    def check_evaluation(self, it: Iteration) -> Status | None:
+        """``interrupted`` (Ctrl-C during the block solves: the iteration is dropped) or
+        ``infeasible`` (a block has no solution of its own), else None."""
+        if interrupt.requested():
+            return Status.INTERRUPTED
+        empty = [o.block for o in it.outcomes if o.status in INFEASIBLE_STATUSES]
+        if empty:  # a block with no solution at all: no plan can exist (proof: that block)
+            self.infeasibility = (f"{len(empty)} block(s) have no feasible solution of their "
+                                  f"own (the linking rows aside): "
+                                  f"{', '.join(map(str, empty[:5]))}")
+            return Status.INFEASIBLE
+        return None
+
+    def observe(self, it: Iteration) -> None:
+        """Keep the best bound and its multipliers; give the dual method the evaluation and
+        the ergodic averages the block solutions (not in the column generation phase)."""
+        st, dual = self.state, self.dual
+        if it.subgradient is not None:
+            self.last_subgradient = it.subgradient
+        value = None if it.bound is None else st.sense_sign * it.bound
+        if value is not None and value > st.best_bound:
+            st.best_bound, self.best_theta = value, it.theta.copy()
+            st.prices = self.best_theta
+            if self._notify("on_new_bound", self.bound, self.best_theta):
+                self._stop_requested = True
+        if np.isfinite(st.best_primal):
+            dual.target = st.best_primal
+        t = time.perf_counter()
+        if not self.column_generation:
+            rs = st.row_scale
+            dual.observe(Evaluation(it.scaled, value,
+                                    None if it.subgradient is None else it.subgradient / rs,
+                                    [(p, r, d, g / rs[r]) for p, r, d, g in it.cuts]))
+            weight = getattr(dual, "primal_weight", None)
+            st.ergodic.update([o.terms for o in it.outcomes],
+                              weight() if weight is not None else None)
+        it.master_seconds += time.perf_counter() - t
+
+    def recovery_due(self, k: int) -> bool:
+        """A recovery every ``recover_every`` iterations, when the dual method has converged,
+        at the last iteration and in every column generation iteration."""
+        every = self.options.recover_every
+        return bool(every) and (k % every == 0 or self.dual.converged
+                                or k == self.options.max_iter or self.column_generation)
+
+    def recover(self, it: Iteration) -> None:
+        """If due: primal heuristics and repair; with no plan yet, look for a Farkas
+        certificate that none exists."""
+        st = self.state
+        t = time.perf_counter()
+        if self.recovery_due(it.k):
+            h = st.highs_seconds()
+            it.recovered = self.run_heuristics()
+            if st.primal_solutions is None:  # no plan yet: is there none at all?
+                self.infeasibility = self.farkas([it.subgradient, it.theta])
+            it.recovery_highs_seconds = st.highs_seconds() - h
+        it.recovery_seconds = time.perf_counter() - t
+
+    def run_heuristics(self) -> bool:
+        """Every heuristic's estimates (in order), then the repair of each until one gives a
+        better plan than the best; True if one did."""
+        candidates = [h.estimates(self.state) for h in self.heuristics]
+        for estimates in candidates:
+            if estimates is None:
+                continue
+            plan = self.repair(self.state, estimates)
+            if plan is not None and self.offer(plan):
+                return True
+        return False
+
+    def offer(self, plan: Plan) -> bool:
+        """Keep ``plan`` if it is better than the best; True if it was."""
+        st = self.state
+        if st.sense_sign * plan.cost < st.best_primal:
+            st.best_primal = st.sense_sign * plan.cost
+            st.primal_solutions = list(plan.solutions)
+            if self._notify("on_new_primal", self.primal):
+                self._stop_requested = True
+            return True
+        return False
+
+    def record(self, it: Iteration) -> dict:
+        """The iteration's history row; a checkpoint every ``checkpoint_every`` iterations."""
+        st = self.state
+        gap = st.gap()
+        s = it.subgradient
+        row = {"iteration": it.k, "bound": it.bound, "best_bound": self.bound,
+               "primal": self.primal, "gap": gap, "step": self.dual.step,
+               "subgradient_norm": None if s is None else float(np.linalg.norm(s)),
+               "recovered": it.recovered, "subproblem_seconds": it.subproblem_seconds,
+               "highs_seconds": it.highs_seconds, "master_seconds": it.master_seconds,
+               "recovery_seconds": it.recovery_seconds,
+               "recovery_highs_seconds": it.recovery_highs_seconds,
+               "seconds": time.perf_counter() - self.start_time}
+        self.history.append(row)
+        log.debug("iteration %d: bound %s, best bound %s, best plan %s, gap %s", it.k,
+                  *(f"{v:.10g}" if v is not None else "-" for v in
+                    (it.bound, row["best_bound"], row["primal"], gap)))
+        if it.k % self.options.checkpoint_every == 0:
+            self.save(it.k)
+        return row
+
+    def stop(self, it: Iteration) -> Status | None:
+        """The status that ends the run after this iteration, or None; may switch to the
+        column generation phase."""
+        st, opts, dual = self.state, self.options, self.dual
+        if self.infeasibility is not None:
+            return Status.INFEASIBLE
+        gap = st.gap()
+        if gap is not None and gap <= opts.gap_tol:
+            return Status.GAP
+        if self.column_generation and st.pool.added == it.added:
+            return Status.CONVERGED  # the master's duals price out no new column
+        if dual.converged and not self.column_generation:
+            if st.is_mip or st.pool.prices is None or not self._column_generation_on():
+                # only a method with a dual optimality test proves the bound is the optimum
+                return (Status.CONVERGED if getattr(dual, "proves_optimality", False)
+                        else Status.STALLED)
+            # LP blocks: the bound is at the dual optimum but the plan is not; Dantzig-Wolfe
+            # column generation from here recovers an optimal primal (Dantzig & Wolfe 1960)
+            self.column_generation = True
+        if self._stop_requested:
+            return Status.STOPPED
+        if opts.time_limit is not None and time.perf_counter() - self.start_time >= opts.time_limit:
+            return Status.TIME_LIMIT
+        if interrupt.requested():
+            return Status.INTERRUPTED
+        return None
+
+    def finish(self, k: int) -> LagrangianResult:
+        """A last recovery if no plan was found, a last infeasibility certificate, the last
+        checkpoint, and the result."""
+        st, opts = self.state, self.options
+        ran = k > self.done
+        if (opts.recover_every and st.primal_solutions is None and ran
+                and self.status not in (Status.INTERRUPTED, Status.INFEASIBLE)):
+            self.run_heuristics()  # one last try
+        if (self.status in (Status.ITERATION_LIMIT, Status.TIME_LIMIT)
+                and st.primal_solutions is None and not interrupt.requested()):
+            last = self.last_scaled / st.row_scale if ran else None
+            self.infeasibility = self.farkas([self.last_subgradient, self.best_theta, last])
+            self.status = Status.INFEASIBLE if self.infeasibility else self.status
+        if ran:
+            self.save(k)
+        table = st.rows.drop(columns=list(LABEL_EXCLUDE)).assign(multiplier=self.best_theta)
+        table.insert(1, "key", st.rows["key"])
+        values = st.primal_values() if opts.plan else None
+        tables = st.family.primal_tables(values) if values is not None else {}
+        return LagrangianResult(
+            method=self.method, sense=st.sense_sign, status=self.status, bound=self.bound,
+            primal=self.primal, iterations=k, seconds=time.perf_counter() - self.start_time,
+            theta=self.best_theta, multipliers=table, history=pd.DataFrame(self.history),
+            primal_values=values, primal_tables=tables, infeasibility=self.infeasibility,
+            stop_reason=self.stop_reason)
+
+    # -- helpers --------------------------------------------------------------------------
+    def save(self, k: int) -> None:
+        """Write the checkpoint (if the run has one) after iteration ``k``."""
+        if self.options.checkpoint is None:
+            return
+        save_checkpoint(self.options.checkpoint, {
+            "digest": self.digest, "problem": self.state.family.name, "method": self.method,
+            "iteration": k, "dual": self.dual, "ergodic": self.state.ergodic,
+            "history": self.history, "best_theta": self.best_theta, "run": self.state.state()})
+
+    def farkas(self, candidates: list) -> str | None:
+        """Try directions for a Farkas certificate (the last subgradient's violated part, the
+        best and the last multipliers); a sentence naming the rows, or None."""
+        st = self.state
+        for k, v in enumerate(candidates):
+            if v is None or interrupt.requested():
+                continue
+            v = np.asarray(v, dtype=float)
+            if k == 0:
+                d = np.clip(v / st.row_scale, st.lo, st.hi) / st.row_scale
+            else:
+                d = np.clip(v, st.lo, st.hi)
+            if not np.any(d):
+                continue
+            d = d / np.abs(d).max()
+            margin = infeasibility_certificate(st.ex.direction(d), d, st.rhs)
+            if margin is not None:
+                top = np.argsort(-np.abs(d))[:5]
+                rows = ", ".join(f"{st.rows['kind'].iat[j]} {_key_text(st.rows['key'].iat[j])}"
+                                 for j in top if d[j] != 0)
+                return (f"no plan meets the linking rows: weighted by a direction of the "
+                        f"multipliers (largest on {rows}), the least the blocks can put in "
+                        f"them exceeds their right-hand sides by {margin:.6g} (a Farkas "
+                        f"certificate)")
+        return None
+
+    def _column_generation_on(self) -> bool:
+        return any(isinstance(h, ColumnGeneration) for h in self.heuristics)
+
+    def _notify(self, event: str, *args) -> bool:
+        """Call ``event`` on every hook that has it; True if one asked to stop."""
+        stop = False
+        for hook in self.hooks:
+            fn = getattr(hook, event, None)
+            if fn is None:
+                continue
+            try:
+                if fn(self, *args) is True:
+                    stop = True
+                    self.stop_reason = self.stop_reason or f"{event} hook {hook!r} returned True"
+            except StopRun as request:
+                stop = True
+                self.stop_reason = self.stop_reason or (
+                    str(request) or f"{event} hook {hook!r} raised StopRun")
+        return stop
+
+
+def _key_text(key) -> str:
+    """A row key as text: ``('dc_1', 'fc_2')`` as ``dc_1/fc_2``."""
+    return "/".join(map(str, key)) if isinstance(key, tuple) else str(key)
