@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -25,6 +26,9 @@ from .engine import simulate
 from .metrics import outcome_tables
 from .network import Network, network_arrays
 from .samples import Samples, draw_samples
+
+if TYPE_CHECKING:  # matplotlib is an extra (meio[plots])
+    from matplotlib.figure import Figure
 
 
 @dataclass
@@ -44,16 +48,24 @@ def evaluate(instance: Instance, methods=METHODS, policies=("cheapest", "lookahe
              n_samples: int = 100, seed: int = 0, samples: Samples | None = None,
              plans: dict[str, PlannedBy] | None = None, variant: str = "continuous",
              steps: int = 8, time_limit: float | None = None, max_iter: int = 200,
-             gap: float = 1e-3, progress: bool = False, protect: float = 0.99) -> Evaluation:
+             gap: float = 1e-3, progress: bool = False, protect: float = 0.99,
+             report: bool = True) -> Evaluation:
     """Plan with ``methods``, simulate with ``policies`` on ``n_samples`` fresh samples (or the
     given ``samples``), and tabulate (``steps`` and ``protect`` as in
     :func:`~meio.simulation.simulate`).
+
+    ``report``: the evaluation is meant for :func:`write_report`, whose figures need
+    matplotlib (``meio[plots]``); it is checked first, so that a missing extra stops the run
+    with :class:`~meio._optional.MissingExtra` before any plan is made or sample simulated.
+    ``report=False`` makes the tables alone, without matplotlib.
 
     >>> from meio.instances import load
     >>> ev = evaluate(load("tiny"), methods=("single_echelon", "exact"), n_samples=20)
     >>> sorted(ev.tables["summary"]["method"].unique())
     ['exact', 'single_echelon']
     """
+    if report:
+        require("matplotlib", "the evaluation report")
     net = network_arrays(instance)
     planned = dict(plans or {})
     todo = [m for m in methods if m not in planned]
@@ -80,36 +92,48 @@ def evaluate(instance: Instance, methods=METHODS, policies=("cheapest", "lookahe
 
 
 # -- plots -------------------------------------------------------------------------------------
-def _plots(ev: Evaluation, out: Path) -> list[str]:
-    matplotlib = require("matplotlib", "the evaluation report's figures")
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+#: the axis label of every cost: the objective's words (docs/formulation.md), with its unit
+COST_LABEL = "expected cost per cycle (currency units)"
 
-    files = []
+
+def figures(ev: Evaluation) -> dict[str, Figure]:
+    """The report's figures (matplotlib :class:`~matplotlib.figure.Figure`), by file name:
+    ``cost_breakdown.png`` (cost parts per plan and policy, with the total's 95% interval),
+    ``service.png`` (share of each speed's demand met within its promise, with the network
+    target) and ``placement.png`` (each plan's units by node). Every axis is labelled with its
+    unit; legends sit outside the plots (constrained layout), so they cover no bar.
+    :func:`write_report` saves them."""
+    require("matplotlib", "the evaluation report")
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import PercentFormatter
+
+    figs = {}
     summ, serv, nodes = ev.tables["summary"], ev.tables["service"], ev.tables["nodes"]
     parts = ["buy", "holding", "fixed", "shipping", "transfer", "penalty"]
-    fig, axes = plt.subplots(1, len(ev.policies), figsize=(5.5 * len(ev.policies), 4.2),
-                             squeeze=False, sharey=True)
-    for ax, pol in zip(axes[0], ev.policies, strict=True):
+    n = len(ev.policies)
+    fig = Figure(figsize=(4.6 * n + 1.6, 4.4), layout="constrained")
+    axes = fig.subplots(1, n, squeeze=False, sharey=True)[0]
+    for ax, pol in zip(axes, ev.policies, strict=True):
         df = summ[summ["policy"] == pol].set_index("method")
         bottom = np.zeros(len(df))
         for part in parts:
             ax.bar(df.index, df[part], bottom=bottom, label=part)
             bottom += df[part].to_numpy()
         ax.errorbar(df.index, df["total"], yerr=df["total_ci95"], fmt="none", ecolor="black",
-                    capsize=4)
-        ax.set_title(f"expected cost per cycle, policy {pol}")
-        ax.tick_params(axis="x", rotation=20)
-    axes[0][0].set_ylabel("cost (95% interval on the total)")
-    axes[0][-1].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "cost_breakdown.png", dpi=110)
-    plt.close(fig)
-    files.append("cost_breakdown.png")
+                    capsize=4, label="95% interval on the total")
+        ax.set_title(f"policy {pol}")
+        ax.set_xlabel("plan")
+        ax.tick_params(axis="x", rotation=25)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].set_ylabel(COST_LABEL)
+    axes[0].yaxis.set_major_formatter("{x:,.0f}")
+    fig.suptitle("expected cost per cycle by part, out of sample")
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside right upper", fontsize=8)
+    figs["cost_breakdown.png"] = fig
 
-    fig, axes = plt.subplots(1, len(ev.policies), figsize=(5.5 * len(ev.policies), 4.2),
-                             squeeze=False, sharey=True)
-    for ax, pol in zip(axes[0], ev.policies, strict=True):
+    fig = Figure(figsize=(4.6 * n + 1.8, 4.2), layout="constrained")
+    axes = fig.subplots(1, n, squeeze=False, sharey=True)[0]
+    for ax, pol in zip(axes, ev.policies, strict=True):
         df = serv[serv["policy"] == pol]
         methods = list(dict.fromkeys(df["method"]))
         speeds = list(dict.fromkeys(df["speed"]))
@@ -123,43 +147,105 @@ def _plots(ev: Evaluation, out: Path) -> list[str]:
                    marker="_", s=600, color="black", label="network target", zorder=3)
         ax.set_xticks(np.arange(len(speeds)) + 0.4 - width / 2, speeds)
         ax.set_ylim(0, 1)
-        ax.set_title(f"demand met within its promise, policy {pol}")
-    axes[0][-1].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "service.png", dpi=110)
-    plt.close(fig)
-    files.append("service.png")
+        ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+        ax.set_title(f"policy {pol}")
+        ax.set_xlabel("delivery speed")
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].set_ylabel("demand met within its promise (% of the speed's demand)")
+    fig.suptitle("service per speed, out of sample (bars: 95% intervals)")
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside right upper", fontsize=8)
+    figs["service.png"] = fig
 
     first = ev.policies[0]
     pos = nodes[nodes["policy"] == first].pivot(index="method", columns="node",
                                                 values="position_units")
     share = pos.div(pos.sum(axis=1), axis=0)
-    fig, ax = plt.subplots(figsize=(max(6, 0.6 * share.shape[1] + 3), 0.5 * len(share) + 2))
-    im = ax.imshow(share.to_numpy(), cmap="viridis", aspect="auto")
+    fig = Figure(figsize=(max(6, 0.6 * share.shape[1] + 3.5), 0.5 * len(share) + 2.4),
+                 layout="constrained")
+    ax = fig.subplots()
+    im = ax.imshow(share.to_numpy() * 100, cmap="viridis", aspect="auto", vmin=0)
     ax.set_xticks(range(share.shape[1]), share.columns, rotation=45, ha="right", fontsize=8)
     ax.set_yticks(range(len(share)), share.index)
     for (r, c), v in np.ndenumerate(share.to_numpy()):
-        ax.text(c, r, f"{v:.0%}", ha="center", va="center", fontsize=7, color="white")
-    fig.colorbar(im, ax=ax, label="share of the plan's units")
+        ax.text(c, r, f"{v:.0%}", ha="center", va="center", fontsize=7,
+                color="white" if v < 0.6 else "black")
+    ax.set_xlabel("node")
+    ax.set_ylabel("plan")
+    fig.colorbar(im, ax=ax, label="share of the plan's units positioned at the node (%)")
     ax.set_title("placement: where each plan positions its units")
-    fig.tight_layout()
-    fig.savefig(out / "placement.png", dpi=110)
-    plt.close(fig)
-    files.append("placement.png")
-    return files
+    figs["placement.png"] = fig
+    return figs
+
+
+def _plots(ev: Evaluation, out: Path) -> list[str]:
+    """Save :func:`figures` as PNG into ``out``; returns the file names."""
+    figs = figures(ev)
+    for name, fig in figs.items():
+        fig.savefig(out / name, dpi=110)
+    return list(figs)
 
 
 # -- report ------------------------------------------------------------------------------------
-def _num(v):
-    if not isinstance(v, float):
-        return v
-    if not np.isfinite(v):
-        return "—"
-    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3f}" if abs(v) >= 1 else f"{v:.4g}"
+#: column -> (header, kind) of the report's tables; a kind fixes one format for the whole column
+#: (units and costs whole with thousands separators, shares in percent). Columns not listed keep
+#: their name and get a format chosen for the whole column (:func:`_column_format`).
+COLUMNS: dict[str, tuple[str, str]] = {
+    "planned_objective": ("planned objective (currency units)", "cost"),
+    "planning_seconds": ("planning time (s)", "seconds"),
+    **{c: (f"{c} (currency units)", "cost")
+       for c in ("buy", "holding", "fixed", "shipping", "transfer", "penalty", "total")},
+    "total_ci95": ("total ± (95%)", "cost"),
+    "samples": ("samples", "count"),
+    "met_within_promise": ("met within promise", "share"),
+    "km_per_unit": ("km per unit", "one"),
+    "hours_per_unit": ("hours per unit", "one"),
+    "saving": ("saving (currency units)", "cost"),
+    "saving_ci95": ("saving ± (95%)", "cost"),
+    "saving_share": ("saving share", "share"),
+    "met_share": ("met within promise", "share"),
+    "ci95": ("± (95%)", "share"),
+    "sku_target": ("SKU target", "share"),
+    "network_target": ("network target", "share"),
+    "echelon": ("echelon", "count"),
+    "position_units": ("position (units)", "units"),
+    "storage_m3": ("storage used (m³)", "volume"),
+    "storage_capacity": ("storage capacity (m³)", "volume"),
+    "storage_utilization": ("storage utilization", "share"),
+    "shipped_units": ("shipped (units)", "units"),
+    "transferred_units": ("transferred (units)", "units"),
+    "throughput_utilization": ("throughput utilization", "share"),
+    "peak_throughput_utilization": ("peak throughput utilization", "share"),
+}
+
+_FORMATS = {"cost": "{:,.0f}", "units": "{:,.0f}", "count": "{:,.0f}", "share": "{:.1%}",
+            "seconds": "{:,.2f}", "one": "{:,.1f}", "volume": "{:,.2f}"}
+
+
+def _column_format(values: pd.Series) -> str:
+    """One format for a numeric column not in :data:`COLUMNS`: whole numbers when every value
+    is whole or the column is large, else enough decimals for its smallest magnitude."""
+    v = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
+    v = v[np.isfinite(v)]
+    if not v.size or np.allclose(v, np.round(v)) or np.abs(v).max() >= 100:
+        return "{:,.0f}"
+    small = np.abs(v[v != 0]).min() if (v != 0).any() else 1.0
+    decimals = int(min(4, max(1, 2 - np.floor(np.log10(small)))))
+    return f"{{:,.{decimals}f}}"
 
 
 def _fmt(df: pd.DataFrame) -> pd.DataFrame:
-    return df.apply(lambda c: c.map(_num))
+    """``df`` for reading: every column in one format of its kind, headers with their unit."""
+    out = {}
+    for col in df.columns:
+        header, kind = COLUMNS.get(col, (col.replace("_", " "), None))
+        values = df[col]
+        if pd.api.types.is_bool_dtype(values) or not pd.api.types.is_numeric_dtype(values):
+            out[header] = values.map(lambda x: "—" if pd.isna(x) else x)
+            continue
+        spec = _FORMATS[kind] if kind else _column_format(values)
+        out[header] = values.map(lambda x, spec=spec: spec.format(x)
+                                 if pd.notna(x) and np.isfinite(x) else "—")
+    return pd.DataFrame(out, index=df.index)
 
 
 def _sections(ev: Evaluation) -> list:
@@ -167,7 +253,8 @@ def _sections(ev: Evaluation) -> list:
     summ = t["summary"].copy()
     out = [("Setup", f"Instance **{ev.instance.name}** ({ev.instance.n_skus} SKUs, "
             f"{len(ev.net.nodes)} nodes); {ev.samples}; policies: {', '.join(ev.policies)}. "
-            "Every plan meets the same samples. Costs are per cycle; intervals are 95% over "
+            "Every plan meets the same samples. Costs are expected costs per cycle in the "
+            "instance's currency units; quantities are in units; intervals are 95% over "
             "samples.", None, None),
            ("Plans", "How each plan was made (planned objective: the optimizer's in-sample "
             "expected cost).", t["plans"], None),
@@ -228,12 +315,20 @@ def write_report(ev: Evaluation, out: str | Path, force: bool = False) -> Path:
                 md += [f"![{title}]({img})", ""]
                 body.append(f'<img src="{img}" alt="{html.escape(title)}">')
         (tmp / "report.md").write_text("\n".join(md))
+        # headers wrap (their words are spaced), cells do not: a table is as wide as its
+        # numbers, and a wide one scrolls inside its own box rather than widening the page
         style = ("body{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em}"
-                 "table.t{border-collapse:collapse;font-size:13px;margin:.5em 0}"
+                 "table.t{border-collapse:collapse;font-size:13px;margin:.5em 0;"
+                 "display:block;max-width:100%;overflow-x:auto}"
                  "table.t td,table.t th{padding:2px 8px;border-bottom:1px solid #ddd;"
-                 "text-align:right}img{max-width:100%}")
+                 "text-align:right}table.t td{white-space:nowrap}"
+                 "table.t th{vertical-align:bottom;max-width:9em}"
+                 "table.t td:first-child,table.t th:first-child{text-align:left}"
+                 "img{max-width:100%;height:auto}")
         (tmp / "report.html").write_text(
-            "<!doctype html><html><head><meta charset='utf-8'><title>meio evaluation</title>"
+            "<!doctype html><html><head><meta charset='utf-8'>"
+            "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+            "<title>meio evaluation</title>"
             f"<style>{style}</style></head><body>{''.join(body)}</body></html>")
     return out
 
