@@ -117,7 +117,7 @@ class ColumnPool:
             cols.sort(key=lambda c: c[2])
             del cols[self.max_columns:]
 
-    def master(self, sense: np.ndarray, rhs: np.ndarray, sigma: int,
+    def master(self, sense: np.ndarray, rhs: np.ndarray, sense_sign: int,
                block_rows: list[np.ndarray], integer: bool = False,
                time_limit: float = 2.0) -> list[np.ndarray] | None:
         """Solve the restricted master; per-block combined terms, or None if infeasible.
@@ -140,7 +140,7 @@ class ColumnPool:
         starts = np.concatenate([[0], np.cumsum(lengths)])
         lp = highspy.HighsLp()
         lp.num_col_, lp.num_row_ = len(flat), m + nb
-        lp.col_cost_ = np.array([sigma * self.cols[k][j][0] for k, j in flat])
+        lp.col_cost_ = np.array([sense_sign * self.cols[k][j][0] for k, j in flat])
         lp.col_lower_ = np.zeros(len(flat))
         lp.col_upper_ = np.full(len(flat), 1.0 if integer else inf)
         if integer:

@@ -3,10 +3,10 @@
 :class:`ResourceDirectiveRepair` turns the estimates a primal heuristic proposes
 (:mod:`meio.decomposition.heuristics`) into a plan that meets every linking row. It reads the
 run it works for through a small interface (the run's ``ex`` (block executor), ``rows_of``
-(rows per block), ``sense``, ``rhs``, ``sense_sign``, ``scale`` (magnitude of the block
-objective values), ``prices`` (best multipliers so far) and ``pool`` (the column pool, which
-receives every block solution it sees); :class:`meio.decomposition.engine.RunState`) and
-returns the plan; it never changes the run's best plan itself.
+(rows per block), ``sense``, ``rhs``, ``sense_sign``, ``row_scale``, ``scale`` (magnitude of
+the block objective values), ``prices`` (best multipliers so far) and ``pool`` (the column
+pool, which receives every block solution it sees); :class:`meio.decomposition.engine.RunState`)
+and returns the plan; it never changes the run's best plan itself.
 
 1. Resource-directive repair (Geoffrion 1970, as a heuristic): split each linking row's
    right-hand side among the blocks by an estimate of their use, let every block solve its own
