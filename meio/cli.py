@@ -633,12 +633,14 @@ def evaluate_cmd(instance, methods, plan_dirs, policies, n_samples, seed, sample
     Example:
       meio evaluate small --samples 200 --out eval_small && open eval_small/report.html
     """
+    from meio._optional import require
     from meio.models import interrupt
     from meio.simulation import network_arrays, read_plan, samples_from_tables
     from meio.simulation.baselines import METHODS, PlannedBy
     from meio.simulation.engine import POLICIES
     from meio.simulation.report import evaluate, write_report
 
+    require("matplotlib", "the evaluation report")  # before any work: the report draws figures
     names = [m.strip() for m in methods.split(",") if m.strip()]
     bad = [m for m in names if m not in METHODS]
     if bad:
