@@ -19,6 +19,7 @@ import click
 import pandas as pd
 
 from meio import __version__
+from meio._optional import require
 from meio.console import (
     CHECK_FAILED,
     INFEASIBLE,
@@ -107,6 +108,7 @@ def _check_plot(plot: Path | None) -> Path | None:
         return None
     if not plot.suffix:
         plot = plot.with_suffix(".png")
+    require("matplotlib", "--plot")  # before any solve, like the destination itself
     return check_output_file(plot, PLOT_SUFFIXES, "--plot")
 
 
@@ -633,7 +635,6 @@ def evaluate_cmd(instance, methods, plan_dirs, policies, n_samples, seed, sample
     Example:
       meio evaluate small --samples 200 --out eval_small && open eval_small/report.html
     """
-    from meio._optional import require
     from meio.models import interrupt
     from meio.simulation import network_arrays, read_plan, samples_from_tables
     from meio.simulation.baselines import METHODS, PlannedBy
