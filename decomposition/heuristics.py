@@ -54,48 +54,45 @@ class PrimalHeuristic(Protocol):
         """One array of terms per block (in ``run.rows_of[k]``), or None."""
 
 
-def _check_time(owner: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"{owner}.time_limit must be a number of seconds > 0, got {value!r}")
-    return value
+class _PoolMaster:
+    """A Dantzig-Wolfe restricted master over the column pool, solved within ``time_limit``
+    seconds; ``integer`` picks one column per block (binary weights)."""
+
+    integer = False
+
+    def __init__(self, time_limit: float = 2.0):
+        if isinstance(time_limit, bool) or not isinstance(time_limit, (int, float)) or not (
+                time_limit > 0):
+            raise ValueError(f"{type(self).__name__}.time_limit must be a number of seconds "
+                             f"> 0, got {time_limit!r}")
+        self.time_limit = time_limit
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(time_limit={self.time_limit})"
+
+    def estimates(self, run: RunState) -> list[np.ndarray] | None:
+        return run.pool.master(run.sense, run.rhs, run.sense_sign, run.rows_of,
+                               integer=self.integer, time_limit=self.time_limit)
 
 
-class RestrictedMasterRounding:
+class RestrictedMasterRounding(_PoolMaster):
     """The 0/1 restricted master over the column pool (integer blocks only): one column per
     block, all linking rows met, least cost. ``time_limit`` (seconds, default 2): HiGHS's
     limit for the master; the best solution found by then is used."""
 
     name = "restricted-master-rounding"
-
-    def __init__(self, time_limit: float = 2.0):
-        self.time_limit = _check_time("RestrictedMasterRounding", time_limit)
-
-    def __repr__(self) -> str:
-        return f"RestrictedMasterRounding(time_limit={self.time_limit})"
+    integer = True
 
     def estimates(self, run: RunState) -> list[np.ndarray] | None:
-        if not run.is_mip:
-            return None
-        return run.pool.master(run.sense, run.rhs, run.sense_sign, run.rows_of, integer=True,
-                               time_limit=self.time_limit)
+        return super().estimates(run) if run.is_mip else None
 
 
-class ColumnGeneration:
+class ColumnGeneration(_PoolMaster):
     """The LP restricted master's per-block combination (Dantzig-Wolfe); with LP blocks, its
     duals drive the column generation phase after the dual method converges.
     ``time_limit`` (seconds, default 2): HiGHS's limit for the master."""
 
     name = "column-generation"
-
-    def __init__(self, time_limit: float = 2.0):
-        self.time_limit = _check_time("ColumnGeneration", time_limit)
-
-    def __repr__(self) -> str:
-        return f"ColumnGeneration(time_limit={self.time_limit})"
-
-    def estimates(self, run: RunState) -> list[np.ndarray] | None:
-        return run.pool.master(run.sense, run.rhs, run.sense_sign, run.rows_of,
-                               time_limit=self.time_limit)
 
 
 class MethodEstimate:
