@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from meio.models import InventoryModel, solve_monolithic
 
-from .conftest import single_node_instance
+from .helpers import single_node_instance
 
 
 def newsvendor_quantile(demand, prob, fractile):
