@@ -3,12 +3,12 @@ the clairvoyant lower bound, closed forms, and the multi-echelon advantage."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import pytest
+from click.testing import CliRunner
 from meio.instances import load
 from meio.models import InventoryModel, solve_monolithic
 from meio.models.results import block_values
@@ -24,10 +24,14 @@ from meio.simulation import (
 from meio.simulation.baselines import make_plans
 from meio.simulation.report import evaluate, write_report
 
+from meio.cli import main
+
+from .helpers import cutoff_instance
+
 DYNAMIC = ("cheapest", "lookahead")
 
 
-@pytest.fixture(scope="module", params=["tiny", "small"])
+@pytest.fixture(scope="module", params=["tiny", pytest.param("small", marks=pytest.mark.slow)])
 def solved(request):
     inst = load(request.param)
     fam = InventoryModel(inst)
@@ -79,9 +83,7 @@ def test_zero_stock_meets_no_demand(tiny):
 
 def test_nested_cutoffs_in_the_simulator_match_the_closed_form():
     """Two nodes with cut-off share 0.6, ample stock: 60% of the demand is met in time."""
-    from .test_models import _two_node_cutoff_instance
-
-    inst = _two_node_cutoff_instance((0.6, 0.6))
+    inst = cutoff_instance((0.6, 0.6))
     net = network_arrays(inst)
     plan = Plan("ample", inst.table("buy_arcs").assign(quantity=1000.0))
     for policy in (*DYNAMIC, "clairvoyant"):
@@ -110,9 +112,10 @@ def test_fresh_samples_recover_the_generators_demand_model():
     assert np.array_equal(smp.demand, draw_samples(net, 4000, seed=9).demand)
 
 
-@pytest.mark.parametrize("name, policies", [("tiny", ("lookahead", "clairvoyant")),
-                                            ("small", ("lookahead", "clairvoyant")),
-                                            ("medium", ("lookahead",))])
+@pytest.mark.parametrize("name, policies", [
+    ("tiny", ("lookahead", "clairvoyant")),
+    pytest.param("small", ("lookahead", "clairvoyant"), marks=pytest.mark.slow),
+    pytest.param("medium", ("lookahead",), marks=pytest.mark.slow)])
 def test_multi_echelon_plans_beat_the_single_echelon_baseline(name, policies):
     """Like for like (service priced by the penalties alone), the multi-echelon optimum is not
     worse than per-FC newsvendors in expected cost out of sample on every bundled instance; the
@@ -142,14 +145,27 @@ def test_same_seed_same_report_numbers(tmp_path):
     assert (tmp_path / "r" / "report.md").read_text().count("![") == 3
 
 
-def run_cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "meio.cli", *args], capture_output=True,
-                          text=True, cwd=cwd, timeout=900)
+@dataclass
+class Ran:
+    """A `meio` command's exit code and error stream."""
+
+    returncode: int
+    stderr: str
 
 
-def test_meio_evaluate_small_writes_the_full_report(tmp_path):
+def run_cli(*args: str) -> Ran:
+    """Run ``meio ARGS`` in this process (tests/test_cli.py runs the real process); an
+    exception that escapes the command fails the test with its traceback."""
+    res = CliRunner().invoke(main, list(args))
+    if res.exception is not None and not isinstance(res.exception, SystemExit):
+        raise res.exception
+    return Ran(res.exit_code, res.stderr)
+
+
+@pytest.mark.parametrize("name", ["tiny", pytest.param("small", marks=pytest.mark.slow)])
+def test_meio_evaluate_writes_the_full_report(tmp_path, name):
     out = tmp_path / "ev"
-    proc = run_cli("evaluate", "small", "--samples", "30", "--max-iter", "40", "--out",
+    proc = run_cli("evaluate", name, "--samples", "30", "--max-iter", "40", "--out",
                    str(out))
     assert proc.returncode == 0, proc.stderr
     summ = pd.read_csv(out / "summary.csv")
@@ -164,7 +180,7 @@ def test_meio_evaluate_small_writes_the_full_report(tmp_path):
     assert {"saving", "saving_ci95"} <= set(sv.columns) and len(sv) == 12
     # a written plan read back through --plan gives the same numbers as the method that made it
     again = tmp_path / "again"
-    proc = run_cli("evaluate", "small", "--samples", "30", "--methods", "single_echelon",
+    proc = run_cli("evaluate", name, "--samples", "30", "--methods", "single_echelon",
                    "--policies", "lookahead", "--plan", f"mine={out / 'plans' / 'exact'}",
                    "--out", str(again))
     assert proc.returncode == 0, proc.stderr
@@ -188,15 +204,6 @@ def test_meio_evaluate_reports_bad_plans_and_options(tmp_path):
     assert proc.returncode == 2 and "unknown method" in proc.stderr
     proc = run_cli("evaluate", "tiny", "--plan", f"x={tmp_path / 'missing'}")
     assert proc.returncode == 2 and "buys.csv" in proc.stderr
-
-
-def test_docstring_examples_run():
-    import doctest
-    import importlib
-
-    for name in ("network", "samples", "plan", "engine", "metrics", "baselines", "report"):
-        mod = importlib.import_module(f"meio.simulation.{name}")
-        assert doctest.testmod(mod).failed == 0, name
 
 
 def test_clairvoyant_routing_separates_by_sample(tiny):
