@@ -25,7 +25,7 @@ from meio.instances import load
 from meio.models import InventoryModel, solve_monolithic
 from meio.models.status import Status
 
-from tests.toy import ToyFamily
+from .toy import ToyFamily
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "decomposition.md"
 TOL = 1e-6
