@@ -33,7 +33,9 @@ import json
 import logging
 import math
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
+from importlib import import_module
 
 import numpy as np
 import pandas as pd
@@ -397,15 +399,13 @@ def _lp_loads(t: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, pd.Series, floa
     """Loads at the optimum of the instance without capacities or budget: per node the storage
     (m3) and the peak throughput and receiving over scenarios, per transfer arc the peak flow,
     and the purchase spend."""
-    from meio.models import InventoryModel, solve_monolithic
-
     # the largest accepted value: finite, so that every row exists and reports its activity
     huge = MAX_MAGNITUDE
     probe = dict(t, capacities=pd.DataFrame({"node": t["nodes"]["node"], "storage": huge,
                                              "throughput": huge, "receiving": huge}),
                  transfer_arcs=t["transfer_arcs"].assign(capacity=huge))
     probe.pop("budget", None)
-    res = _checked(solve_monolithic(InventoryModel(Instance.from_tables(probe)), log=False))
+    res = _solve_lp(probe)
     if res.status != "optimal":
         raise GeneratorError(
             f"the instance is {res.status} even without capacities or budget: the speeds' "
@@ -724,27 +724,43 @@ def _budget(cfg: GeneratorConfig, out: dict, spend: float, plan_spend: float | N
 def _least_spend(t: dict) -> float:
     """The least purchase spend of any plan that meets the targets within the capacities
     (the instance's LP with every cost but the purchase cost set to zero)."""
-    from meio.models import InventoryModel, solve_monolithic
-
     free = dict(t)
     free.pop("budget", None)
     free["stock"] = t["stock"].assign(holding_cost=0.0)
     free["fulfillment_arcs"] = t["fulfillment_arcs"].assign(unit_cost=0.0, cost_per_m3=0.0)
     free["transfer_arcs"] = t["transfer_arcs"].assign(unit_cost=0.0, cost_per_m3=0.0)
     free["penalties"] = t["penalties"].assign(penalty=0.0)
-    res = _checked(solve_monolithic(InventoryModel(Instance.from_tables(free)), log=False))
+    res = _solve_lp(free)
     return float(res.objective) if res.objective is not None else math.inf
 
 
 def _feasible(t: dict) -> bool:
-    from meio.models import InventoryModel, solve_monolithic
-
-    return _checked(solve_monolithic(InventoryModel(Instance.from_tables(t)), log=False)).status \
-        == "optimal"
+    return _solve_lp(t).status == "optimal"
 
 
-def _checked(res):
-    """A calibration solve's result; Ctrl-C stops the generator (no instance is half-made)."""
+#: The exact solve of the "lp" calibration: an :class:`Instance` -> a result with ``status``,
+#: ``objective``, ``rows`` (the linking rows with their ``activity``) and ``tables`` (with
+#: ``buys``), as :func:`meio.models.solve_monolithic` returns for the instance's LP. The
+#: instances layer imports nothing of the models layer: the models layer registers this solve
+#: (:func:`register_lp_solver`, when :mod:`meio.models` is imported).
+_LP_SOLVER: list[Callable[[Instance], object]] = []
+#: the package that registers the LP solve; loaded by name when nothing registered one yet
+LP_SOLVER_PROVIDER = "meio.models"
+
+
+def register_lp_solver(solve: Callable[[Instance], object]) -> None:
+    """Make ``solve`` the exact LP solve of the generator's ``"lp"`` calibration (the last
+    registered one is used; :mod:`meio.models` registers the HiGHS solve of the inventory
+    LP)."""
+    _LP_SOLVER.append(solve)
+
+
+def _solve_lp(t: dict):
+    """The calibration LP of the tables ``t``; Ctrl-C stops the generator (no instance is
+    half-made)."""
+    if not _LP_SOLVER:
+        import_module(LP_SOLVER_PROVIDER)  # registers its solve (a plug-in found by name)
+    res = _LP_SOLVER[-1](Instance.from_tables(t))
     if res.status == "interrupted":
         raise KeyboardInterrupt
     return res

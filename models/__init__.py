@@ -7,8 +7,17 @@
   (aggregate and facility-location formulations);
 - :mod:`meio.models.wagner_whitin` -- the Wagner-Whitin program and its exact subproblem
   solver (imported on demand: it plugs into the decomposition);
-- :mod:`meio.models.solve` -- :func:`solve_monolithic` with HiGHS.
+- :mod:`meio.models.solve` -- :func:`solve_monolithic` with HiGHS or any Pyomo solver
+  (:mod:`meio.models.solvers`: names, portable options, statuses);
+- :mod:`meio.models.subproblem` and :mod:`meio.models.compiled` -- a block's Lagrangian
+  subproblem, persistent Pyomo or compiled to a HiGHS model (what the decomposition solves).
+
+Importing this package registers the exact LP solve of the instance generator's ``"lp"``
+calibration (:func:`meio.instances.generator.register_lp_solver`).
 """
+
+from meio.instances import Instance
+from meio.instances.generator import register_lp_solver
 
 from .build import build_monolithic, build_relaxation, row_constraint, set_multipliers
 from .interface import BlockFamily
@@ -16,8 +25,17 @@ from .inventory import InventoryModel
 from .lotsizing import LotSizingModel
 from .results import block_values, capacity_table
 from .solve import SolveResult, solve_monolithic
+from .solvers import PyomoSolver, SolverUnavailable, status_of
 
-__all__ = ["BlockFamily", "InventoryModel", "LotSizingModel", "SolveResult", "block_values",
-           "build_monolithic", "build_relaxation", "capacity_table", "row_constraint",
-           "set_multipliers",
-           "solve_monolithic"]
+__all__ = ["BlockFamily", "InventoryModel", "LotSizingModel", "PyomoSolver", "SolveResult",
+           "SolverUnavailable", "block_values", "build_monolithic", "build_relaxation",
+           "capacity_table", "row_constraint", "set_multipliers", "solve_monolithic",
+           "status_of"]
+
+
+def _calibration_lp(instance: Instance) -> SolveResult:
+    """The generator's calibration LP: the instance's inventory LP solved exactly, quietly."""
+    return solve_monolithic(InventoryModel(instance), log=False)
+
+
+register_lp_solver(_calibration_lp)

@@ -19,22 +19,9 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Hashable
 
-import pandas as pd
 import pyomo.environ as pyo
 
-from .interface import BlockFamily, check_rows
-
-
-def _row_index(rows: pd.DataFrame) -> dict:
-    return {(k, key): j for j, (k, key) in enumerate(zip(rows["kind"], rows["key"], strict=True))}
-
-
-def _relation(body, sense: str, rhs: float):
-    if sense == "<=":
-        return body <= rhs
-    if sense == ">=":
-        return body >= rhs
-    return body == rhs
+from .interface import BlockFamily, check_rows, relation, row_positions
 
 
 def build_monolithic(family: BlockFamily) -> pyo.ConcreteModel:
@@ -50,7 +37,7 @@ def build_monolithic(family: BlockFamily) -> pyo.ConcreteModel:
     m.I = pyo.Set(initialize=ids, ordered=True)
     setattr(m, family.block_label, pyo.Block(m.I, rule=family.block_rule))
     blocks = getattr(m, family.block_label)
-    index = _row_index(rows)
+    index = row_positions(rows)
     terms: dict[int, list] = defaultdict(list)
     for i in ids:
         for rid, expr in family.linking_terms(blocks[i], i).items():
@@ -65,7 +52,7 @@ def build_monolithic(family: BlockFamily) -> pyo.ConcreteModel:
 
         def rule(_m, *k, _by_key=by_key):
             j = _by_key[() if k in ((), (None,)) else tuple(k)]
-            return _relation(pyo.quicksum(terms[j]), rows.at[j, "sense"],
+            return relation(pyo.quicksum(terms[j]), rows.at[j, "sense"],
                              float(rows.at[j, "rhs"]))
 
         if keys == [()]:
@@ -108,7 +95,7 @@ def build_relaxation(family: BlockFamily, i: Hashable) -> pyo.ConcreteModel:
     True
     """
     rows = check_rows(family.linking_rows())
-    index = _row_index(rows)
+    index = row_positions(rows)
     m = pyo.ConcreteModel(name=f"{family.name}[{i}]")
     setattr(m, family.block_label, pyo.Block([i], rule=family.block_rule))
     blk = getattr(m, family.block_label)[i]

@@ -19,6 +19,7 @@ import sys
 from collections.abc import Iterator
 
 import highspy
+import numpy as np
 
 from . import interrupt
 
@@ -83,3 +84,51 @@ def new_highs(log: bool = False, interruptible: bool = True) -> highspy.Highs:
     if log:
         log_highs(h)
     return h
+
+
+def highs_lp(cost, col_lower, col_upper, row_lower, row_upper,
+             matrix: tuple[np.ndarray, np.ndarray, np.ndarray], rowwise: bool = False,
+             integer=None, maximize: bool = False, hessian=None
+             ) -> highspy.HighsLp | highspy.HighsModel:
+    """A HiGHS model from arrays (the one place meio assembles one by hand).
+
+    ``min (max with maximize) cost x`` over ``row_lower <= A x <= row_upper``,
+    ``col_lower <= x <= col_upper``; infinite limits may be ``numpy.inf``. ``matrix`` is ``A``
+    compressed by column (``start, index, value``; by row with ``rowwise``). ``integer``: a
+    boolean per column, the true ones integral (none: an LP). ``hessian``: a lower-triangular
+    ``(start, index, value)`` makes it a QP (``+ x'Hx / 2``), returned as a
+    ``highspy.HighsModel``; otherwise a ``highspy.HighsLp``. Pass it to ``Highs.passModel``.
+
+    >>> lp = highs_lp([1.0, 2.0], [0, 0], [np.inf, 4], [1.0], [np.inf],
+    ...               ([0, 1, 2], [0, 0], [1.0, 1.0]))
+    >>> h = new_highs(); _ = h.passModel(lp); _ = h.run(); h.getInfo().objective_function_value
+    1.0
+    """
+    lp = highspy.HighsLp()
+    lp.num_col_, lp.num_row_ = len(cost), len(row_lower)
+    lp.col_cost_ = np.asarray(cost, dtype=float)
+    lp.col_lower_ = np.asarray(col_lower, dtype=float)
+    lp.col_upper_ = np.asarray(col_upper, dtype=float)
+    lp.row_lower_ = np.asarray(row_lower, dtype=float)
+    lp.row_upper_ = np.asarray(row_upper, dtype=float)
+    start, index, value = matrix
+    lp.a_matrix_.format_ = (highspy.MatrixFormat.kRowwise if rowwise
+                            else highspy.MatrixFormat.kColwise)
+    lp.a_matrix_.start_ = np.asarray(start, dtype=np.int32)
+    lp.a_matrix_.index_ = np.asarray(index, dtype=np.int32)
+    lp.a_matrix_.value_ = np.asarray(value, dtype=float)
+    lp.sense_ = highspy.ObjSense.kMaximize if maximize else highspy.ObjSense.kMinimize
+    if integer is not None and np.any(integer):
+        lp.integrality_ = [highspy.HighsVarType.kInteger if z else
+                           highspy.HighsVarType.kContinuous for z in integer]
+    if hessian is None:
+        return lp
+    hess = highspy.HighsHessian()
+    hess.dim_ = len(cost)
+    hess.format_ = highspy.HessianFormat.kTriangular
+    hess.start_, hess.index_, hess.value_ = (np.asarray(hessian[0], dtype=np.int32),
+                                             np.asarray(hessian[1], dtype=np.int32),
+                                             np.asarray(hessian[2], dtype=float))
+    model = highspy.HighsModel()
+    model.lp_, model.hessian_ = lp, hess
+    return model

@@ -24,6 +24,7 @@ decomposition checkpoint is resumed only on a family of the same digest).
 from __future__ import annotations
 
 import hashlib
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, fields
@@ -140,9 +141,7 @@ class BlockFamily(ABC):
         :class:`~meio.models.InventoryModel` does. A subclass that adds data of its own must
         add it to the digest."""
         h = hashlib.sha256()
-        rows = check_rows(self.linking_rows())
-        index = {(k, key): j for j, (k, key) in enumerate(zip(rows["kind"], rows["key"],
-                                                                strict=True))}
+        index = row_positions(check_rows(self.linking_rows()))
         for i in self.block_ids():
             h.update(repr(("block", i)).encode())
             arrays = self.block_arrays(i, index)
@@ -206,6 +205,57 @@ def _hash_pyomo_block(h, family: BlockFamily, i: Hashable) -> None:
     terms = family.linking_terms(m.b, i)
     for rid in sorted(terms, key=repr):
         h.update(repr((rid, str(terms[rid]))).encode())
+
+
+def row_limits(sense, rhs) -> tuple[np.ndarray, np.ndarray]:
+    """Lower and upper limits of rows ``body (sense) rhs``: ``<=`` is ``(-inf, rhs)``, ``>=``
+    is ``(rhs, inf)``, ``==`` is ``(rhs, rhs)`` (arrays, or scalars for scalar input).
+
+    >>> row_limits(["<=", ">=", "=="], [1.0, 2.0, 3.0])
+    (array([-inf,   2.,   3.]), array([ 1., inf,  3.]))
+    """
+    sense, rhs = np.asarray(sense), np.asarray(rhs, dtype=float)
+    return (np.where(sense == "<=", -np.inf, rhs), np.where(sense == ">=", np.inf, rhs))
+
+
+def slack(sense, rhs, activity) -> np.ndarray:
+    """Room left in rows ``activity (sense) rhs``: ``rhs - activity`` for ``<=``, ``activity -
+    rhs`` for ``>=``, 0 for ``==`` (negative where a row is violated).
+
+    >>> slack(["<=", ">=", "=="], [5.0, 5.0, 5.0], [3.0, 7.0, 5.0]).tolist()
+    [2.0, 2.0, 0.0]
+    """
+    sense = np.asarray(sense)
+    sign = np.where(sense == "<=", 1.0, np.where(sense == ">=", -1.0, 0.0))
+    return (np.asarray(rhs, dtype=float) - np.asarray(activity, dtype=float)) * sign
+
+
+def relation(body, sense: str, rhs: float):
+    """The Pyomo relation ``body (sense) rhs``."""
+    if sense == "<=":
+        return body <= rhs
+    if sense == ">=":
+        return body >= rhs
+    return body == rhs
+
+
+def row_positions(rows: pd.DataFrame) -> dict[RowId, int]:
+    """``(kind, key)`` -> position of each row of a linking-row table (0..m-1, the table's
+    order)."""
+    return {(k, key): j for j, (k, key) in enumerate(zip(rows["kind"], rows["key"],
+                                                         strict=True))}
+
+
+_ROW_INDEX: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def row_index(family: BlockFamily) -> dict[RowId, int]:
+    """``(kind, key)`` -> position of the family's checked linking rows (computed once per
+    family; the one row index of the package)."""
+    index = _ROW_INDEX.get(family)
+    if index is None:
+        index = _ROW_INDEX[family] = row_positions(check_rows(family.linking_rows()))
+    return index
 
 
 def check_rows(rows: pd.DataFrame) -> pd.DataFrame:

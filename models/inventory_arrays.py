@@ -12,10 +12,9 @@ block rule must be mirrored here (the test fails otherwise).
 
 >>> from meio.instances import load
 >>> from meio.models import InventoryModel
+>>> from meio.models.interface import row_index
 >>> fam = InventoryModel(load("tiny"))
->>> index = {(k, key): j for j, (k, key) in enumerate(zip(fam.linking_rows()["kind"],
-...                                                       fam.linking_rows()["key"]))}
->>> arr = fam.block_arrays(fam.block_ids()[0], index)
+>>> arr = fam.block_arrays(fam.block_ids()[0], row_index(fam))
 >>> len(arr.c) == len(arr.col_lo) == len(arr.names())
 True
 """
@@ -53,178 +52,273 @@ class _Entries:
         return tuple(np.concatenate([p[j] for p in self.parts]) for j in range(3))
 
 
-def compile_sku(m, i: Hashable, row_index: Mapping) -> BlockArrays:
-    """SKU ``i`` of the inventory model ``m`` as :class:`~meio.models.interface.BlockArrays`
-    (the arrays the Pyomo block rule compiles to; module docstring). Whole families of
-    columns and rows are written at once with numpy; only sets of a few dozen entries (buys,
-    transfers, nodes, cut-off sets) are walked in Python."""
-    k = m.skus[i]
-    W, integer, v = m.W, m.variant == "integer", k.volume
-    n_w, w_of = len(W), {w: j for j, w in enumerate(W)}
-    p = np.array([m.p[w] for w in W], dtype=float)
-    nodes = k.nodes
-    node_of = {n: j for j, n in enumerate(nodes)}
-    n_n = len(nodes)
-    # demand entries e and the (region, speed) grid: dk[rs, w] = position of (r, s, w)
-    dkeys = list(k.demand)
-    d = np.fromiter(k.demand.values(), dtype=float, count=len(dkeys))
-    rs_list = sorted({(r, s) for r, s, _ in dkeys})
-    rs_of = {rs: j for j, rs in enumerate(rs_list)}
-    d_rs = _ids([key[:2] for key in dkeys], rs_of)
-    d_w = _ids([key[2] for key in dkeys], w_of)
-    dk = np.full((len(rs_list), n_w), -1, dtype=np.int64)
-    dk[d_rs, d_w] = np.arange(len(dkeys))
-    # x: one column per arc (n, r, s) and scenario with demand, arcs first, then scenarios
-    arcs = k.arcs
-    a_rs = _ids([a[1:] for a in arcs], rs_of)
-    a_node = _ids([a[0] for a in arcs], node_of)
-    g = np.array([m.g[a] for a in arcs], dtype=float).reshape(-1, 2)
-    phi = np.array([m.phi[a] for a in arcs], dtype=float)
-    xa, xw = np.nonzero(dk[a_rs] >= 0)
-    x_d = dk[a_rs[xa], xw]
-    # q: one column per transfer arc (u, n) and scenario
-    tr = k.transfers
-    n_t = len(tr)
-    tt, tw = np.repeat(np.arange(n_t), n_w), np.tile(np.arange(n_w), n_t)
-    t_u, t_n = _ids([a[0] for a in tr], node_of), _ids([a[1] for a in tr], node_of)
-    tc = np.array([m.t_cost[a] for a in tr], dtype=float).reshape(-1, 2)
-    buys = list(k.buys)
-    b_cost = np.array(list(k.buys.values()), dtype=float)
-    b_node = _ids([vn[1] for vn in buys], node_of)
-    n_b, n_x, n_q, n_d = len(buys), len(xa), n_t * n_w, len(dkeys)
-    ox, oq = n_b, n_b + n_x
-    oe = oq + n_q
-    oz = oe + n_d
-    inf = np.inf
-    pen = np.array([k.penalty[key[1]] for key in dkeys], dtype=float)
-    c = np.concatenate([b_cost + np.array([k.holding.get(vn[1], 0.0) for vn in buys]),
-                        p[xw] * (g[xa, 0] + g[xa, 1] * v), p[tw] * (tc[tt, 0] + tc[tt, 1] * v),
-                        p[d_w] * pen,
-                        np.array([k.fixed[n] for n in nodes]) if integer else []])
-    n_cols = len(c)
-    col_hi = np.concatenate([np.full(n_b, inf), phi[xa] * d[x_d], np.full(n_q, inf), d,
-                             np.ones(n_n) if integer else []])
-    is_int = np.zeros(n_cols, dtype=bool)
-    if integer:
-        is_int[:n_b] = True
-        is_int[oz:] = True
+class _Sku:
+    """SKU ``i``'s index structures: its columns (``b``, ``x``, ``q``, ``e``, ``z``: the block
+    rule's variables in its order), their offsets and the grids that find them."""
 
-    # -- constraints ------------------------------------------------------------------------
-    A = _Entries()
-    # availability (n, w), where node n ships something in w: use - arrivals <= I0
-    use = np.zeros((n_n, n_w), dtype=bool)
-    use[a_node[xa], xw] = True
-    use[t_u[tt], tw] = True
-    av = np.full((n_n, n_w), -1, dtype=np.int64)
-    av[use] = np.arange(int(use.sum()))
-    n_av = int(use.sum())
-    A.add(av[a_node[xa], xw], ox + np.arange(n_x), 1.0)
-    A.add(av[t_u[tt], tw], oq + np.arange(n_q), 1.0)
-    for j, (vend, n) in enumerate(buys):
-        row = av[b_node[j]]
+    def __init__(self, m, i: Hashable):
+        k = self.k = m.skus[i]
+        self.m, self.i = m, i
+        self.W, self.integer, self.v = m.W, m.variant == "integer", k.volume
+        self.n_w, w_of = len(self.W), {w: j for j, w in enumerate(self.W)}
+        self.p = np.array([m.p[w] for w in self.W], dtype=float)
+        self.nodes = k.nodes
+        node_of = {n: j for j, n in enumerate(self.nodes)}
+        self.n_n = len(self.nodes)
+        # demand entries e and the (region, speed) grid: dk[rs, w] = position of (r, s, w)
+        self.dkeys = dkeys = list(k.demand)
+        self.d = np.fromiter(k.demand.values(), dtype=float, count=len(dkeys))
+        rs_list = sorted({(r, s) for r, s, _ in dkeys})
+        self.rs_of = rs_of = {rs: j for j, rs in enumerate(rs_list)}
+        d_rs = _ids([key[:2] for key in dkeys], rs_of)
+        self.d_w = _ids([key[2] for key in dkeys], w_of)
+        self.dk = np.full((len(rs_list), self.n_w), -1, dtype=np.int64)
+        self.dk[d_rs, self.d_w] = np.arange(len(dkeys))
+        self.d_s = [key[1] for key in dkeys]
+        # x: one column per arc (n, r, s) and scenario with demand, arcs first, then scenarios
+        self.arcs = arcs = k.arcs
+        a_rs = _ids([a[1:] for a in arcs], rs_of)
+        self.a_node = _ids([a[0] for a in arcs], node_of)
+        self.g = np.array([m.g[a] for a in arcs], dtype=float).reshape(-1, 2)
+        self.phi = np.array([m.phi[a] for a in arcs], dtype=float)
+        self.xa, self.xw = np.nonzero(self.dk[a_rs] >= 0)
+        self.x_d = self.dk[a_rs[self.xa], self.xw]
+        # q: one column per transfer arc (u, n) and scenario
+        self.tr = tr = k.transfers
+        n_t = len(tr)
+        self.tt = np.repeat(np.arange(n_t), self.n_w)
+        self.tw = np.tile(np.arange(self.n_w), n_t)
+        self.t_u = _ids([a[0] for a in tr], node_of)
+        self.t_n = _ids([a[1] for a in tr], node_of)
+        self.tc = np.array([m.t_cost[a] for a in tr], dtype=float).reshape(-1, 2)
+        self.buys = list(k.buys)
+        self.b_cost = np.array(list(k.buys.values()), dtype=float)
+        self.b_node = _ids([vn[1] for vn in self.buys], node_of)
+        self.n_b, self.n_x = len(self.buys), len(self.xa)
+        self.n_q, self.n_d = n_t * self.n_w, len(dkeys)
+        self.ox, self.oq = self.n_b, self.n_b + self.n_x  # column offsets of x, q, e, z
+        self.oe = self.oq + self.n_q
+        self.oz = self.oe + self.n_d
+        # node n ships something in scenario w (an availability row (n, w))
+        self.use = np.zeros((self.n_n, self.n_w), dtype=bool)
+        self.use[self.a_node[self.xa], self.xw] = True
+        self.use[self.t_u[self.tt], self.tw] = True
+        self.initial = np.array([k.initial[n] for n in self.nodes], dtype=float)
+
+    def x_cols(self) -> np.ndarray:
+        return self.ox + np.arange(self.n_x)
+
+    def q_cols(self) -> np.ndarray:
+        return self.oq + np.arange(self.n_q)
+
+
+class _Rows:
+    """The block's constraint rows as they are declared: coefficients and limits."""
+
+    def __init__(self):
+        self.A, self.n, self.lo, self.hi = _Entries(), 0, [], []
+
+    def declare(self, count: int, lo, hi) -> int:
+        """Declare ``count`` rows with limits ``lo``, ``hi``; returns the first one's
+        position."""
+        first = self.n
+        self.n += count
+        self.lo.append(lo)
+        self.hi.append(hi)
+        return first
+
+
+# -- columns: the variables of the block rule ---------------------------------------------------
+def _cost(s: _Sku) -> np.ndarray:
+    """``blk.cost``: buys (unit and holding cost), shipments x, transfers q, shortages e and,
+    integer variant, the fixed cost of z (the constant holding of the initial stock is
+    ``c_const``)."""
+    k, p, v = s.k, s.p, s.v
+    xa, xw, tt, tw = s.xa, s.xw, s.tt, s.tw
+    pen = np.array([k.penalty[key[1]] for key in s.dkeys], dtype=float)
+    return np.concatenate([
+        s.b_cost + np.array([k.holding.get(vn[1], 0.0) for vn in s.buys]),
+        p[xw] * (s.g[xa, 0] + s.g[xa, 1] * v), p[tw] * (s.tc[tt, 0] + s.tc[tt, 1] * v),
+        p[s.d_w] * pen, np.array([k.fixed[n] for n in s.nodes]) if s.integer else []])
+
+
+def _col_upper(s: _Sku) -> np.ndarray:
+    """Upper bounds: b and q free, x at its cut-off share phi d, e at d, z binary."""
+    return np.concatenate([np.full(s.n_b, np.inf), s.phi[s.xa] * s.d[s.x_d],
+                           np.full(s.n_q, np.inf), s.d,
+                           np.ones(s.n_n) if s.integer else []])
+
+
+def _integrality(s: _Sku, n_cols: int) -> np.ndarray:
+    """Integer variant: b integral, z binary."""
+    is_int = np.zeros(n_cols, dtype=bool)
+    if s.integer:
+        is_int[:s.n_b] = True
+        is_int[s.oz:] = True
+    return is_int
+
+
+# -- constraints, in the block rule's order ------------------------------------------------------
+def _availability(s: _Sku, rows: _Rows) -> None:
+    """availability (n, w), where node n ships something in w: use - arrivals <= I0."""
+    m, W, A = s.m, s.W, rows.A
+    use = s.use
+    first = rows.declare(int(use.sum()), np.full(int(use.sum()), -np.inf),
+                         np.broadcast_to(s.initial[:, None], use.shape)[use])
+    av = np.full((s.n_n, s.n_w), -1, dtype=np.int64)
+    av[use] = first + np.arange(int(use.sum()))
+    A.add(av[s.a_node[s.xa], s.xw], s.x_cols(), 1.0)
+    A.add(av[s.t_u[s.tt], s.tw], s.q_cols(), 1.0)
+    for j, (vend, n) in enumerate(s.buys):
+        row = av[s.b_node[j]]
         A.add(row[row >= 0], j, [-m.alpha_v.get((vend, n, W[w]), 1.0)
                                  for w in np.flatnonzero(row >= 0)])
-    into = av[t_n[tt], tw]
+    into = av[s.t_n[s.tt], s.tw]
     keep = into >= 0
-    A.add(into[keep], oq + np.flatnonzero(keep),
-          [-m.alpha_t.get((*tr[t], W[w]), 1.0) for t, w in zip(tt[keep], tw[keep], strict=True)])
-    initial = np.array([k.initial[n] for n in nodes], dtype=float)
-    row_lo, row_hi = [np.full(n_av, -inf)], [np.broadcast_to(initial[:, None], use.shape)[use]]
-    # demand: sum of x + e = d
-    A.add(n_av + x_d, ox + np.arange(n_x), 1.0)
-    A.add(n_av + np.arange(n_d), oe + np.arange(n_d), 1.0)
-    row_lo.append(d)
-    row_hi.append(d)
-    # nested cut-offs: per lower set and scenario with demand
-    n_rows = n_av + n_d
-    xcol = np.full((len(arcs), n_w), -1, dtype=np.int64)
-    xcol[xa, xw] = ox + np.arange(n_x)
-    arc_of = {a: j for j, a in enumerate(arcs)}
-    for (r, s, lv), members in m._cutoff_sets(arcs).items():
-        ws = np.flatnonzero(dk[rs_of[r, s]] >= 0)
-        cols = xcol[[arc_of[n, r, s] for n in members]][:, ws]
-        A.add(np.broadcast_to(n_rows + np.arange(len(ws)), cols.shape).ravel(), cols.ravel(),
-              1.0)
-        n_rows += len(ws)
-        row_lo.append(np.full(len(ws), -inf))
-        row_hi.append(lv * d[dk[rs_of[r, s], ws]])
-    # service: expected unmet <= (1 - beta_s) expected demand
-    d_s = [key[1] for key in dkeys]
-    for s in sorted({s for s in d_s if m.beta[s] > 0}, key=m.S.index):
-        idx = np.flatnonzero([x == s for x in d_s])
-        A.add(np.full(len(idx), n_rows), oe + idx, p[d_w[idx]])
-        n_rows += 1
-        row_lo.append([-inf])
-        row_hi.append([(1 - m.beta[s]) * sum((p[d_w[idx]] * d[idx]).tolist())])
-    if integer:  # stocking: y_n - M_n z_n <= 0, y_n = I0_n + sum of b
-        A.add(n_rows + b_node, np.arange(n_b), 1.0)
-        A.add(n_rows + np.arange(n_n), oz + np.arange(n_n), [-k.max_pos[n] for n in nodes])
-        n_rows += n_n
-        row_lo.append(np.full(n_n, -inf))
-        row_hi.append(-initial)
+    A.add(into[keep], s.oq + np.flatnonzero(keep),
+          [-m.alpha_t.get((*s.tr[t], W[w]), 1.0)
+           for t, w in zip(s.tt[keep], s.tw[keep], strict=True)])
 
-    # -- linking terms ----------------------------------------------------------------------
-    terms: dict = {}  # (kind, key) -> (index of the linking row, constant)
-    for n in nodes:
+
+def _demand(s: _Sku, rows: _Rows) -> None:
+    """demand (r, s, w): the shipments to it plus its shortage e equal d."""
+    first = rows.declare(s.n_d, s.d, s.d)
+    rows.A.add(first + s.x_d, s.x_cols(), 1.0)
+    rows.A.add(first + np.arange(s.n_d), s.oe + np.arange(s.n_d), 1.0)
+
+
+def _cutoff(s: _Sku, rows: _Rows) -> None:
+    """nested cut-offs: per lower set (r, s, l) and scenario with demand, the nodes of the set
+    serve at most l d."""
+    xcol = np.full((len(s.arcs), s.n_w), -1, dtype=np.int64)
+    xcol[s.xa, s.xw] = s.x_cols()
+    arc_of = {a: j for j, a in enumerate(s.arcs)}
+    for (r, sp, lv), members in s.m._cutoff_sets(s.arcs).items():
+        ws = np.flatnonzero(s.dk[s.rs_of[r, sp]] >= 0)
+        cols = xcol[[arc_of[n, r, sp] for n in members]][:, ws]
+        first = rows.declare(len(ws), np.full(len(ws), -np.inf),
+                             lv * s.d[s.dk[s.rs_of[r, sp], ws]])
+        rows.A.add(np.broadcast_to(first + np.arange(len(ws)), cols.shape).ravel(),
+                   cols.ravel(), 1.0)
+
+
+def _service(s: _Sku, rows: _Rows) -> None:
+    """service (speed): expected unmet <= (1 - beta_s) expected demand."""
+    m, p = s.m, s.p
+    for sp in sorted({x for x in s.d_s if m.beta[x] > 0}, key=m.S.index):
+        idx = np.flatnonzero([x == sp for x in s.d_s])
+        first = rows.declare(1, [-np.inf],
+                             [(1 - m.beta[sp]) * sum((p[s.d_w[idx]] * s.d[idx]).tolist())])
+        rows.A.add(np.full(len(idx), first), s.oe + idx, p[s.d_w[idx]])
+
+
+def _stocking(s: _Sku, rows: _Rows) -> None:
+    """stocking (integer variant): y_n - M_n z_n <= 0, with y_n = I0_n + the buys at n."""
+    if not s.integer:
+        return
+    first = rows.declare(s.n_n, np.full(s.n_n, -np.inf), -s.initial)
+    rows.A.add(first + s.b_node, np.arange(s.n_b), 1.0)
+    rows.A.add(first + np.arange(s.n_n), s.oz + np.arange(s.n_n),
+               [-s.k.max_pos[n] for n in s.nodes])
+
+
+CONSTRAINTS = (_availability, _demand, _cutoff, _service, _stocking)
+
+
+# -- linking terms, as InventoryModel.linking_terms declares them ------------------------------
+def _linking_rows(s: _Sku) -> dict:
+    """``(kind, key)`` -> the constant of SKU i's term, for every linking row it touches."""
+    m, k, inf = s.m, s.k, np.inf
+    terms: dict = {}
+    for n in s.nodes:
         if isfinite(m.C.get(n, inf)):
-            terms["storage", (n,)] = v * k.initial[n]
-    for u, n in tr:
+            terms["storage", (n,)] = s.v * k.initial[n]
+    for u, n in s.tr:
         if isfinite(m.X[u, n]):
-            for w in W:
+            for w in s.W:
                 terms["transfer", (u, n, w)] = 0.0
-    inbound = np.zeros(n_n, dtype=bool)
-    inbound[t_n] = True
-    bought = np.zeros(n_n, dtype=bool)
-    bought[b_node] = True
-    for j, n in enumerate(nodes):
-        for jw, w in enumerate(W):
-            if isfinite(m.K.get(n, inf)) and use[j, jw]:
+    inbound = np.zeros(s.n_n, dtype=bool)
+    inbound[s.t_n] = True
+    bought = np.zeros(s.n_n, dtype=bool)
+    bought[s.b_node] = True
+    for j, n in enumerate(s.nodes):
+        for jw, w in enumerate(s.W):
+            if isfinite(m.K.get(n, inf)) and s.use[j, jw]:
                 terms["throughput", (n, w)] = 0.0
             if isfinite(m.Q.get(n, inf)) and (bought[j] or inbound[j]):
                 terms["receiving", (n, w)] = 0.0
-    service = [s for s in m.S if m.beta_net[s] > 0 and m.expected_demand[s] > 0 and s in d_s]
-    for s in service:
-        terms["network_service", (s,)] = 0.0
-    if isfinite(m.budget) and buys:
+    for sp in _network_service(s):
+        terms["network_service", (sp,)] = 0.0
+    if isfinite(m.budget) and s.buys:
         terms["budget", ()] = 0.0
-    ordered = sorted((row_index[rid], rid) for rid in terms)
-    pos = {rid: j for j, (_, rid) in enumerate(ordered)}
-    G = _Entries()
+    return terms
+
+
+def _network_service(s: _Sku) -> list:
+    m = s.m
+    return [sp for sp in m.S if m.beta_net[sp] > 0 and m.expected_demand[sp] > 0
+            and sp in s.d_s]
+
+
+def _linking_terms(s: _Sku, pos: dict) -> _Entries:
+    """The coefficients ``G`` of SKU i's terms; ``pos``: ``(kind, key)`` -> row of ``G``."""
+    m, inf, G = s.m, np.inf, _Entries()
 
     def grid(kind: str, skip) -> np.ndarray:
         """Positions of the rows (kind, (n, w)) in G, -1 where absent."""
-        out = np.full((n_n, n_w), -1, dtype=np.int64)
-        for j, n in enumerate(nodes):
+        out = np.full((s.n_n, s.n_w), -1, dtype=np.int64)
+        for j, n in enumerate(s.nodes):
             if not skip(n):
-                for jw, w in enumerate(W):
+                for jw, w in enumerate(s.W):
                     out[j, jw] = pos.get((kind, (n, w)), -1)
         return out
 
-    for j, n in enumerate(nodes):
+    for j, n in enumerate(s.nodes):  # storage: volume x position
         if ("storage", (n,)) in pos:
-            sel = np.flatnonzero(b_node == j)
-            G.add(np.full(len(sel), pos["storage", (n,)]), sel, v)
-    G.add(*_present(np.array([pos.get(("transfer", (*tr[t], W[w])), -1)
-                              for t, w in zip(tt, tw, strict=True)], dtype=np.int64),
-                    oq + np.arange(n_q)))
+            sel = np.flatnonzero(s.b_node == j)
+            G.add(np.full(len(sel), pos["storage", (n,)]), sel, s.v)
+    G.add(*_present(np.array([pos.get(("transfer", (*s.tr[t], s.W[w])), -1)
+                              for t, w in zip(s.tt, s.tw, strict=True)], dtype=np.int64),
+                    s.q_cols()))
     thr = grid("throughput", lambda n: not isfinite(m.K.get(n, inf)))
-    G.add(*_present(thr[a_node[xa], xw], ox + np.arange(n_x)))
-    G.add(*_present(thr[t_u[tt], tw], oq + np.arange(n_q)))
+    G.add(*_present(thr[s.a_node[s.xa], s.xw], s.x_cols()))
+    G.add(*_present(thr[s.t_u[s.tt], s.tw], s.q_cols()))
     rec = grid("receiving", lambda n: not isfinite(m.Q.get(n, inf)))
-    for j in range(n_b):
-        rows = rec[b_node[j]]
+    for j in range(s.n_b):
+        rows = rec[s.b_node[j]]
         G.add(rows[rows >= 0], j, 1.0)
-    G.add(*_present(rec[t_n[tt], tw], oq + np.arange(n_q)))
-    for s in service:
-        idx = np.flatnonzero([x == s for x in d_s])
-        G.add(np.full(len(idx), pos["network_service", (s,)]), oe + idx, p[d_w[idx]])
+    G.add(*_present(rec[s.t_n[s.tt], s.tw], s.q_cols()))
+    for sp in _network_service(s):
+        idx = np.flatnonzero([x == sp for x in s.d_s])
+        G.add(np.full(len(idx), pos["network_service", (sp,)]), s.oe + idx, s.p[s.d_w[idx]])
     if ("budget", ()) in pos:
-        G.add(np.full(n_b, pos["budget", ()]), np.arange(n_b), b_cost)
-    c_const = sum(k.holding[n] * k.initial[n] for n in nodes)
+        G.add(np.full(s.n_b, pos["budget", ()]), np.arange(s.n_b), s.b_cost)
+    return G
+
+
+def compile_sku(m, i: Hashable, row_index: Mapping) -> BlockArrays:
+    """SKU ``i`` of the inventory model ``m`` as :class:`~meio.models.interface.BlockArrays`
+    (the arrays the Pyomo block rule compiles to; module docstring): the columns
+    (:func:`_cost`, :func:`_col_upper`, :func:`_integrality`), then one function per
+    constraint family in the block rule's order (:data:`CONSTRAINTS`), then the linking terms.
+    Whole families of columns and rows are written at once with numpy; only sets of a few
+    dozen entries (buys, transfers, nodes, cut-off sets) are walked in Python."""
+    s = _Sku(m, i)
+    c = _cost(s)
+    n_cols = len(c)
+    rows = _Rows()
+    for family in CONSTRAINTS:
+        family(s, rows)
+    terms = _linking_rows(s)
+    ordered = sorted((row_index[rid], rid) for rid in terms)
+    G = _linking_terms(s, {rid: j for j, (_, rid) in enumerate(ordered)})
+    k = s.k
+    c_const = sum(k.holding[n] * k.initial[n] for n in s.nodes)
     return BlockArrays(
-        c=c, c_const=float(c_const), A=A.arrays(), row_lo=np.concatenate(row_lo),
-        row_hi=np.concatenate(row_hi).astype(float), col_lo=np.zeros(n_cols),
-        col_hi=col_hi, integer=is_int, rows=np.array([j for j, _ in ordered], dtype=np.int64),
+        c=c, c_const=float(c_const), A=rows.A.arrays(), row_lo=np.concatenate(rows.lo),
+        row_hi=np.concatenate(rows.hi).astype(float), col_lo=np.zeros(n_cols),
+        col_hi=_col_upper(s), integer=_integrality(s, n_cols),
+        rows=np.array([j for j, _ in ordered], dtype=np.int64),
         G=G.arrays(), g_const=np.array([terms[rid] for _, rid in ordered], dtype=float),
         names=lambda: sku_column_names(m, i))
 

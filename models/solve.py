@@ -1,4 +1,4 @@
-"""Exact solve of a block family's monolithic model with HiGHS, through Pyomo's HiGHS interface.
+"""Exact solve of a block family's monolithic model with HiGHS (or any Pyomo solver).
 
 :func:`solve_monolithic` builds the model, solves it and returns a :class:`SolveResult`: a clear
 status, the objective and (for a MIP) HiGHS's proven dual bound, build and solve times, the
@@ -7,50 +7,34 @@ capacity in a minimization has ``theta > 0``: its opportunity cost), and the fam
 tables. Infeasible, unbounded, time-limited and interrupted solves are reported, never raised,
 so the caller decides; an interrupted solve (Ctrl-C, :mod:`meio.models.interrupt`) keeps HiGHS's
 incumbent and bound. HiGHS's log lines go to the ``logging`` logger ``meio.highs`` (level INFO),
-never to standard output: a long solve shows its progress where logging is shown.
+never to standard output: a long solve shows its progress where logging is shown. Another
+solver is chosen by its Pyomo name (``solver="scip_direct"``, ``"gurobi_direct"``, ``"cplex"``,
+...; :mod:`meio.models.solvers`).
 """
 
 from __future__ import annotations
 
-import logging
-import math
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandas as pd
 import pyomo.environ as pyo
-from pyomo.contrib.solver.common.factory import SolverFactory
-from pyomo.contrib.solver.common.results import SolutionStatus, TerminationCondition
+
+from meio.files import atomic_dir
 
 from . import interrupt
 from .build import build_monolithic, row_constraint
-from .highs import log_highs, native_stdout_silenced
-from .interface import BlockFamily
-
-_STATUS = {
-    TerminationCondition.convergenceCriteriaSatisfied: "optimal",
-    TerminationCondition.maxTimeLimit: "time_limit",
-    TerminationCondition.iterationLimit: "iteration_limit",
-    TerminationCondition.provenInfeasible: "infeasible",
-    TerminationCondition.locallyInfeasible: "infeasible",
-    TerminationCondition.infeasibleOrUnbounded: "infeasible_or_unbounded",
-    TerminationCondition.unbounded: "unbounded",
-    TerminationCondition.interrupted: "interrupted",
-}
-
-
-class _QuietPyomo(logging.Filter):
-    """Drop Pyomo's warning about HiGHS's 'interrupted' status: meio reports it itself."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "kInterrupt" not in record.getMessage()
+from .interface import BlockFamily, slack
+from .solvers import PyomoSolver
+from .status import Status
 
 
 @dataclass
 class SolveResult:
     """Outcome of an exact solve. ``objective`` is None when no feasible solution is known."""
 
-    status: str
+    status: Status | str
     termination: str
     objective: float | None
     bound: float | None
@@ -82,6 +66,38 @@ class SolveResult:
                  ("linking rows", len(self.rows))]
         return pd.DataFrame(items, columns=["item", "value"])
 
+    def frames(self) -> dict[str, pd.DataFrame]:
+        """Every table of the result by name: ``summary``, ``linking_rows`` (the row report
+        without its tuple ``key`` column, which the label columns spell out) and the family's
+        solution tables."""
+        return {"summary": self.summary(), "linking_rows": self.rows.drop(columns=["key"]),
+                **self.tables}
+
+    def write(self, path: str | Path, format: str = "csv", force: bool = False) -> Path:
+        """Write :meth:`frames` into the directory ``path``, one ``<name>.csv`` or
+        ``<name>.parquet`` file per table, atomically (:func:`meio.files.atomic_dir`: the
+        directory is complete or not there; ``force`` replaces one meio wrote before).
+        Returns the directory.
+
+        >>> import tempfile
+        >>> from meio.instances import load
+        >>> from meio.models import InventoryModel
+        >>> out = solve_monolithic(InventoryModel(load("tiny")), log=False).write(
+        ...     tempfile.mkdtemp() + "/tiny")
+        >>> sorted(p.name for p in out.iterdir())[:3]
+        ['buys.csv', 'capacity.csv', 'fulfillment.csv']
+        """
+        if format not in ("csv", "parquet"):
+            raise ValueError(f"format must be 'csv' or 'parquet', not {format!r}")
+        with atomic_dir(path, force=force) as tmp:
+            for name, df in self.frames().items():
+                if format == "csv":
+                    df.to_csv(tmp / f"{name}.csv", index=False)
+                else:  # the summary's value column mixes numbers and text
+                    df.astype({"value": str} if name == "summary" else {}).to_parquet(
+                        tmp / f"{name}.parquet", index=False)
+        return Path(path)
+
 
 def _is_mip(model: pyo.ConcreteModel) -> bool:
     return any(v.is_integer() or v.is_binary()
@@ -91,18 +107,27 @@ def _is_mip(model: pyo.ConcreteModel) -> bool:
 def solve_monolithic(family: BlockFamily, time_limit: float | None = None,
                      mip_gap: float = 1e-6, threads: int | None = None, tee: bool = False,
                      options: dict | None = None, relax: bool = False,
-                     log: bool = True) -> SolveResult:
-    """Build and solve the family's monolithic model exactly with HiGHS.
+                     log: bool = True, solver: str = "highs") -> SolveResult:
+    """Build and solve the family's monolithic model exactly.
 
+    ``solver`` is any Pyomo solver name (:mod:`meio.models.solvers`; HiGHS by default): a
+    name that is unknown, not installed or not licensed raises
+    :class:`~meio.models.solvers.SolverUnavailable` (a ``ValueError``) before anything is built.
     ``relax=True`` solves the LP relaxation instead (integer variables made continuous within
-    their bounds): its optimum is the formulation's LP bound, with row multipliers.
-    ``time_limit`` in seconds (None: no limit); ``mip_gap`` is HiGHS's relative MIP gap;
-    ``options`` are passed to HiGHS as they are (e.g. ``{"solver": "ipm"}``).
-    ``tee=True`` also prints HiGHS's log on standard output; ``log`` sends it to ``logging``
-    (``False`` for a solve that is a step of something else, e.g. the generator's calibration).
+    their bounds): its optimum is the formulation's LP bound, with row multipliers (where the
+    solver reports duals).
+    ``time_limit`` in seconds (None: no limit); ``mip_gap`` is the relative MIP gap;
+    ``threads`` the solver's thread count; all three are mapped to the solver's own option
+    names. ``options`` are passed to the solver as they are (e.g. ``{"solver": "ipm"}`` for
+    HiGHS).
+    ``tee=True`` also prints the solver's log on standard output; ``log`` sends HiGHS's log to
+    ``logging`` (``False`` for a solve that is a step of something else, e.g. the generator's
+    calibration).
     Ctrl-C stops HiGHS within moments: the result has status ``interrupted`` and keeps the
     incumbent (a MIP's best plan and bound) when there is one.
     """
+    opt = PyomoSolver(solver, time_limit=time_limit, mip_gap=mip_gap, threads=threads,
+                      options=options, tee=tee, log=log, interruptible=True)
     with interrupt.watching():
         t0 = time.perf_counter()
         model = build_monolithic(family)
@@ -111,46 +136,21 @@ def solve_monolithic(family: BlockFamily, time_limit: float | None = None,
         build = time.perf_counter() - t0
         mip = _is_mip(model)
         if interrupt.requested():
-            return SolveResult("interrupted", "interrupted", None, None, mip, build, 0.0,
+            return SolveResult(Status.INTERRUPTED, "interrupted", None, None, mip, build, 0.0,
                                model.linking_rows.drop(columns=["component"]), {}, model)
-        opts = {"mip_rel_gap": mip_gap} if mip else {}
-        opts.update(options or {})
-        solver = SolverFactory("highs")
-        quiet = _QuietPyomo()
-        pyomo_log = logging.getLogger("pyomo.contrib.solver.solvers.highs")
-        pyomo_log.addFilter(quiet)
         t1 = time.perf_counter()
-        try:
-            with native_stdout_silenced():  # HiGHS's banner, if this is the first object
-                solver.set_instance(model)
-            interrupt.attach(solver._solver_model)  # Pyomo's highspy.Highs object
-            if log:
-                log_highs(solver._solver_model)
-            res = solver.solve(model, tee=tee, time_limit=time_limit, threads=threads,
-                               load_solutions=False, raise_exception_on_nonoptimal_result=False,
-                               solver_options=opts)
-        finally:
-            pyomo_log.removeFilter(quiet)
+        run = opt.solve(model, mip, duals=not mip)
         elapsed = time.perf_counter() - t1
-    status = _STATUS.get(res.termination_condition, str(res.termination_condition.name))
-    termination = res.termination_condition.name
-    if interrupt.requested() and res.termination_condition in (
-            TerminationCondition.unknown, TerminationCondition.interrupted):
-        status = termination = "interrupted"
-    has_sol = res.solution_status in (SolutionStatus.optimal, SolutionStatus.feasible)
+    status = run.status
+    termination = "interrupted" if status == Status.INTERRUPTED else run.termination
     objective = bound = None
     rows = model.linking_rows.copy()
     tables: dict[str, pd.DataFrame] = {}
-    if has_sol:
-        res.solution_loader.load_vars()
-        objective = float(res.incumbent_objective)
-        if status == "time_limit":
-            status = "time_limit_feasible"
-        bound = res.objective_bound
-        bound = float(bound) if bound is not None and math.isfinite(bound) else None
-        if not mip and status == "optimal":
+    if run.has_solution:
+        objective, bound = run.objective, run.bound
+        if not mip and status == Status.OPTIMAL:
             bound = objective
-        rows = _row_report(family, model, rows, res if (not mip and status == "optimal")
+        rows = _row_report(family, model, rows, run if (not mip and status == Status.OPTIMAL)
                            else None)
         tables = family.solution_tables(model, rows)
     return SolveResult(status, termination, objective, bound, mip, build, elapsed, rows,
@@ -162,10 +162,8 @@ def _row_report(family, model, rows, lp_result) -> pd.DataFrame:
     activity = [pyo.value(c.body) for c in cons]
     rows = rows.drop(columns=["component"])
     rows["activity"] = activity
-    sign = {"<=": 1.0, ">=": -1.0, "==": 0.0}
-    rows["slack"] = [(r - a) * sign[s] for r, a, s in
-                     zip(rows["rhs"], rows["activity"], rows["sense"], strict=True)]
-    if lp_result is not None:
-        duals = lp_result.solution_loader.get_duals(cons)
-        rows["multiplier"] = [-family.sense_sign * float(duals[c]) for c in cons]
+    rows["slack"] = slack(rows["sense"], rows["rhs"], rows["activity"])
+    duals = None if lp_result is None else lp_result.duals(cons)
+    if duals is not None:
+        rows["multiplier"] = [-family.sense_sign * d for d in duals]
     return rows

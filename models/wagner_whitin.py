@@ -28,11 +28,11 @@ from __future__ import annotations
 from collections.abc import Hashable
 
 import numpy as np
-from meio.decomposition.compiled import compiled_or_persistent
-from meio.decomposition.subproblem import BlockOutcome
-from meio.models.interface import check_rows
 
+from .compiled import compiled_or_persistent
+from .interface import row_index
 from .lotsizing import LotSizingModel
+from .subproblem import BlockOutcome
 
 
 def wagner_whitin(demand, setup_cost, holding_cost, unit_cost=0.0
@@ -77,7 +77,7 @@ def wagner_whitin(demand, setup_cost, holding_cost, unit_cost=0.0
 class WagnerWhitinSubproblem:
     """Exact Lagrangian subproblem of one lot-sizing item by :func:`wagner_whitin`.
 
-    Same protocol as :class:`~meio.decomposition.subproblem.BlockSubproblem` (``block``,
+    Same protocol as :class:`~meio.models.subproblem.BlockSubproblem` (``block``,
     ``rows``, ``is_mip``, ``solve``, ``solve_restricted``, ``values``); pass the class as
     ``lagrangian_decomposition(family, subproblem=WagnerWhitinSubproblem)``.
     """
@@ -93,10 +93,9 @@ class WagnerWhitinSubproblem:
         k = family.block_ids().index(i)
         self.d, self.a, self.st = family.d[k], family.a[k], family.st[k]
         self.f, self.h = family.f[k], family.h[k]
-        rows = check_rows(family.linking_rows())
-        where = {key: j for j, (kind, key) in enumerate(zip(rows["kind"], rows["key"],
-                                                            strict=True)) if kind == "capacity"}
-        self.rows = np.array([where[(t,)] for t in range(len(self.d))], dtype=np.int64)
+        index = row_index(family)
+        self.rows = np.array([index["capacity", (t,)] for t in range(len(self.d))],
+                             dtype=np.int64)
         self._mip = None
         self._plan: np.ndarray | None = None
 

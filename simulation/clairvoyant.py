@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import highspy
 import numpy as np
-from meio.decomposition.compiled import Coo
 from meio.models.highs import new_highs
+from meio.models.sparse import Coo
 
 from .engine import LAST_MILE_HOURS, TRUCK_KMH, Outcome, start_of_cycle
 from .network import Network

@@ -1,0 +1,400 @@
+"""A block's subproblem compiled once into a HiGHS model held in memory.
+
+The family's block rule runs once on a fresh Pyomo model; the block's constraints, variable
+bounds, integrality, cost and linking terms are read off as linear coefficients
+(Pyomo's ``LinearRepnVisitor``) into arrays (:func:`pyomo_arrays`) -- or, where the family
+offers it, its fast compiler writes the same arrays directly
+(:meth:`~meio.models.interface.BlockFamily.block_arrays`); a ``highspy.Highs`` model is built
+from them. Per
+iteration only the objective changes,
+
+    cost(x) + sigma * sum_r theta_r g_r(x)   ->   c + sigma * G^T theta   (one array update)
+
+and HiGHS re-solves from its previous basis. No Pyomo work happens inside the iteration loop.
+Bounds follow the rules of :class:`~meio.models.subproblem.BlockSubproblem`: an LP's
+optimum only when optimal, a MIP's dual bound only. The elastic restricted problem of primal
+recovery lives in the same HiGHS model (share rows and over/under columns, switched off
+between recoveries), so each problem warm-starts from the other's basis.
+
+A block whose expressions are not linear cannot be compiled; :func:`compiled_or_persistent`
+then falls back to the persistent Pyomo subproblem.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable
+from typing import NamedTuple
+
+import highspy
+import numpy as np
+import pyomo.environ as pyo
+from pyomo.repn.linear import LinearRepnVisitor
+
+from .highs import highs_lp, new_highs
+from .interface import BlockArrays, BlockFamily, row_index
+from .sparse import Coo, coo_from_rows
+from .subproblem import BlockOutcome, BlockSubproblem
+
+INF = highspy.kHighsInf
+
+
+class NotLinearError(ValueError):
+    """A block expression is not linear, so the block cannot be compiled to arrays."""
+
+
+class _Linearizer:
+    """Linear coefficients of Pyomo expressions over a fixed, growing list of variables
+    (Pyomo's linear-expression walker, the one its LP writers use)."""
+
+    def __init__(self):
+        self.col: dict[int, int] = {}
+        self.vars: list = []
+        self.visitor = LinearRepnVisitor({})
+
+    def add(self, var) -> int:
+        j = self.col.get(id(var))
+        if j is None:
+            j = self.col[id(var)] = len(self.vars)
+            self.vars.append(var)
+        return j
+
+    def __call__(self, expr) -> tuple[np.ndarray, np.ndarray, float]:
+        if isinstance(expr, (int, float)):
+            return np.zeros(0, dtype=np.int64), np.zeros(0), float(expr)
+        repn = self.visitor.walk_expression(expr)
+        if repn.nonlinear is not None:
+            raise NotLinearError(f"not linear: {expr}")
+        mult = float(repn.multiplier)
+        var_map = self.visitor.var_map
+        idx = np.fromiter((self.add(var_map[k]) for k in repn.linear), dtype=np.int64,
+                          count=len(repn.linear))
+        val = np.fromiter(repn.linear.values(), dtype=float, count=len(repn.linear)) * mult
+        return idx, val, float(repn.constant) * mult
+
+
+class Snapshot(NamedTuple):
+    """A block solution kept compactly: its ``n`` column values, as the nonzero positions
+    ``index`` and their ``value`` (a basic solution has at most as many nonzeros as rows)."""
+
+    n: int
+    index: np.ndarray
+    value: np.ndarray
+
+    @classmethod
+    def of(cls, x: np.ndarray) -> Snapshot:
+        nz = np.flatnonzero(x)
+        return cls(len(x), nz.astype(np.int32), x[nz])
+
+    def dense(self) -> np.ndarray:
+        x = np.zeros(self.n)
+        x[self.index] = self.value
+        return x
+
+
+class _Arrays:
+    """A block's arrays in the form the HiGHS model and the updates use."""
+
+    def __init__(self, arr: BlockArrays):
+        n = len(arr.c)
+        self.c, self.c_const = np.asarray(arr.c, dtype=float), float(arr.c_const)
+        self.G = Coo(*arr.G, (len(arr.rows), n))
+        self.g_const = np.asarray(arr.g_const, dtype=float)
+        self.shape = (len(arr.row_lo), n)
+        self.csc = Coo(*arr.A, self.shape).csc()  # what HiGHS takes, in int32
+        self.row_lo = np.where(np.isfinite(arr.row_lo), arr.row_lo, -INF)
+        self.row_hi = np.where(np.isfinite(arr.row_hi), arr.row_hi, INF)
+        self.col_lo = np.where(np.isfinite(arr.col_lo), arr.col_lo, -INF)
+        self.col_hi = np.where(np.isfinite(arr.col_hi), arr.col_hi, INF)
+        self.integer = np.asarray(arr.integer, dtype=bool)
+
+
+class CompiledBlock:
+    """Block ``i``'s Lagrangian subproblem as a warm-started HiGHS model (module docstring).
+
+    Same protocol as :class:`~meio.models.subproblem.BlockSubproblem`. ``via_pyomo``
+    compiles the Pyomo block even where the family has a fast compiler
+    (:meth:`~meio.models.interface.BlockFamily.block_arrays`). ``lean``: between solves hold
+    only the last bases -- neither the HiGHS model (its solver state is most of the memory a
+    held model takes) nor, where the family has a fast compiler, the arrays, which are
+    compiled again from the family's data for each solve; the re-solve still starts from the
+    saved basis. A lean block costs a few kilobytes per SKU of the benchmark shape instead of
+    about ten megabytes, at the price of a compilation per solve.
+    """
+
+    repair_gap = 1e-3
+    repair_time_limit = 1.0
+
+    def __init__(self, family: BlockFamily, i: Hashable, mip_gap: float = 1e-6,
+                 time_limit: float | None = None, via_pyomo: bool = False,
+                 lean: bool = False):
+        self.block, self.sigma = i, family.sense_sign
+        self.mip_gap, self.time_limit = mip_gap, time_limit
+        index = row_index(family)
+        arr = None if via_pyomo else family.block_arrays(i, index)
+        recompilable = arr is not None
+        if arr is None:
+            arr = pyomo_arrays(family, i, index)
+        self.n = len(arr.c)
+        self.rows = np.asarray(arr.rows, dtype=np.int32)
+        self.is_mip = bool(np.asarray(arr.integer).any())
+        self._names = arr.names
+        self.lean = lean
+        # held arrays, or (lean, fast compiler) the family to compile them from per solve
+        self._source = (family, i) if lean and recompilable else None
+        self._a: _Arrays | None = _Arrays(arr)
+        self.highs: highspy.Highs | None = None
+        self._elastic, self._basis = False, None
+        self._saved = self._saved_elastic = None  # lean mode: the bases kept
+        if not lean:
+            self._model()
+        self._x: np.ndarray | None = None
+        self.highs_seconds = 0.0
+        self._release()
+
+    @property
+    def a(self) -> _Arrays:
+        """The block's arrays (compiled again if a lean block let them go)."""
+        if self._a is None:
+            family, i = self._source
+            self._a = _Arrays(family.block_arrays(i, row_index(family)))
+        return self._a
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.a.shape
+
+    def _highs(self) -> highspy.Highs:
+        """The block's HiGHS model (columns x, rows A x); :meth:`_mode` adds and removes the
+        elastic parts of the restricted problem around a recovery."""
+        a = self.a
+        lp = highs_lp(np.zeros(a.shape[1]), a.col_lo, a.col_hi, a.row_lo, a.row_hi, a.csc,
+                      integer=a.integer, maximize=self.sigma != 1)
+        # LP re-solves take milliseconds and the executor checks for Ctrl-C between them; a
+        # MIP block may take long and stops mid-solve
+        h = new_highs(interruptible=self.is_mip)
+        if not self.is_mip:  # measured: dual simplex re-solves fastest after a cost change,
+            h.setOptionValue("simplex_strategy", 1)  # and without presolve the first solve
+            h.setOptionValue("presolve", "off")  # is a quarter faster
+        h.passModel(lp)
+        self._options(h, elastic=False)
+        return h
+
+    def _options(self, h: highspy.Highs, elastic: bool) -> None:
+        if self.is_mip:  # recovery needs good feasible points quickly, not proofs
+            h.setOptionValue("mip_rel_gap", self.repair_gap if elastic else self.mip_gap)
+        self._limit = self.repair_time_limit if elastic and self.is_mip else self.time_limit
+        h.setOptionValue("time_limit", float("inf") if self._limit is None
+                         else float(self._limit))
+
+    def _mode(self, elastic: bool, lower=None, upper=None) -> None:
+        """Switch to the restricted problem (limits ``lower``, ``upper`` on the share rows) or
+        back. Entering it adds columns ``over, under`` (nonbasic at zero) and rows
+        ``g(x) + under``, ``g(x) - over`` (slacks basic) to the model, so the restricted solve
+        starts from the Lagrangian basis; leaving deletes them and restores that basis. The
+        Lagrangian problem never carries the elastic parts."""
+        h, k = self.highs, len(self.rows)
+        m0, n = self.shape
+        if elastic and self._elastic:
+            h.changeRowsBounds(2 * k, np.arange(m0, m0 + 2 * k, dtype=np.int32), lower, upper)
+        elif elastic:
+            self._basis = h.getBasis()
+            h.addCols(2 * k, np.zeros(2 * k), np.zeros(2 * k), np.full(2 * k, INF), 0,
+                      np.zeros(2 * k, dtype=np.int32), np.zeros(0, dtype=np.int32),
+                      np.zeros(0))
+            eye = Coo(np.arange(k), np.arange(k), np.ones(k), (k, k))
+            neg = Coo(np.arange(k), np.arange(k), -np.ones(k), (k, k))
+            G = self.a.G
+            rows = G.stacked([(eye, 0, n + k), (G, k, 0), (neg, k, n)],
+                                  (2 * k, n + 2 * k))
+            start, index, value = rows.csr()
+            h.addRows(2 * k, lower, upper, len(value), start, index, value)
+            if self._saved_elastic is not None:  # lean mode: the last restricted basis
+                h.setBasis(self._saved_elastic)
+            self._options(h, True)
+        elif self._elastic:
+            h.deleteRows(2 * k, np.arange(m0, m0 + 2 * k, dtype=np.int32))
+            h.deleteCols(2 * k, np.arange(n, n + 2 * k, dtype=np.int32))
+            if self._basis is not None and self._basis.valid:
+                h.setBasis(self._basis)
+            self._options(h, False)
+        self._elastic = elastic
+
+    def _model(self) -> highspy.Highs:
+        """The HiGHS model; in lean mode rebuilt from the arrays, at the last Lagrangian basis."""
+        if self.highs is None:
+            self.highs, self._elastic = self._highs(), False
+            if self._saved is not None:
+                self.highs.setBasis(self._saved)
+        return self.highs
+
+    def _release(self) -> None:
+        """Lean mode: keep only the last bases (a few bytes per column and row; the restricted
+        problem's until the next Lagrangian solve) and drop the model with its solver state
+        (megabytes) and, where they can be compiled again, the arrays."""
+        if not self.lean:
+            return
+        if self.highs is not None:
+            basis = self.highs.getBasis()
+            basis = basis if basis.valid else None
+            if self._elastic:
+                self._saved_elastic = basis
+            else:
+                self._saved, self._saved_elastic = basis, None
+            self.highs = None
+        if self._source is not None:
+            self._a = None
+
+    def _run(self, cost: np.ndarray):
+        h = self.highs
+        h.changeColsCost(len(cost), np.arange(len(cost), dtype=np.int32), cost)
+        before = h.getRunTime()  # HiGHS's clock accumulates over runs ...
+        if self._limit is not None and not self.is_mip:  # ... and an LP's time limit is
+            h.setOptionValue("time_limit", before + float(self._limit))  # read against it
+        h.run()
+        self.highs_seconds += h.getRunTime() - before
+        return h.getModelStatus(), h.getInfo()
+
+    def solve(self, theta: np.ndarray, tag: int) -> BlockOutcome:
+        th = np.asarray(theta, dtype=float)[self.rows]
+        a = self.a
+        cost = a.c + self.sigma * (a.G.rmatvec(th))
+        const = a.c_const + self.sigma * float(th @ a.g_const)
+        self._model()
+        self._mode(False)
+        status, info = self._run(cost)
+        ok = status == highspy.HighsModelStatus.kOptimal
+        has_sol = info.primal_solution_status == 2  # kSolutionStatusFeasible
+        value = bound = terms = None
+        if has_sol:
+            x = np.asarray(self.highs.getSolution().col_value)[: self.n]
+            self._x = None if self.lean else x
+            terms = a.G @ x + a.g_const
+            value = info.objective_function_value + const
+            if self.is_mip:
+                b = info.mip_dual_bound
+                bound = b + const if math.isfinite(b) else None
+            elif ok:
+                bound = value
+        text = self.highs.modelStatusToString(status)
+        self._release()
+        return BlockOutcome(self.block, tag, bound, value, terms, text)
+
+    def solve_direction(self, d: np.ndarray) -> float | None:
+        """A proven lower bound on ``min d . g_i(x)`` over the block's own feasible set (its
+        costs left out): the block's part of a Farkas certificate that the linking rows cannot
+        all hold (:func:`meio.decomposition.driver.infeasibility_certificate`). ``d`` is the
+        full direction vector; None when the minimum is unbounded or not proven."""
+        a = self.a
+        dd = np.asarray(d, dtype=float)[self.rows]
+        self._model()
+        self._mode(False)
+        status, info = self._run(self.sigma * a.G.rmatvec(dd))
+        if self.is_mip:
+            b = info.mip_dual_bound
+            bound = float(b) if math.isfinite(b) else None
+        else:
+            bound = (info.objective_function_value
+                     if status == highspy.HighsModelStatus.kOptimal else None)
+        self._release()
+        return None if bound is None else self.sigma * bound + float(dd @ a.g_const)
+
+    def solve_restricted(self, lo: np.ndarray, hi: np.ndarray, penalty: np.ndarray,
+                         theta: np.ndarray | None = None) -> tuple[float, np.ndarray] | None:
+        """The elastic restricted problem of :meth:`BlockSubproblem.solve_restricted`: the
+        block's own problem with ``g(x) + under >= lo``, ``g(x) - over <= hi`` (infinite limits
+        are left free), ``over`` and ``under`` at ``penalty`` per unit; on the block's own
+        HiGHS model, started from its last basis (:meth:`_mode`)."""
+        k, a = len(self.rows), self.a
+        lo = np.asarray(lo, dtype=float) - a.g_const
+        hi = np.asarray(hi, dtype=float) - a.g_const
+        lower = np.concatenate([np.where(np.isfinite(lo), lo, -INF), np.full(k, -INF)])
+        upper = np.concatenate([np.full(k, INF), np.where(np.isfinite(hi), hi, INF)])
+        self._model()
+        self._mode(True, lower, upper)
+        th = np.zeros(k) if theta is None else np.asarray(theta, dtype=float)[self.rows]
+        pen = self.sigma * np.asarray(penalty, float)
+        status, info = self._run(np.concatenate([a.c + self.sigma * (a.G.rmatvec(th)),
+                                                 pen, pen]))
+        x = (np.asarray(self.highs.getSolution().col_value)[: self.n]
+             if info.primal_solution_status == 2 else None)
+        out = None if x is None else (float(a.c @ x + a.c_const), a.G @ x + a.g_const)
+        self._release()
+        if x is not None:
+            self._x = x
+        return out
+
+    def solution(self) -> Snapshot:
+        """The last solution as a compact :class:`Snapshot` (its nonzeros). A lean block
+        hands over the last restricted solution and forgets it."""
+        if self._x is None:
+            raise RuntimeError("no solution yet")
+        snap = Snapshot.of(self._x)
+        if self.lean:
+            self._x = None
+        return snap
+
+    def values(self, solution: Snapshot | None = None) -> dict[str, dict]:
+        """A solution (default: the last), variable name -> {index: value} (as the Pyomo block
+        names it)."""
+        x = (self.solution() if solution is None else solution).dense()
+        out: dict[str, dict] = {}
+        for (name, idx), v in zip(self._names(), x, strict=True):
+            out.setdefault(name, {})[idx] = float(v)
+        return out
+
+
+def pyomo_arrays(family: BlockFamily, i: Hashable, index: dict) -> BlockArrays:
+    """Block ``i`` compiled through Pyomo: its rule runs on a fresh model, and its variables
+    (every one a column, in declaration order), constraints, cost and linking terms are read
+    off as linear coefficients. Raises :class:`NotLinearError` for a nonlinear block."""
+    m = pyo.ConcreteModel()
+    m.b = pyo.Block([i], rule=family.block_rule)
+    blk = m.b[i]
+    lin = _Linearizer()
+    for v in blk.component_data_objects(pyo.Var, descend_into=True):
+        lin.add(v)  # every block variable is a column, used or not
+    ci, cv, c_const = lin(blk.cost)
+    terms = sorted((index[rid], lin(expr)) for rid, expr in
+                   family.linking_terms(blk, i).items())
+    cons = []
+    for con in blk.component_data_objects(pyo.Constraint, active=True, descend_into=True):
+        idx, val, const = lin(con.body)
+        lo = pyo.value(con.lower) - const if con.has_lb() else -np.inf
+        hi = pyo.value(con.upper) - const if con.has_ub() else np.inf
+        cons.append((idx, val, lo, hi))
+    n = len(lin.vars)
+    c = np.zeros(n)
+    np.add.at(c, ci, cv)
+    G = coo_from_rows([t[1][:2] for t in terms], n)
+    A = coo_from_rows([x[:2] for x in cons], n)
+    col_lo = np.array([-np.inf if v.lb is None else v.lb for v in lin.vars], dtype=float)
+    col_hi = np.array([np.inf if v.ub is None else v.ub for v in lin.vars], dtype=float)
+    for k, v in enumerate(lin.vars):
+        if v.fixed:
+            col_lo[k] = col_hi[k] = v.value
+    names = [(v.parent_component().local_name, v.index()) for v in lin.vars]
+    return BlockArrays(
+        c=c, c_const=c_const, A=(A.r, A.c, A.v),
+        row_lo=np.array([x[2] for x in cons], dtype=float),
+        row_hi=np.array([x[3] for x in cons], dtype=float), col_lo=col_lo, col_hi=col_hi,
+        integer=np.array([v.is_integer() for v in lin.vars], dtype=bool),
+        rows=np.array([j for j, _ in terms], dtype=np.int64), G=(G.r, G.c, G.v),
+        g_const=np.array([t[1][2] for t in terms], dtype=float), names=lambda: names)
+
+
+def lean_compiled_or_persistent(family: BlockFamily, i: Hashable, mip_gap: float = 1e-6,
+                                time_limit: float | None = None):
+    """:func:`compiled_or_persistent` with ``lean=True`` (one factory object, so that a
+    :class:`meio.decomposition.SubproblemCache` recognizes it across runs)."""
+    return compiled_or_persistent(family, i, mip_gap, time_limit, lean=True)
+
+
+def compiled_or_persistent(family: BlockFamily, i: Hashable, mip_gap: float = 1e-6,
+                           time_limit: float | None = None, lean: bool = False):
+    """A :class:`CompiledBlock` (``lean``: see there), or the persistent Pyomo subproblem if
+    the block is not linear."""
+    try:
+        return CompiledBlock(family, i, mip_gap, time_limit, lean=lean)
+    except NotLinearError:
+        return BlockSubproblem(family, i, mip_gap, time_limit)
