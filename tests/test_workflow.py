@@ -31,6 +31,8 @@ from meio.testing import (
 )
 from meio.testing.strategies import inventory_instances, lot_sizing_instances
 
+from .helpers import CappedUnits
+
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 BROKEN = f"{Path(__file__).with_name('broken.py')}:make_family"
@@ -155,34 +157,6 @@ def test_maximization_family_brackets():
     lag = lagrangian_decomposition(fam, max_iter=60)
     assert_bounds_bracket(bound=lag.bound, exact=exact.objective, feasible=lag.primal,
                           sense="max")
-
-
-class CappedUnits(InventoryModel):
-    """The inventory model extended without touching meio: a per-SKU constraint (at most 95% of
-    a SKU's position at one node) and a new kind of linking row (total units positioned)."""
-
-    def __init__(self, instance, cap: float):
-        super().__init__(instance)
-        self.cap = cap
-
-    def block_rule(self, blk, i):
-        super().block_rule(blk, i)
-        total = sum(blk.y[n] for n in blk.N)
-        blk.spread = pyo.Constraint(blk.N, rule=lambda b, n: b.y[n] <= 0.95 * total + 1e-9
-                                    if len(blk.N) > 1 else pyo.Constraint.Skip)
-
-    def linking_rows(self):
-        import pandas as pd
-
-        rows = super().linking_rows()
-        extra = pd.DataFrame({"kind": ["units"], "key": [()], "sense": ["<="],
-                              "rhs": [self.cap]})
-        return pd.concat([rows, extra], ignore_index=True)
-
-    def linking_terms(self, blk, i):
-        terms = dict(super().linking_terms(blk, i))
-        terms[("units", ())] = sum(blk.y[n] for n in blk.N)
-        return terms
 
 
 def test_extending_the_inventory_model_needs_no_change_to_meio():
