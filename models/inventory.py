@@ -13,8 +13,8 @@ Symbols follow docs/formulation.md: b_ivn, y_in, z_in, x_inrsw, q_iunw, e_irsw.
 >>> from meio.instances import load
 >>> from meio.models import InventoryModel, solve_monolithic
 >>> res = solve_monolithic(InventoryModel(load("tiny")))
->>> res.status
-'optimal'
+>>> print(res.status)
+optimal
 """
 
 from __future__ import annotations

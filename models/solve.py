@@ -84,7 +84,7 @@ class SolveResult:
         >>> from meio.models import InventoryModel
         >>> out = solve_monolithic(InventoryModel(load("tiny")), log=False).write(
         ...     tempfile.mkdtemp() + "/tiny")
-        >>> sorted(p.name for p in out.iterdir())[:3]
+        >>> sorted(p.name for p in out.glob("*.csv"))[:3]
         ['buys.csv', 'capacity.csv', 'fulfillment.csv']
         """
         if format not in ("csv", "parquet"):

@@ -218,6 +218,8 @@ class PyomoSolver:
             if value is None:
                 continue
             native = names.get(key)
+            if native == "tmlim":  # glpsol takes whole seconds
+                value = max(1, math.ceil(value))
             if native is None:
                 _LOG.warning("solver %s has no %s option known to meio; ignored", self.name,
                              key)
