@@ -8,6 +8,8 @@ not know fail with one line naming the solver.
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -110,3 +112,43 @@ def test_statuses_of_both_vocabularies():
     assert status_of(Classic.maxTimeLimit, has_solution=True) == Status.TIME_LIMIT_FEASIBLE
     assert status_of(TerminationCondition.unknown, interrupted=True) == Status.INTERRUPTED
     assert status_of("somethingNew") == "somethingNew"
+
+
+@pytest.mark.skipif(shutil.which("glpsol") is None,
+                    reason="GLPK's glpsol (apt-get install glpk-utils) drives Pyomo's classic "
+                    "solver interface")
+def test_classic_interface_glpk_same_optimum_and_duals():
+    """Pyomo's classic interface (a solver program): same LP optimum as HiGHS, and duals that
+    price the linking rows as opportunity costs (>= 0 on <= rows of a minimization, 0 on slack
+    rows: complementary slackness)."""
+    fam = InventoryModel(load("tiny"))
+    highs = solve_monolithic(fam, log=False)
+    glpk = solve_monolithic(fam, log=False, solver="glpk", time_limit=60.5)
+    assert glpk.status == Status.OPTIMAL
+    assert glpk.objective == pytest.approx(highs.objective, rel=1e-7)
+    rows = glpk.rows
+    assert (rows["multiplier"] >= -1e-7).all()
+    assert (rows["multiplier"] * rows["slack"]).abs().max() <= 1e-6
+    mip = solve_monolithic(InventoryModel(load("tiny"), "integer"), log=False, solver="glpk",
+                           mip_gap=1e-9)
+    assert mip.objective == pytest.approx(
+        solve_monolithic(InventoryModel(load("tiny"), "integer"), log=False,
+                         mip_gap=1e-9).objective, rel=1e-7)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_solve_result_write_round_trips(tmp_path, fmt):
+    """Every table written is read back equal (csv up to float text), the summary included;
+    an unknown format is a ValueError."""
+    res = solve_monolithic(InventoryModel(load("tiny")), log=False)
+    out = res.write(tmp_path / "tiny", format=fmt)
+    read = pd.read_csv if fmt == "csv" else pd.read_parquet
+    names = {p.stem for p in out.glob(f"*.{fmt}")}
+    assert names == {"summary", "linking_rows", *res.tables}
+    buys = read(out / f"buys.{fmt}")
+    pd.testing.assert_frame_equal(buys, res.tables["buys"], check_dtype=False)
+    summary = read(out / f"summary.{fmt}").set_index("item")["value"]
+    assert summary["status"] == "optimal"
+    assert float(summary["objective"]) == pytest.approx(res.objective, rel=1e-12)
+    with pytest.raises(ValueError, match="format"):
+        res.write(tmp_path / "x", format="xlsx")
