@@ -1,4 +1,5 @@
-"""The one place meio makes a ``highspy.Highs`` object: quiet, interruptible, logged.
+"""The one place meio makes a ``highspy.Highs`` object (quiet, interruptible, logged) and
+assembles a HiGHS model from arrays (:func:`highs_lp`).
 
 :func:`new_highs` returns a solver whose console output is off (HiGHS's banner, printed by the
 first object of a process, is kept off standard output too), whose solves stop at Ctrl-C

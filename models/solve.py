@@ -26,7 +26,7 @@ from meio.files import atomic_dir
 from . import interrupt
 from .build import build_monolithic, row_constraint
 from .interface import BlockFamily, slack
-from .solvers import PyomoSolver
+from .solvers import PyomoSolver, has_integers
 from .status import Status
 
 
@@ -99,11 +99,6 @@ class SolveResult:
         return Path(path)
 
 
-def _is_mip(model: pyo.ConcreteModel) -> bool:
-    return any(v.is_integer() or v.is_binary()
-               for v in model.component_data_objects(pyo.Var, active=True))
-
-
 def solve_monolithic(family: BlockFamily, time_limit: float | None = None,
                      mip_gap: float = 1e-6, threads: int | None = None, tee: bool = False,
                      options: dict | None = None, relax: bool = False,
@@ -134,7 +129,7 @@ def solve_monolithic(family: BlockFamily, time_limit: float | None = None,
         if relax:
             pyo.TransformationFactory("core.relax_integer_vars").apply_to(model)
         build = time.perf_counter() - t0
-        mip = _is_mip(model)
+        mip = has_integers(model)
         if interrupt.requested():
             return SolveResult(Status.INTERRUPTED, "interrupted", None, None, mip, build, 0.0,
                                model.linking_rows.drop(columns=["component"]), {}, model)

@@ -43,7 +43,8 @@ from . import interrupt
 from .highs import log_highs, native_stdout_silenced
 from .status import Status
 
-__all__ = ["OPTION_NAMES", "PyomoSolver", "SolverRun", "SolverUnavailable", "status_of"]
+__all__ = ["OPTION_NAMES", "PyomoSolver", "SolverRun", "SolverUnavailable", "has_integers",
+           "status_of"]
 
 #: termination names (Pyomo's contrib and classic conditions, HiGHS model statuses) -> Status
 _STATUS = {
@@ -89,6 +90,12 @@ def status_of(termination: object, has_solution: bool = False,
     if status == Status.TIME_LIMIT and has_solution:
         return Status.TIME_LIMIT_FEASIBLE
     return status
+
+
+def has_integers(model: pyo.Block) -> bool:
+    """True when an active variable of ``model`` is integer or binary (a MIP)."""
+    return any(v.is_integer() or v.is_binary()
+               for v in model.component_data_objects(pyo.Var, active=True))
 
 
 class SolverUnavailable(ValueError):

@@ -26,7 +26,7 @@ import pyomo.environ as pyo
 
 from .build import build_relaxation
 from .interface import BlockFamily
-from .solvers import PyomoSolver
+from .solvers import PyomoSolver, has_integers
 from .status import Status
 
 
@@ -94,8 +94,7 @@ class BlockSubproblem:
                                   threads=threads, options=options)
         self.model = build_relaxation(family, i)
         self.rows = np.fromiter(self.model.rows, dtype=np.int64)
-        self.is_mip = any(v.is_integer() for v in
-                          self.model.component_data_objects(pyo.Var, active=True))
+        self.is_mip = has_integers(self.model)
         self.mip_gap = mip_gap
         self.time_limit = time_limit
         self.repair_time_limit = 5.0 if self.is_mip else time_limit
