@@ -18,7 +18,7 @@ from meio.instances.lotsizing import TTM_DIR, LotSizingInstance, read_ttm, ttm_n
 from meio.models import LotSizingModel, solve_monolithic
 from meio.models.wagner_whitin import WagnerWhitinSubproblem, wagner_whitin
 
-from meio.testing import check_lot_sizing_plan
+from meio.testing import assert_bounds_bracket, check_lot_sizing_plan
 
 TTM = TTM_DIR  # the six bundled files (instances/ttm/README.md: source and format)
 TR6_15, TR12_15, TR12_15_FL_LP = 37721.0, 74634.0, 73847.99
@@ -135,7 +135,8 @@ def test_reader_on_the_ttm_files():
         assert inst.demand_matrix()[15:, 0].tolist() == [float(v) for v in second]
 
 
-@pytest.mark.parametrize("formulation", ["facility_location", "aggregate"])
+@pytest.mark.parametrize("formulation", [pytest.param("facility_location",
+                                                      marks=pytest.mark.slow), "aggregate"])
 def test_tr6_15_published_optimum(formulation):
     inst = read_ttm(TTM / "G30.DAT", unit_capacity_use=True)
     res = solve_monolithic(LotSizingModel(inst, formulation), mip_gap=1e-9)
@@ -145,6 +146,32 @@ def test_tr6_15_published_optimum(formulation):
     assert check.feasible and check.cost == pytest.approx(res.objective, rel=1e-7)
 
 
+def test_tr12_15_lp_bounds_and_lagrangian_bracket_of_the_published_optimum():
+    """The published facility-location LP bound; Geoffrion: dualizing capacity over the items'
+    integer sets (Wagner-Whitin blocks) gives that bound in both formulations; the bound and
+    the recovered plan (checked independently) bracket the published optimum."""
+    inst = read_ttm(TTM / "G53.DAT")
+    fl, agg = LotSizingModel(inst), LotSizingModel(inst, "aggregate")
+    lp_fl = solve_monolithic(fl, relax=True).objective
+    assert lp_fl == pytest.approx(TR12_15_FL_LP, abs=0.01)
+    assert solve_monolithic(agg, relax=True).objective < lp_fl
+    bare = lagrangian_decomposition(fl, subproblem=WagnerWhitinSubproblem, max_iter=80,
+                                    recover_every=0)  # bounds only
+    assert bare.bound == pytest.approx(TR12_15_FL_LP, rel=1e-4) and bare.primal is None
+    # one recovery, when the bound has converged
+    res = lagrangian_decomposition(agg, subproblem=WagnerWhitinSubproblem, max_iter=80,
+                                   recover_every=80)
+    assert res.bound == pytest.approx(TR12_15_FL_LP, rel=1e-4)
+    assert res.primal is not None
+    assert_bounds_bracket(bound=res.bound, exact=TR12_15, feasible=res.primal, sense="min",
+                          rtol=1e-9)
+    check = check_lot_sizing_plan(inst, res.primal_tables["plan"].assign(
+        setup=lambda d: d.setup.round()))
+    assert check.feasible, check.violations
+    assert check.cost == pytest.approx(res.primal, rel=1e-7)
+
+
+@pytest.mark.slow
 def test_tr12_15_optimum_lp_bounds_and_lagrangian_bound():
     inst = read_ttm(TTM / "G53.DAT")
     fl, agg = LotSizingModel(inst), LotSizingModel(inst, "aggregate")
