@@ -156,15 +156,17 @@ def compare_small(d: dict[str, pd.DataFrame]) -> str:
                      sci(r.gap), sci(r.bound_vs_exact),
                      DASH if _missing(r.iterations) else str(int(r.iterations)),
                      fixed(r.seconds, 1), status(r.status) + mark])
-    load = ""
+    notes = [f"the command's defaults: {first['max_iter']} iterations or "
+             f"{first['time_limit']:g} s per run, a certified gap of {first['gap_tol']:g}",
+             f"the exact MIP stops at a {first['mip_gap']:g} gap",
+             f"{sig(first['wall_seconds'] / 60, 2)} minutes in all",
+             f"`benchmarks/compare.py`, `benchmarks/compare_{first['instance']}.csv`"]
     if "load_before" in df and not _missing(first["load_before"]):
-        load = (f", with a load average of {first['load_before']:.1f} before and "
-                f"{first['load_after']:.1f} after the run")
-    text = _wrap(f"`meio compare {first['instance']}` on a {first['cpus']}-core machine{load} (the "
-            f"command's defaults: {first['max_iter']} iterations or {first['time_limit']:g} s "
-            f"per run, a certified gap of {first['gap_tol']:g}; the exact MIP stops at a "
-            f"{first['mip_gap']:g} gap; {sig(first['wall_seconds'] / 60, 2)} minutes in all; "
-            f"`benchmarks/compare.py`, `benchmarks/compare_{first['instance']}.csv`):") + "\n"
+        notes.insert(0, f"shared with other work: load average {first['load_before']:.1f} "
+                        f"before and {first['load_after']:.1f} after the run, {first['cpus']} "
+                        "meaning every core busy")
+    text = _wrap(f"`meio compare {first['instance']}` on a {first['cpus']}-core machine "
+                 f"({'; '.join(notes)}):") + "\n"
     text += table(COMPARE_COLUMNS, rows, "llrrrrrrrl")
     if stopped:
         text += "\n" + _wrap(f"\\* Stopped at the time limit ({first['time_limit']:g} s): "
