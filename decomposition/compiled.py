@@ -17,8 +17,5 @@ from meio.models.compiled import (
 from meio.models.interface import row_index
 from meio.models.sparse import Coo
 
-from .subproblem import BlockOutcome, BlockSubproblem
-
-__all__ = ["INF", "BlockOutcome", "BlockSubproblem", "CompiledBlock", "Coo", "NotLinearError",
-           "Snapshot", "compiled_or_persistent", "lean_compiled_or_persistent", "pyomo_arrays",
-           "row_index"]
+__all__ = ["INF", "CompiledBlock", "Coo", "NotLinearError", "Snapshot", "compiled_or_persistent",
+           "lean_compiled_or_persistent", "pyomo_arrays", "row_index"]
