@@ -404,22 +404,61 @@ def test_broken_link_and_fifo_are_named(tmp_path):
     _cli_rejects(folder, tmp_path, "table 'demand'", "table 'speeds'", "FIFO")
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their permissions")
-def test_unreadable_file_and_folder_say_permission_denied(tmp_path):
+#: A file that even root cannot read (a write-only kernel setting), for runs as root.
+WRITE_ONLY = Path("/proc/sys/vm/drop_caches")
+
+
+def _unreadable(path: Path) -> None:
+    """Make ``path`` a file its reader may not open: no permissions, or (as root, whom
+    permissions do not stop) a link to a write-only kernel file."""
+    if os.geteuid() != 0:
+        path.chmod(0)
+        return
+    if not WRITE_ONLY.exists():
+        pytest.skip(f"running as root and {WRITE_ONLY} does not exist")
+    path.unlink()
+    path.symlink_to(WRITE_ONLY)
+
+
+def test_unreadable_file_says_permission_denied(tmp_path):
     folder = _csv_copy(tmp_path)
-    (folder / "demand.csv").chmod(0)
+    _unreadable(folder / "demand.csv")
     try:
         _rejected(folder, "demand", words=("permission denied",))
         _cli_rejects(folder, tmp_path, "table 'demand'", "permission denied")
-        (folder / "demand.csv").chmod(0o644)
+    finally:
+        if not (folder / "demand.csv").is_symlink():
+            (folder / "demand.csv").chmod(0o644)
+
+
+def _unlistable_folder(tmp_path: Path) -> Path:
+    """A folder its reader may not list: a copy of ``tiny`` without permissions, or (as root,
+    whom permissions do not stop) a folder of another process's that the kernel does not let
+    even root list."""
+    if os.geteuid() != 0:
+        folder = _csv_copy(tmp_path)
         folder.chmod(0)
+        return folder
+    for path in (Path("/proc/1/map_files"), Path("/proc/1/fdinfo")):
+        try:
+            os.listdir(path)
+        except PermissionError:
+            return path
+        except OSError:
+            continue
+    pytest.skip("running as root, and no folder here is closed to root")
+
+
+def test_unreadable_folder_says_permission_denied(tmp_path):
+    folder = _unlistable_folder(tmp_path)
+    try:
         with pytest.raises(InstanceError, match="permission denied") as err:
             load(folder)
         assert "no .csv table files" not in str(err.value)
         _cli_rejects(folder, tmp_path, "permission denied")
     finally:
-        folder.chmod(0o755)
-        (folder / "demand.csv").chmod(0o644)
+        if folder.is_relative_to(tmp_path):
+            folder.chmod(0o755)
 
 
 @pytest.mark.parametrize("mutate, shown", [

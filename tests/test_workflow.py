@@ -67,8 +67,9 @@ def test_docs_build_offline(tmp_path):
     assert (out / "tutorial.html").exists() and (out / "getting-started.html").exists()
 
 
-@pytest.mark.parametrize("formulation", ["inventory", "inventory-integer", "lot-sizing",
-                                         "lot-sizing-aggregate"])
+@pytest.mark.parametrize("formulation", [
+    "inventory", "lot-sizing", "lot-sizing-aggregate",  # lot sizing: MIP blocks
+    pytest.param("inventory-integer", marks=pytest.mark.slow)])
 def test_validate_passes_on_builtin_formulations(formulation, tmp_path):
     res = CliRunner().invoke(main, ["validate", formulation, "--n", "2", "--max-iter", "100",
                                     "--out", str(tmp_path / "report.csv")])
