@@ -47,6 +47,8 @@ from .repair import ResourceDirectiveRepair
 from .result import LagrangianResult, relative_gap
 from .subproblem import SubproblemFactory
 
+# the names this module has always offered; all but the function live (and are documented) in
+# engine, options and result now
 __all__ = ["TERMS_BUDGET", "LagrangianResult", "MixedIterationError", "StopRun",
            "infeasibility_certificate", "lagrangian_bound", "lagrangian_decomposition",
            "multipliers_vector", "relative_gap"]

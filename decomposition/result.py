@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+import math
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["FORMATS", "LagrangianResult", "relative_gap"]
-
-FORMATS = ("csv", "parquet")
+__all__ = ["LagrangianResult", "relative_gap"]
 
 
 def relative_gap(lb: float | None, ub: float | None) -> float | None:
@@ -63,60 +63,42 @@ class LagrangianResult:
     def summary(self) -> pd.DataFrame:
         """The headline numbers, one row per item: columns ``item`` and ``value``.
 
-        Items: method, sense (``min``/``max``), status, bound, primal, lower_bound,
-        upper_bound, gap, iterations, seconds, linking_rows, infeasibility, stop_reason.
+        Items: status, method, sense (``min``/``max``), lower bound, upper bound, certified gap,
+        iterations, seconds, linking rows, infeasibility (the proof behind ``infeasible``) and
+        stop reason (a hook's). For a minimization the lower bound is the Lagrangian bound and
+        the upper bound the best plan's value (the reverse for a maximization); a proven
+        infeasible problem has an infinite bound in its sense (no optimum) and no plan.
         """
-        items = [("method", self.method), ("sense", "min" if self.sense == 1 else "max"),
-                 ("status", str(self.status)), ("bound", self.bound), ("primal", self.primal),
-                 ("lower_bound", self.lower_bound), ("upper_bound", self.upper_bound),
-                 ("gap", self.gap), ("iterations", self.iterations),
-                 ("seconds", self.seconds), ("linking_rows", len(self.multipliers)),
-                 ("infeasibility", self.infeasibility), ("stop_reason", self.stop_reason)]
+        lower, upper = self.lower_bound, self.upper_bound
+        if self.status == "infeasible":  # the dual grows without limit along the certificate
+            lower, upper = (math.inf, None) if self.sense == 1 else (None, -math.inf)
+        items = [("status", str(self.status)), ("method", self.method),
+                 ("sense", "min" if self.sense == 1 else "max"),
+                 ("lower bound", lower), ("upper bound", upper), ("certified gap", self.gap),
+                 ("iterations", self.iterations), ("seconds", round(self.seconds, 3)),
+                 ("linking rows", len(self.multipliers)),
+                 ("infeasibility", self.infeasibility), ("stop reason", self.stop_reason)]
         return pd.DataFrame(items, columns=["item", "value"])
 
     def tables(self) -> dict[str, pd.DataFrame]:
-        """What :meth:`write` writes, by file stem: ``summary``, ``history``,
-        ``multipliers`` and each plan table as ``plan_<name>``."""
+        """What :meth:`write` writes, by file stem: ``summary``, ``history``, ``multipliers``
+        (without the tuple ``key`` column, which the label columns spell out) and each table
+        of the recovered plan under its own name (as an exact solve writes them)."""
         out = {"summary": self.summary(), "history": self.history,
-               "multipliers": self.multipliers}
-        out.update({f"plan_{name}": table for name, table in self.primal_tables.items()})
-        return out
+               "multipliers": self.multipliers.drop(columns=["key"], errors="ignore")}
+        clash = sorted(set(out) & set(self.primal_tables))
+        if clash:
+            raise ValueError(f"plan tables named like the run's own tables: {', '.join(clash)}")
+        return {**out, **self.primal_tables}
 
-    def write(self, path: str | os.PathLike, format: str = "csv",
-              force: bool = False) -> list[Path]:
-        """Write :meth:`tables` into the folder ``path``, one file per table, atomically.
-
-        The folder is a results folder of :mod:`meio.files`: the files are staged and moved
-        into place only when all are written (a failure leaves the previous results), a
-        folder holding a user's files is refused unless ``force``, and a user's file is never
-        replaced. ``format``: ``"csv"`` or ``"parquet"`` (needs pyarrow). Keys that are tuples
-        are written as text in Parquet. Returns the written paths.
+    def write(self, path: str | os.PathLike, format: str = "csv", force: bool = False,
+              own: Iterable[str | os.PathLike] = ()) -> list[Path]:
+        """Write :meth:`tables` into the results folder ``path``, one file per table, all or
+        none (:func:`meio.files.write_tables`: a folder holding a user's files is refused
+        unless ``force``, and a user's file is never replaced; ``own``: files of this run the
+        folder may hold, e.g. its checkpoint). ``format``: ``"csv"`` or ``"parquet"``.
+        Returns the written paths.
         """
-        from meio.files import atomic_dir
+        from meio.files import write_tables
 
-        if format not in FORMATS:
-            raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
-        tables = self.tables()
-        target = Path(path)
-        with atomic_dir(target, force=force) as staging:
-            for stem, table in tables.items():
-                dest = staging / f"{stem}.{format}"
-                if format == "csv":
-                    table.to_csv(dest, index=False)
-                else:
-                    _parquet_ready(table).to_parquet(dest, index=False)
-        return [target / f"{stem}.{format}" for stem in tables]
-
-
-def _parquet_ready(table: pd.DataFrame) -> pd.DataFrame:
-    """Object columns with mixed or compound values (tuple keys, numbers and text in the
-    summary's ``value``) as text, which Parquet can store."""
-    out = table.copy()
-    for col in out.columns:
-        if out[col].dtype == object:
-            values = out[col]
-            kinds = {type(v) for v in values if v is not None}
-            if len(kinds) > 1 or tuple in kinds or any(issubclass(k, str) and k is not str
-                                                       for k in kinds):
-                out[col] = [None if v is None else str(v) for v in values]
-    return out
+        return write_tables(path, self.tables(), format, force=force, own=own)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
 import sys
 from pathlib import Path
 
@@ -265,19 +264,6 @@ def _check_bundle_destination(out: Path, force: bool) -> None:
                               "will not replace it (pass --force to replace it)")
 
 
-def _write_results(out: Path, fmt: str, result, force: bool) -> None:
-    frames = {"summary": result.summary(), "linking_rows": result.rows.drop(columns=["key"]),
-              **result.tables}
-    with atomic_dir(out, force=force) as tmp:
-        for name, df in frames.items():
-            if fmt == "csv":
-                df.to_csv(tmp / f"{name}.csv", index=False)
-            else:
-                df.astype({"value": str} if name == "summary" else {}).to_parquet(
-                    tmp / f"{name}.parquet", index=False)
-    log.info(f"wrote results to {out}")
-
-
 @main.command()
 @click.argument("instance")
 @click.option("--variant", type=click.Choice(["continuous", "integer"]), default="continuous",
@@ -288,6 +274,10 @@ def _write_results(out: Path, fmt: str, result, force: bool) -> None:
               help="Relative MIP gap (integer variant).")
 @click.option("--method", type=click.Choice(["choose", "simplex", "ipm"]), default="choose",
               show_default=True, help="HiGHS LP method.")
+@click.option("--solver", default="highs", show_default=True,
+              help="Any Pyomo solver name: highs, scip_direct, gurobi_direct, cplex_direct, "
+                   "xpress_direct, glpk, cbc, ... (time limit, MIP gap and threads are passed "
+                   "in each solver's own terms; HiGHS alone stops on Ctrl-C at once).")
 @click.option("--out", type=click.Path(path_type=Path),
               help="Write the result tables into this directory.")
 @click.option("--force", is_flag=True, help=FORCE_HELP)
@@ -295,7 +285,8 @@ def _write_results(out: Path, fmt: str, result, force: bool) -> None:
               show_default=True, help="Format of the written tables.")
 @click.option("--all-rows", is_flag=True, help="Print every linking row, not only priced ones.")
 @_user_errors
-def solve(instance, variant, time_limit, mip_gap, method, out, force, fmt, all_rows) -> None:
+def solve(instance, variant, time_limit, mip_gap, method, solver, out, force, fmt,
+          all_rows) -> None:
     """Solve INSTANCE exactly (monolithic model, HiGHS) and print status, objective and duals.
 
     The linking rows (storage, throughput, receiving, transfer capacity, network service,
@@ -306,15 +297,18 @@ def solve(instance, variant, time_limit, mip_gap, method, out, force, fmt, all_r
     """
     from meio.models import InventoryModel, solve_monolithic
 
+    if method != "choose" and solver != "highs":
+        raise click.BadParameter("applies to HiGHS only (--solver highs)", param_hint="--method")
     _check_out(out, force, instance)
     inst = _load(instance, variant)
     family = InventoryModel(inst, variant)
     log.info(f"solving {inst.name} ({variant}): {inst.n_skus} SKUs, "
              f"{len(inst.scenario_ids)} scenarios ...")
-    res = solve_monolithic(family, time_limit=time_limit, mip_gap=mip_gap,
+    res = solve_monolithic(family, time_limit=time_limit, mip_gap=mip_gap, solver=solver,
                            options={} if method == "choose" else {"solver": method})
     if out is not None and res.has_solution:  # written first: printing may fail (a closed pipe)
-        _write_results(out, fmt, res, force)
+        res.write(out, fmt, force=force)
+        log.info(f"wrote results to {out}")
     click.echo(tidy(res.summary()))
     if not res.has_solution:
         hint = {"infeasible": "no plan meets every constraint: check that capacities, budget "
@@ -328,9 +322,10 @@ def solve(instance, variant, time_limit, mip_gap, method, out, force, fmt, all_r
         click.echo(f"\nlinking-row duals (opportunity costs): {len(priced)} of {len(show)} rows "
                    "priced; the others are slack (multiplier 0; --all-rows lists them)")
         show = priced
-    elif "multiplier" not in show and not all_rows:  # a MIP has no duals: the binding rows
+    elif "multiplier" not in show and not all_rows:  # no duals: the binding rows
         tight = show[show["slack"].abs() <= 1e-6 * show["rhs"].abs().clip(lower=1.0)]
-        click.echo(f"\nbinding linking rows (no duals for a MIP): {len(tight)} of {len(show)} "
+        click.echo(f"\nbinding linking rows (no duals: a MIP, or a solver without them): "
+                   f"{len(tight)} of {len(show)} "
                    "rows have no slack (--all-rows lists every row)")
         show = tight
     labels = [c for c in show.columns if show[c].notna().any()]
@@ -444,14 +439,16 @@ def compare_cmd(instance, variants, methods, max_iter, gap_tol, time_limit, plot
 @click.option("--recover-every", type=click.IntRange(min=0), default=5, show_default=True,
               help="Recover a feasible plan every N iterations; 0: bounds and prices only.")
 @click.option("--out", type=click.Path(path_type=Path),
-              help="Write summary, history, multipliers and the recovered plan (CSV) here.")
+              help="Write summary, history, multipliers and the recovered plan here.")
+@click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv",
+              show_default=True, help="Format of the written tables.")
 @click.option("--force", is_flag=True, help=FORCE_HELP + " With --checkpoint: start over and "
               "replace an existing checkpoint.")
 @_user_errors
 @click.pass_context
 def decompose(ctx, instance, variant, method, max_iter, gap_tol, time_limit, checkpoint,
               checkpoint_every, resume, backend, workers, address, lean, recover_every,
-              out, force) -> None:
+              out, fmt, force) -> None:
     """Solve INSTANCE by Lagrangian decomposition: certified bounds, prices, a feasible plan.
 
     Prints the bound, the best feasible value and the certified gap (UB - LB)/|UB|, and the
@@ -482,20 +479,11 @@ def decompose(ctx, instance, variant, method, max_iter, gap_tol, time_limit, che
         time_limit=time_limit, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
         resume=resume, progress=sys.stderr.isatty(), backend=backend, workers=workers,
         address=address, lean=lean, recover_every=recover_every)
-    lower, upper = res.lower_bound, res.upper_bound
-    if res.status == "infeasible":  # proven: the bound grows without limit (no optimum)
-        lower, upper = (math.inf, None) if res.sense == 1 else (None, -math.inf)
-    summary = pd.DataFrame([("status", res.status), ("method", res.method),
-                            ("lower bound", lower), ("upper bound", upper),
-                            ("certified gap", res.gap), ("iterations", res.iterations),
-                            ("seconds", round(res.seconds, 3))], columns=["item", "value"])
+    summary = res.summary().set_index("item").loc[
+        ["status", "method", "lower bound", "upper bound", "certified gap", "iterations",
+         "seconds"]].reset_index()
     if out is not None:
-        with atomic_dir(out, force=force, own=own) as tmp:
-            summary.to_csv(tmp / "summary.csv", index=False)
-            res.history.to_csv(tmp / "history.csv", index=False)
-            res.multipliers.drop(columns=["key"]).to_csv(tmp / "multipliers.csv", index=False)
-            for name, table in res.primal_tables.items():
-                table.to_csv(tmp / f"{name}.csv", index=False)
+        res.write(out, fmt, force=force, own=own)
         log.info(f"wrote {out}")
     click.echo(tidy(summary))
     priced = res.multipliers[res.multipliers["multiplier"].abs() > 1e-9].drop(columns=["key"])

@@ -42,8 +42,12 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 MANIFEST = ".meio-manifest.json"
 _STAGING = ".meio-staging-"
@@ -428,3 +432,48 @@ def atomic_file(target: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+#: Formats :func:`write_tables` writes.
+TABLE_FORMATS = ("csv", "parquet")
+
+
+def write_tables(target: str | os.PathLike, tables: Mapping[str, pd.DataFrame],
+                 format: str = "csv", force: bool = False,
+                 own: Iterable[str | os.PathLike] = ()) -> list[Path]:
+    """Write each table as ``<name>.csv`` or ``<name>.parquet`` into the results folder
+    ``target``, all or none (:func:`atomic_dir`; ``force`` and ``own`` as there).
+
+    Parquet needs one type per column: object columns holding tuples (row keys) or a mix of
+    numbers and text (a summary's ``value``) are written as text. Returns the written paths.
+
+    >>> import tempfile, pandas as pd
+    >>> out = Path(tempfile.mkdtemp()) / "res"
+    >>> summary = pd.DataFrame({"item": ["status", "objective"], "value": ["optimal", 1.5]})
+    >>> [p.name for p in write_tables(out, {"summary": summary}, "parquet")]
+    ['summary.parquet']
+    >>> pd.read_parquet(out / "summary.parquet")["value"].tolist()
+    ['optimal', '1.5']
+    """
+    if format not in TABLE_FORMATS:
+        raise ValueError(f"format must be one of {', '.join(TABLE_FORMATS)}, not {format!r}")
+    with atomic_dir(target, force=force, own=own) as staging:
+        for name, table in tables.items():
+            dest = staging / f"{name}.{format}"
+            if format == "csv":
+                table.to_csv(dest, index=False)
+            else:
+                _parquet_ready(table).to_parquet(dest, index=False)
+    return [Path(target) / f"{name}.{format}" for name in tables]
+
+
+def _parquet_ready(table: pd.DataFrame) -> pd.DataFrame:
+    """Object columns with mixed or compound values as text, which Parquet can store."""
+    out = table.copy()
+    for col in out.columns:
+        if out[col].dtype == object:
+            kinds = {type(v) for v in out[col] if v is not None}
+            if len(kinds) > 1 or tuple in kinds or any(issubclass(k, str) and k is not str
+                                                       for k in kinds):
+                out[col] = [None if v is None else str(v) for v in out[col]]
+    return out

@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 import pyomo.environ as pyo
 
-from meio.files import atomic_dir
+from meio.files import write_tables
 
 from . import interrupt
 from .build import build_monolithic, row_constraint
@@ -75,7 +75,7 @@ class SolveResult:
 
     def write(self, path: str | Path, format: str = "csv", force: bool = False) -> Path:
         """Write :meth:`frames` into the directory ``path``, one ``<name>.csv`` or
-        ``<name>.parquet`` file per table, atomically (:func:`meio.files.atomic_dir`: the
+        ``<name>.parquet`` file per table, atomically (:func:`meio.files.write_tables`: the
         directory is complete or not there; ``force`` replaces one meio wrote before).
         Returns the directory.
 
@@ -87,15 +87,7 @@ class SolveResult:
         >>> sorted(p.name for p in out.glob("*.csv"))[:3]
         ['buys.csv', 'capacity.csv', 'fulfillment.csv']
         """
-        if format not in ("csv", "parquet"):
-            raise ValueError(f"format must be 'csv' or 'parquet', not {format!r}")
-        with atomic_dir(path, force=force) as tmp:
-            for name, df in self.frames().items():
-                if format == "csv":
-                    df.to_csv(tmp / f"{name}.csv", index=False)
-                else:  # the summary's value column mixes numbers and text
-                    df.astype({"value": str} if name == "summary" else {}).to_parquet(
-                        tmp / f"{name}.parquet", index=False)
+        write_tables(path, self.frames(), format, force=force)
         return Path(path)
 
 

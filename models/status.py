@@ -6,20 +6,20 @@ strings the package used before the enum existed (``str(Status.OPTIMAL)`` is ``'
 
 Which statuses each producer reports:
 
-========================== ====================================================================
-exact solve                ``optimal``, ``time_limit`` (no solution), ``time_limit_feasible``
-(:mod:`meio.models.solve`) (a solution, not proven optimal), ``iteration_limit``,
-                           ``infeasible``, ``infeasible_or_unbounded``, ``unbounded``,
-                           ``interrupted``
-decomposition              ``gap`` (the relative gap between the best plan and the bound reached
-(:mod:`meio.decomposition`) the tolerance), ``converged`` (the dual method certifies the bound is
-                           the dual optimum, or column generation priced out no new column),
-                           ``stalled`` (the dual method stopped moving without such a
-                           certificate), ``iteration_limit``, ``time_limit``, ``infeasible`` (a
-                           block has no feasible plan, or the linking rows cannot be met),
-                           ``interrupted`` (Ctrl-C), ``stopped`` (a user's hook ended the
-                           run)
-========================== ====================================================================
+============================ ====================================================================
+exact solve                  ``optimal``, ``time_limit`` (no solution), ``time_limit_feasible``
+(:mod:`meio.models.solve`)   (a solution, not proven optimal), ``iteration_limit``,
+                             ``infeasible``, ``infeasible_or_unbounded``, ``unbounded``,
+                             ``interrupted``
+decomposition                ``gap`` (the relative gap between the best plan and the bound reached
+(:mod:`meio.decomposition`)  the tolerance), ``converged`` (the dual method certifies the bound is
+                             the dual optimum, or column generation priced out no new column),
+                             ``stalled`` (the dual method stopped moving without such a
+                             certificate), ``iteration_limit``, ``time_limit``, ``infeasible`` (a
+                             block has no feasible plan, or the linking rows cannot be met),
+                             ``interrupted`` (Ctrl-C), ``stopped`` (a user's hook ended the
+                             run)
+============================ ====================================================================
 
 A status not in this table (a solver's termination condition that has no member) is kept as its
 own string by the producers, never dropped; :meth:`Status.parse` turns a known string back into

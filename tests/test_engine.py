@@ -220,12 +220,14 @@ def test_summary_and_write(tmp_path, fmt):
     summary = res.summary()
     assert list(summary.columns) == ["item", "value"] and summary["item"].is_unique
     values = dict(zip(summary["item"], summary["value"], strict=True))
-    assert values["status"] == "gap" and values["bound"] == res.bound
-    assert values["gap"] == (res.primal - res.bound) / abs(res.primal)
+    assert values["status"] == "gap" and values["lower bound"] == res.bound
+    assert values["upper bound"] == res.primal  # a minimization: the plan is the upper bound
+    assert values["certified gap"] == (res.primal - res.bound) / abs(res.primal)
     paths = res.write(tmp_path / "out", format=fmt)
     names = sorted(p.name for p in paths)
-    plans = [f"plan_{t}.{fmt}" for t in res.primal_tables]
+    plans = [f"{t}.{fmt}" for t in res.primal_tables]
     assert names == sorted([f"summary.{fmt}", f"history.{fmt}", f"multipliers.{fmt}", *plans])
+    assert {p.name for p in (tmp_path / "out").iterdir()} == {*names, ".meio-manifest.json"}
     read = pd.read_csv if fmt == "csv" else pd.read_parquet
     history = read(tmp_path / "out" / f"history.{fmt}")
     assert np.allclose(history["best_bound"], res.history["best_bound"], rtol=0, atol=0)

@@ -156,3 +156,24 @@ def test_solve_result_write_round_trips(tmp_path, fmt):
     assert float(summary["objective"]) == pytest.approx(res.objective, rel=1e-12)
     with pytest.raises(ValueError, match="format"):
         res.write(tmp_path / "x", format="xlsx")
+
+
+def test_cli_solve_with_a_second_solver(tmp_path):
+    """``meio solve --solver``: SCIP's optimum is HiGHS's; ``--method`` is HiGHS's alone."""
+    import subprocess
+    import sys
+
+    def meio(*args):
+        return subprocess.run([sys.executable, "-m", "meio.cli", "-q", *args],
+                              capture_output=True, text=True, timeout=300)
+
+    proc = meio("solve", "tiny", "--solver", SCIP, "--out", str(tmp_path / "res"))
+    assert proc.returncode == 0, proc.stderr
+    summary = pd.read_csv(tmp_path / "res" / "summary.csv").set_index("item")["value"]
+    exact = solve_monolithic(InventoryModel(load("tiny")), log=False).objective
+    assert float(summary["objective"]) == pytest.approx(exact, rel=1e-7)
+    bad = meio("solve", "tiny", "--solver", SCIP, "--method", "ipm")
+    assert bad.returncode == 2 and "--method" in bad.stderr and "Traceback" not in bad.stderr
+    unknown = meio("solve", "tiny", "--solver", "no_such_solver")
+    assert unknown.returncode == 2 and "no_such_solver" in unknown.stderr
+    assert len(unknown.stderr.strip().splitlines()) == 1
