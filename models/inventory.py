@@ -67,7 +67,7 @@ class InventoryModel(BlockFamily):
     def _prepare(self) -> None:
         t = self.instance
         sc = t.table("scenarios")
-        self.W = list(sc["scenario"])
+        self.Omega = list(sc["scenario"])
         self.p = dict(zip(sc["scenario"], sc["probability"], strict=True))
         sp = t.table("speeds")
         self.S = list(sp["speed"])
@@ -122,14 +122,14 @@ class InventoryModel(BlockFamily):
         """SKU i's block: variables b, y, z, x, q, e; availability, demand, nested cut-offs,
         service, stocking."""
         k = self.skus[i]
-        W, p = self.W, self.p
+        Omega, p = self.Omega, self.p
         integer = self.variant == "integer"
         blk.N = pyo.Set(initialize=k.nodes, ordered=True)
         blk.B = pyo.Set(initialize=list(k.buys), dimen=2, ordered=True)
         blk.T = pyo.Set(initialize=k.transfers, dimen=2, ordered=True)
-        xw = [(n, r, s, w) for n, r, s in k.arcs for w in W if (r, s, w) in k.demand]
+        xw = [(n, r, s, w) for n, r, s in k.arcs for w in Omega if (r, s, w) in k.demand]
         blk.XW = pyo.Set(initialize=xw, dimen=4, ordered=True)
-        blk.TW = pyo.Set(initialize=[(u, n, w) for u, n in k.transfers for w in W], dimen=3,
+        blk.TW = pyo.Set(initialize=[(u, n, w) for u, n in k.transfers for w in Omega], dimen=3,
                          ordered=True)
         blk.D = pyo.Set(initialize=list(k.demand), dimen=3, ordered=True)
 
@@ -161,12 +161,12 @@ class InventoryModel(BlockFamily):
                 return pyo.Constraint.Skip
             return use <= arrive
 
-        blk.availability = pyo.Constraint(blk.N, W, rule=availability)
+        blk.availability = pyo.Constraint(blk.N, Omega, rule=availability)
         blk.demand = pyo.Constraint(blk.D, rule=lambda _b, r, s, w: (
             pyo.quicksum(serve[r, s, w]) + blk.e[r, s, w] == k.demand[r, s, w]))
         # nested cut-offs: the nodes whose cut-off share is at most l serve at most l d_irsw
         lower = self._cutoff_sets(k.arcs)
-        blk.CW = pyo.Set(initialize=[(r, s, w, lv) for (r, s, lv) in lower for w in W
+        blk.CW = pyo.Set(initialize=[(r, s, w, lv) for (r, s, lv) in lower for w in Omega
                                      if (r, s, w) in k.demand], dimen=4, ordered=True)
         blk.cutoff = pyo.Constraint(blk.CW, rule=lambda _b, r, s, w, lv: (
             pyo.quicksum(blk.x[n, r, s, w] for n in lower[r, s, lv])
@@ -215,7 +215,7 @@ class InventoryModel(BlockFamily):
         if not hasattr(self, "_shared_digest"):
             finite = {name: sorted(k for k, c in cap.items() if isfinite(c)) for name, cap in
                       (("C", self.C), ("K", self.K), ("Q", self.Q), ("X", self.X))}
-            shared = (self.variant, self.W, sorted(self.p.items()), self.S,
+            shared = (self.variant, self.Omega, sorted(self.p.items()), self.S,
                       sorted(self.beta.items()), sorted(self.beta_net.items()),
                       sorted(self.phi.items()), sorted(self.g.items()),
                       sorted(self.t_cost.items()), sorted(self.alpha_v.items()),
@@ -285,11 +285,11 @@ class InventoryModel(BlockFamily):
         for cap, kind in ((self.K, "throughput"), (self.Q, "receiving")):
             for n, c in cap.items():
                 if isfinite(c):
-                    for w in self.W:
+                    for w in self.Omega:
                         add(kind, (n, w), c, node=n, scenario=w)
         for (u, n), c in self.X.items():
             if isfinite(c):
-                for w in self.W:
+                for w in self.Omega:
                     add("transfer", (u, n, w), c, from_node=u, to_node=n, scenario=w)
         for s in self.S:
             if self.beta_net[s] > 0 and self.expected_demand[s] > 0:
@@ -318,7 +318,7 @@ class InventoryModel(BlockFamily):
         for v, n in k.buys:
             bought[n].append(blk.b[v, n])
         for n in k.nodes:
-            for w in self.W:
+            for w in self.Omega:
                 if isfinite(self.K.get(n, np.inf)) and out[n, w]:
                     terms["throughput", (n, w)] = pyo.quicksum(out[n, w])
                 if isfinite(self.Q.get(n, np.inf)) and (bought[n] or inbound[n, w]):

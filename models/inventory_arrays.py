@@ -59,9 +59,9 @@ class _Sku:
     def __init__(self, m, i: Hashable):
         k = self.k = m.skus[i]
         self.m, self.i = m, i
-        self.W, self.integer, self.v = m.W, m.variant == "integer", k.volume
-        self.n_w, w_of = len(self.W), {w: j for j, w in enumerate(self.W)}
-        self.p = np.array([m.p[w] for w in self.W], dtype=float)
+        self.Omega, self.integer, self.v = m.Omega, m.variant == "integer", k.volume
+        self.n_w, w_of = len(self.Omega), {w: j for j, w in enumerate(self.Omega)}
+        self.p = np.array([m.p[w] for w in self.Omega], dtype=float)
         self.nodes = k.nodes
         node_of = {n: j for j, n in enumerate(self.nodes)}
         self.n_n = len(self.nodes)
@@ -161,7 +161,7 @@ def _integrality(s: _Sku, n_cols: int) -> np.ndarray:
 # -- constraints, in the block rule's order ------------------------------------------------------
 def _availability(s: _Sku, rows: _Rows) -> None:
     """availability (n, w), where node n ships something in w: use - arrivals <= I0."""
-    m, W, A = s.m, s.W, rows.A
+    m, Omega, A = s.m, s.Omega, rows.A
     use = s.use
     first = rows.declare(int(use.sum()), np.full(int(use.sum()), -np.inf),
                          np.broadcast_to(s.initial[:, None], use.shape)[use])
@@ -171,12 +171,12 @@ def _availability(s: _Sku, rows: _Rows) -> None:
     A.add(av[s.t_u[s.tt], s.tw], s.q_cols(), 1.0)
     for j, (vend, n) in enumerate(s.buys):
         row = av[s.b_node[j]]
-        A.add(row[row >= 0], j, [-m.alpha_v.get((vend, n, W[w]), 1.0)
+        A.add(row[row >= 0], j, [-m.alpha_v.get((vend, n, Omega[w]), 1.0)
                                  for w in np.flatnonzero(row >= 0)])
     into = av[s.t_n[s.tt], s.tw]
     keep = into >= 0
     A.add(into[keep], s.oq + np.flatnonzero(keep),
-          [-m.alpha_t.get((*s.tr[t], W[w]), 1.0)
+          [-m.alpha_t.get((*s.tr[t], Omega[w]), 1.0)
            for t, w in zip(s.tt[keep], s.tw[keep], strict=True)])
 
 
@@ -235,14 +235,14 @@ def _linking_rows(s: _Sku) -> dict:
             terms["storage", (n,)] = s.v * k.initial[n]
     for u, n in s.tr:
         if isfinite(m.X[u, n]):
-            for w in s.W:
+            for w in s.Omega:
                 terms["transfer", (u, n, w)] = 0.0
     inbound = np.zeros(s.n_n, dtype=bool)
     inbound[s.t_n] = True
     bought = np.zeros(s.n_n, dtype=bool)
     bought[s.b_node] = True
     for j, n in enumerate(s.nodes):
-        for jw, w in enumerate(s.W):
+        for jw, w in enumerate(s.Omega):
             if isfinite(m.K.get(n, inf)) and s.use[j, jw]:
                 terms["throughput", (n, w)] = 0.0
             if isfinite(m.Q.get(n, inf)) and (bought[j] or inbound[j]):
@@ -269,7 +269,7 @@ def _linking_terms(s: _Sku, pos: dict) -> _Entries:
         out = np.full((s.n_n, s.n_w), -1, dtype=np.int64)
         for j, n in enumerate(s.nodes):
             if not skip(n):
-                for jw, w in enumerate(s.W):
+                for jw, w in enumerate(s.Omega):
                     out[j, jw] = pos.get((kind, (n, w)), -1)
         return out
 
@@ -277,7 +277,7 @@ def _linking_terms(s: _Sku, pos: dict) -> _Entries:
         if ("storage", (n,)) in pos:
             sel = np.flatnonzero(s.b_node == j)
             G.add(np.full(len(sel), pos["storage", (n,)]), sel, s.v)
-    G.add(*_present(np.array([pos.get(("transfer", (*s.tr[t], s.W[w])), -1)
+    G.add(*_present(np.array([pos.get(("transfer", (*s.tr[t], s.Omega[w])), -1)
                               for t, w in zip(s.tt, s.tw, strict=True)], dtype=np.int64),
                     s.q_cols()))
     thr = grid("throughput", lambda n: not isfinite(m.K.get(n, inf)))
@@ -331,8 +331,8 @@ def _present(rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray
 def _column_keys(m, i: Hashable) -> tuple[list, list, list, list, list]:
     """The indices of SKU i's variables b, x, q, e, z in the block rule's order."""
     k = m.skus[i]
-    xw = [(n, r, s, w) for n, r, s in k.arcs for w in m.W if (r, s, w) in k.demand]
-    tw = [(u, n, w) for u, n in k.transfers for w in m.W]
+    xw = [(n, r, s, w) for n, r, s in k.arcs for w in m.Omega if (r, s, w) in k.demand]
+    tw = [(u, n, w) for u, n in k.transfers for w in m.Omega]
     z = list(k.nodes) if m.variant == "integer" else []
     return list(k.buys), xw, tw, list(k.demand), z
 
