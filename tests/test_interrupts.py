@@ -18,19 +18,43 @@ MEIO = [sys.executable, "-m", "meio.cli"]
 GUARD = 120  # seconds a test waits for a process before failing (not a timing assertion)
 
 
+def _as_in_a_terminal() -> None:
+    """In the child, before meio starts: Ctrl-C acts as in a terminal's foreground job. A test
+    run started in the background of a shell inherits SIGINT ignored, and meio rightly leaves
+    an ignored SIGINT ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Running:
     """A `meio` process whose stderr lines are collected while it runs."""
 
     def __init__(self, *args, cwd: Path):
         self.proc = subprocess.Popen([*MEIO, *args], cwd=cwd, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True)
+                                     stderr=subprocess.PIPE, text=True,
+                                     preexec_fn=_as_in_a_terminal)
         self.err: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
+        self.out: list[str] = []
+        self._readers = [threading.Thread(target=self._read, args=(stream, lines), daemon=True)
+                         for stream, lines in ((self.proc.stderr, self.err),
+                                               (self.proc.stdout, self.out))]
+        for reader in self._readers:
+            reader.start()
 
-    def _read(self) -> None:
-        for line in self.proc.stderr:
-            self.err.append(line)
+    @staticmethod
+    def _read(stream, lines: list[str]) -> None:
+        for line in stream:
+            lines.append(line)
+
+    def finish(self) -> int:
+        """Wait for the process (at most :data:`GUARD` seconds, then kill it) and its output."""
+        try:
+            code = self.proc.wait(timeout=GUARD)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+        for reader in self._readers:
+            reader.join(timeout=10)
+        return code
 
     def wait_for(self, predicate, what: str) -> None:
         end = time.monotonic() + GUARD
@@ -45,14 +69,8 @@ class Running:
 
     def interrupt(self) -> tuple[int, str, str]:
         self.proc.send_signal(signal.SIGINT)
-        try:
-            out = self.proc.stdout.read()
-            code = self.proc.wait(timeout=GUARD)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-        self._reader.join(timeout=10)
-        return code, out, "".join(self.err)
+        code = self.finish()
+        return code, "".join(self.out), "".join(self.err)
 
 
 def _mip_has_incumbent(line: str) -> bool:
@@ -111,15 +129,23 @@ def test_sigint_mid_decomposition_checkpoints_and_resumes(tmp_path):
 def test_interrupt_module_records_instead_of_raising():
     from meio.models import interrupt
 
-    with interrupt.watching():
-        assert not interrupt.requested()
-        signal.raise_signal(signal.SIGINT)  # handled: recorded, not raised
-        assert interrupt.requested()
-        with pytest.raises(KeyboardInterrupt):  # a second Ctrl-C aborts at once
-            signal.raise_signal(signal.SIGINT)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
-    with interrupt.watching():  # a new outermost block starts clean
-        assert not interrupt.requested()
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
+    try:
+        with interrupt.watching():
+            assert not interrupt.requested()
+            signal.raise_signal(signal.SIGINT)  # handled: recorded, not raised
+            assert interrupt.requested()
+            with pytest.raises(KeyboardInterrupt):  # a second Ctrl-C aborts at once
+                signal.raise_signal(signal.SIGINT)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        with interrupt.watching():  # a new outermost block starts clean
+            assert not interrupt.requested()
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # started with Ctrl-C ignored: kept so
+        with interrupt.watching():
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 def _worker_pids(pid: int) -> list[int]:
@@ -143,8 +169,7 @@ def test_dead_worker_ends_with_one_line_naming_it_and_the_checkpoint(tmp_path):
     workers = _worker_pids(run.proc.pid)
     assert len(workers) == 2
     os.kill(workers[0], signal.SIGKILL)
-    code = run.proc.wait(timeout=GUARD)
-    run._reader.join(timeout=10)
+    code = run.finish()
     err = "".join(run.err)
     assert code == 1, err[-2000:]
     assert "Traceback" not in err and "ConnectionResetError" not in err
