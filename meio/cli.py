@@ -143,9 +143,13 @@ def _exit_for(status: str, what: str) -> None:
 @click.option("--quiet", "-q", is_flag=True,
               help="Results only: no progress, no solver log (warnings still show).")
 @click.option("--verbose", "-v", is_flag=True, help="Debug messages too.")
+@click.option("--log-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also append every log message (all levels, timed, with the solver's log) "
+                   "to this file.")
 @click.option("--debug", is_flag=True, help="Show the traceback of an internal error.")
 @click.pass_context
-def main(ctx: click.Context, quiet: bool, verbose: bool, debug: bool) -> None:
+def main(ctx: click.Context, quiet: bool, verbose: bool, log_file: Path | None,
+         debug: bool) -> None:
     """meio: multi-echelon inventory optimization with Lagrangian decomposition.
 
     An INSTANCE is a bundled name (tiny, small, medium), a directory of CSV tables, or a .zip
@@ -171,7 +175,11 @@ def main(ctx: click.Context, quiet: bool, verbose: bool, debug: bool) -> None:
     from meio.models import interrupt
 
     ctx.meta["meio.debug"] = debug
-    configure_logging(quiet, verbose)
+    try:
+        configure_logging(quiet, verbose, log_file)
+    except OSError as err:
+        raise click.BadParameter(f"cannot append to {log_file}: {err.strerror}",
+                                 param_hint="--log-file") from None
     ctx.with_resource(interrupt.watching())
 
 

@@ -141,21 +141,40 @@ class _StderrLines(logging.Handler):
             self.handleError(record)
 
 
-def configure_logging(quiet: bool, verbose: bool) -> None:
+def configure_logging(quiet: bool, verbose: bool, log_file: str | os.PathLike | None = None
+                      ) -> None:
     """meio's log on stderr: warnings and progress (HiGHS's log of long exact solves) by
-    default, warnings only with ``quiet``, everything with ``verbose``."""
+    default, warnings only with ``quiet``, everything with ``verbose``. ``log_file``: every
+    message, at every level and with its time and logger, is also appended to that file
+    (whatever ``quiet`` or ``verbose`` say of the terminal)."""
     root = logging.getLogger("meio")
     for h in list(root.handlers):
-        if isinstance(h, _StderrLines):
+        if isinstance(h, _StderrLines | _LogFile):
             root.removeHandler(h)
             h.close()
     handler = _StderrLines()
     handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.setLevel(logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO)
     root.addHandler(handler)
-    root.setLevel(logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO)
-    root.propagate = False
+    root.setLevel(handler.level)
     highs = logging.getLogger("meio.highs")
     highs.setLevel(logging.WARNING if quiet else logging.INFO)
+    if log_file is not None:
+        to_file = _LogFile(log_file)
+        to_file.setFormatter(logging.Formatter(
+            "%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root.addHandler(to_file)
+        root.setLevel(logging.DEBUG)
+        highs.setLevel(logging.INFO)
+    root.propagate = False
+
+
+class _LogFile(logging.FileHandler):
+    """The ``--log-file`` handler: appends, and opens the file at once (a path that cannot be
+    written is a usage error before any work)."""
+
+    def __init__(self, path: str | os.PathLike):
+        super().__init__(path, mode="a", encoding="utf-8", delay=False)
 
 
 def tidy(df: pd.DataFrame, digits: int = 8, zero: float = 1e-9) -> str:
