@@ -84,6 +84,7 @@ def test_cli_decompose_on_worker_processes():
     assert float(gap.split()[-1]) <= 1e-4
 
 
+@pytest.mark.slow  # a benchmark script, not the package: the back-ends are tested above
 def test_scale_suite_smoke(tmp_path):
     """A tiny run of benchmarks/scale.py: it runs, writes its CSV and PNG, and its ratios
     come out (no timing is asserted)."""

@@ -38,6 +38,7 @@ DOCS = ROOT / "docs"
 BROKEN = f"{Path(__file__).with_name('broken.py')}:make_family"
 
 
+@pytest.mark.slow  # the tutorial's family stays in the fast tier: test_maximization_family_brackets
 def test_tutorial_script_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     module = runpy.run_path(str(DOCS / "tutorial_newsvendor.py"))
