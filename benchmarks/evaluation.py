@@ -25,6 +25,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from meio.files import atomic_file
+
 
 def cli_defaults() -> dict:
     """The default option values of ``meio evaluate`` (from its click command; None where an
@@ -83,9 +85,8 @@ def main() -> None:
     args = ap.parse_args()
     out = args.out or Path(__file__).with_name(f"evaluation_{args.instance}.csv")
     df = run(args.instance, args.methods, args.policies, args.samples, args.seed)
-    tmp = out.with_name(out.name + ".tmp")
-    df.to_csv(tmp, index=False)
-    os.replace(tmp, out)
+    with atomic_file(out) as tmp:
+        df.to_csv(tmp, index=False)
     print(df.to_string(index=False))
     print(f"wrote {out}")
 

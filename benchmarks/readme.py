@@ -24,11 +24,12 @@ import math
 import os
 import re
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
+
+from meio.files import atomic_file
 
 HERE = Path(__file__).resolve().parent
 README = HERE.parent / "README.md"
@@ -516,19 +517,13 @@ def differing(text: str, generated: dict[str, str]) -> list[str]:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Replace ``path`` by ``text`` at once (a temporary file in its folder, then a rename);
-    the file keeps its permissions."""
+    """Replace ``path`` by ``text`` at once (:func:`meio.files.atomic_file`: a synced temporary
+    file in its folder, then a rename); the file keeps its permissions."""
     mode = path.stat().st_mode & 0o7777 if path.exists() else None
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        if mode is not None:
-            os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as tmp:
+        tmp.write_text(text, encoding="utf-8", newline="")
+    if mode is not None:
+        os.chmod(path, mode)
 
 
 def update(readme: Path = README, csv_dir: Path = HERE) -> list[str]:

@@ -26,6 +26,7 @@ from collections.abc import Hashable
 
 import numpy as np
 import pandas as pd
+from meio.models.interface import row_positions
 
 
 class SubproblemCache:
@@ -48,7 +49,7 @@ class SubproblemCache:
         options = (make, mip_gap, time_limit, family.sense_sign)
         held = self._store.get(i)
         if getattr(self, "_rows", None) is not rows:
-            self._rows, self._index = rows, _row_index(rows)
+            self._rows, self._index = rows, row_positions(rows)
         index = self._index
         if sig is not None and held is not None and held[0] == sig and held[1] == options:
             sp, keys = held[2], held[3]
@@ -63,8 +64,3 @@ class SubproblemCache:
             keys = [(rows["kind"].iat[r], rows["key"].iat[r]) for r in sp.rows]
             self._store[i] = (sig, options, sp, keys)
         return sp
-
-
-def _row_index(rows: pd.DataFrame) -> dict:
-    return {(k, key): j for j, (k, key) in enumerate(zip(rows["kind"], rows["key"],
-                                                          strict=True))}

@@ -39,19 +39,23 @@ keys are not all strings, or one of which starts with ``$``, is always written t
   ``{"$namedtuple": {"class": name, "items": [...]}}`` -- an instance of one of the classes
   of :func:`allowed_classes` (the dual methods, the ergodic average, the column pool and the
   solution snapshot), rebuilt without calling any of its code: ``object.__new__`` and its
-  attribute dictionary, or ``tuple.__new__`` with its fields.
+  attribute dictionary, or ``tuple.__new__`` with its fields. ``name`` is the class's module
+  and qualified name where it is defined; a class that moved is read under its former name
+  too (:data:`FORMER_NAMES`), so checkpoints written before the move still resume.
 
 Any other class, an unknown version, a failed checksum, a truncated file or a pickle is
 refused with a :class:`CheckpointError` naming the file and what is wrong.
 
-**Writing.** The file is written to a temporary file in the same folder, named
-``.<name>.tmp-<pid>-<random>``, locked while it is written (``flock``), flushed and synced,
-then renamed over the previous checkpoint (``os.replace`` is atomic) and the folder is
-synced, so a crash at any moment leaves either the previous checkpoint or the new one, never a
-torn file. A temporary file of this checkpoint left by a write that was killed half-way is
-removed by the next write of the same checkpoint: one of that exact name pattern, of a process
-that is no longer running (or of this process), and that no process holds locked. No other
-file is ever removed.
+**Writing.** The file is written by :func:`meio.files.atomic_file`: to a temporary file in the
+same folder (``.<name>.meio-tmp-<pid>-<random>``), synced, given the user's umask, then
+renamed over the previous checkpoint (``os.replace`` is atomic) and the folder is synced, so a
+crash at any moment leaves either the previous checkpoint or the new one, never a torn file. A
+temporary file of this checkpoint left by a write that was killed half-way is removed by the
+next write of the same checkpoint (one of a process that no longer runs). So are the
+temporaries of earlier meio versions' writes, ``.<name>.tmp-<pid>-<random>``: of that exact
+name pattern, of a process that is no longer running (or of this process), and that no
+process holds locked (those writers locked them with ``flock``). No other file is ever
+removed.
 
 **Problem digest.** On resume the checkpoint must belong to the same problem:
 :func:`problem_digest` covers the family's class and name, its blocks, its linking rows
@@ -62,14 +66,12 @@ data changed is refused; the dual method must match too.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import math
 import os
 import re
 import struct
-import tempfile
 from collections.abc import Hashable, Iterator, Sequence
 from functools import cache
 from pathlib import Path
@@ -78,7 +80,7 @@ import numpy as np
 import pandas as pd
 from meio.models.interface import BlockFamily
 
-from meio.files import pid_alive, user_umask
+from meio.files import atomic_file, pid_alive
 
 try:  # POSIX: a temporary file being written is locked, so it is never taken for a stale one
     import fcntl
@@ -92,7 +94,7 @@ HEADER_SIZE = HEAD.size + hashlib.sha256().digest_size  # 64 bytes: the fields a
 ALIGN = 16  # every array's bytes start at a multiple of this offset in the array data
 ARRAY_KINDS = "biufcSU"  # numpy dtype kinds a checkpoint stores: numbers, booleans, strings
 PICKLE_START = b"\x80"  # the PROTO opcode that starts every pickle of protocol 2 and later
-TEMP_TAG = ".tmp-"  # temporary files: f".{name}{TEMP_TAG}{pid}-{random}" in the same folder
+TEMP_TAG = ".tmp-"  # earlier versions' temporaries: f".{name}{TEMP_TAG}{pid}-{random}"
 _NON_FINITE = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
 
 
@@ -101,15 +103,22 @@ class CheckpointError(ValueError):
     or unsafe file), or a run state that cannot be written."""
 
 
+#: former qualified names of classes that moved -> their names now (read, never written)
+FORMER_NAMES = {"meio.decomposition.compiled.Snapshot": "meio.models.compiled.Snapshot"}
+
+
 @cache
 def allowed_classes() -> dict[str, type]:
-    """The only classes a checkpoint may hold instances of, by qualified name."""
-    from .compiled import Snapshot
+    """The only classes a checkpoint may hold instances of, by qualified name (and by their
+    :data:`FORMER_NAMES`)."""
+    from meio.models.compiled import Snapshot
+
     from .methods import ProximalBundle, Subgradient, Volume
     from .recovery import ColumnPool, ErgodicAverage
 
-    return {_qualname(c): c for c in (Subgradient, Volume, ProximalBundle, ErgodicAverage,
-                                      ColumnPool, Snapshot)}
+    now = {_qualname(c): c for c in (Subgradient, Volume, ProximalBundle, ErgodicAverage,
+                                     ColumnPool, Snapshot)}
+    return {**now, **{old: now[new] for old, new in FORMER_NAMES.items()}}
 
 
 def _qualname(cls: type) -> str:
@@ -208,8 +217,9 @@ def _write_payload(fh, chunks) -> None:
 
 
 def _remove_stale_temporaries(path: Path) -> None:
-    """Remove temporary files of ``path`` left by a write that was killed (module
-    docstring): exact name pattern, writer not running (or this process), not locked."""
+    """Remove temporary files of ``path`` left by a write of an earlier meio version that was
+    killed (module docstring): exact name pattern, writer not running (or this process), not
+    locked."""
     if fcntl is None:
         return
     pattern = re.compile(re.escape(f".{path.name}{TEMP_TAG}") + r"(\d+)-[a-z0-9_]+")
@@ -239,34 +249,15 @@ def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
     encode = _Encoder()
     text = json.dumps({"format": FORMAT, "state": encode(state)}, allow_nan=False,
                       separators=(",", ":")).encode()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temporaries(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}{TEMP_TAG}{os.getpid()}-",
-                               dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            if fcntl is not None:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-            head = HEAD.pack(SIGNATURE, FORMAT, 0, len(text), encode.size)
-            h = hashlib.sha256(head)
-            fh.write(head + bytes(HEADER_SIZE - HEAD.size))
-            _write_payload(fh, _chunks(text, encode.arrays, h))
-            fh.seek(HEAD.size)
-            fh.write(h.digest())
-            fh.flush()
-            os.fchmod(fh.fileno(), 0o666 & ~user_umask())  # as any file the user creates
-            os.fsync(fh.fileno())
-            os.replace(tmp, path)
-            tmp = None
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    finally:
-        if tmp is not None:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+    if path.parent.is_dir():
+        _remove_stale_temporaries(path)
+    with atomic_file(path) as tmp, open(tmp, "wb") as fh:
+        head = HEAD.pack(SIGNATURE, FORMAT, 0, len(text), encode.size)
+        h = hashlib.sha256(head)
+        fh.write(head + bytes(HEADER_SIZE - HEAD.size))
+        _write_payload(fh, _chunks(text, encode.arrays, h))
+        fh.seek(HEAD.size)
+        fh.write(h.digest())
 
 
 # -- decoding ------------------------------------------------------------------------------

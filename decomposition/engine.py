@@ -53,7 +53,7 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 from meio.models import interrupt
-from meio.models.interface import BlockFamily, check_rows
+from meio.models.interface import BlockFamily, check_rows, row_limits, row_positions
 from meio.models.status import Status
 from tqdm.auto import tqdm
 
@@ -122,10 +122,9 @@ def multipliers_vector(rows: pd.DataFrame, table: pd.DataFrame | None,
     """
     if table is None:
         return np.zeros(len(rows))
-    lookup = dict(zip(zip(table["kind"], table["key"], strict=True), table[column],
-                      strict=True))
-    return np.array([float(lookup.get((k, key), 0.0)) for k, key in
-                     zip(rows["kind"], rows["key"], strict=True)])
+    index, values = row_positions(table), table[column].to_numpy()
+    return np.array([float(values[index[r]]) if r in index else 0.0
+                     for r in zip(rows["kind"], rows["key"], strict=True)])
 
 
 def infeasibility_certificate(mins: Sequence[float | None], d: np.ndarray, rhs: np.ndarray,
@@ -153,10 +152,10 @@ def infeasibility_certificate(mins: Sequence[float | None], d: np.ndarray, rhs: 
 
 def sign_cone(sense: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Bounds ``lo <= theta <= hi`` of the multipliers: ``>= 0`` on ``<=`` rows, ``<= 0`` on
-    ``>=`` rows, free on ``==`` rows."""
-    lo = np.where(sense == "<=", 0.0, -np.inf)
-    hi = np.where(sense == ">=", 0.0, np.inf)
-    return lo, hi
+    ``>=`` rows, free on ``==`` rows (a row open below has a non-negative multiplier, one open
+    above a non-positive one)."""
+    row_lo, row_hi = row_limits(sense, 0.0)
+    return np.where(np.isinf(row_lo), 0.0, -np.inf), np.where(np.isinf(row_hi), 0.0, np.inf)
 
 
 class RunState:

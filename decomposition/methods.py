@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import highspy
 import numpy as np
-from meio.models.highs import native_stdout_silenced, new_highs
+from meio.models.highs import highs_lp, native_stdout_silenced, new_highs
 
 
 @dataclass
@@ -464,15 +464,6 @@ class ProximalBundle(DualMethod):
         hi = np.where(np.isfinite(self.hi), self.hi - self.center, inf)
         if box is not None:
             lo, hi = np.maximum(lo, -box), np.minimum(hi, box)
-        lp = highspy.HighsLp()
-        lp.num_col_, lp.num_row_ = m + nb, len(flat)
-        lp.col_cost_ = np.concatenate([self.rhs * scale, -np.ones(nb)])
-        lp.col_lower_ = np.concatenate([np.where(np.isfinite(lo), lo / scale, -inf),
-                                        np.full(nb, -inf)])
-        lp.col_upper_ = np.concatenate([np.where(np.isfinite(hi), hi / scale, inf),
-                                        np.full(nb, inf)])
-        lp.row_lower_ = np.full(len(flat), -inf)
-        lp.row_upper_ = errors
         # one row per cut: -g * scale on the block's rows, then 1 on its eta (numpy pieces,
         # not Python lists of every coefficient: gigabytes at 10,000 blocks)
         index, value = [], []
@@ -480,26 +471,21 @@ class ProximalBundle(DualMethod):
             index += [rows, (m + pos,)]
             value += [-g * scale, (1.0,)]
         lengths = [len(c[1][1]) + 1 for c in flat]
-        lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
-        lp.a_matrix_.start_ = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
-        lp.a_matrix_.index_ = np.concatenate(index).astype(np.int32)
-        lp.a_matrix_.value_ = np.concatenate(value).astype(float)
+        matrix = (np.concatenate([[0], np.cumsum(lengths)]), np.concatenate(index),
+                  np.concatenate(value))
+        # a tiny curvature on eta keeps the Hessian definite (HiGHS's QP solver prefers it)
+        hessian = None if box is not None else (np.arange(m + nb + 1), np.arange(m + nb),
+                                                np.concatenate([np.ones(m), np.full(nb, 1e-9)]))
+        model = highs_lp(np.concatenate([self.rhs * scale, -np.ones(nb)]),
+                         np.concatenate([np.where(np.isfinite(lo), lo / scale, -inf),
+                                         np.full(nb, -inf)]),
+                         np.concatenate([np.where(np.isfinite(hi), hi / scale, inf),
+                                         np.full(nb, inf)]),
+                         np.full(len(flat), -inf), errors, matrix, rowwise=True,
+                         hessian=hessian)
         # not stopped by Ctrl-C: a started iteration finishes its master and recovery, so a
         # checkpoint after an interrupt is exactly the state of an uninterrupted run
         h = new_highs(interruptible=False)
-        if box is not None:
-            h.passModel(lp)
-            return h, flat, scale
-        hess = highspy.HighsHessian()
-        hess.dim_ = m + nb
-        hess.format_ = highspy.HessianFormat.kTriangular
-        # a tiny curvature on eta keeps the Hessian definite (HiGHS's QP solver prefers it)
-        hess.start_ = np.arange(m + nb + 1, dtype=np.int32)
-        hess.index_ = np.arange(m + nb, dtype=np.int32)
-        hess.value_ = np.concatenate([np.ones(m), np.full(nb, 1e-9)])
-        model = highspy.HighsModel()
-        model.lp_ = lp
-        model.hessian_ = hess
         h.passModel(model)
         return h, flat, scale
 

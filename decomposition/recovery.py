@@ -14,7 +14,8 @@ solutions satisfies every linking row and its cost is an exact objective value: 
 from __future__ import annotations
 
 import numpy as np
-from meio.models.highs import new_highs
+from meio.models.highs import highs_lp, new_highs
+from meio.models.interface import row_limits, slack
 
 
 def allocate(sense: np.ndarray, rhs: np.ndarray, block_rows: list[np.ndarray],
@@ -43,8 +44,9 @@ def allocate(sense: np.ndarray, rhs: np.ndarray, block_rows: list[np.ndarray],
         np.add.at(absum, rows, np.where(fx, 0.0, np.abs(est)))
     room = rhs - total
     # spare room (on the feasible side of an inequality) is shared evenly; a shortfall, or any
-    # difference on an equality, is shared in proportion to the blocks' estimated use
-    spare = ((sense == "<=") & (room >= 0)) | ((sense == ">=") & (room <= 0))
+    # difference on an equality, is shared in proportion to the blocks' estimated use (where
+    # there is no room at all, either split gives every block its estimate)
+    spare = slack(sense, rhs, total) > 0
     out = []
     for rows, est, fx in zip(block_rows, estimates, fixed, strict=True):
         even = 1.0 / np.maximum(count[rows], 1.0)
@@ -52,10 +54,7 @@ def allocate(sense: np.ndarray, rhs: np.ndarray, block_rows: list[np.ndarray],
         prop = np.where(has, np.abs(est) / np.where(has, absum[rows], 1.0), even)
         share = np.where(fx, 0.0, np.where(spare[rows], even, prop))
         a = est + room[rows] * share
-        s = sense[rows]
-        lo = np.where((s == ">=") | (s == "=="), a, -np.inf)
-        hi = np.where((s == "<=") | (s == "=="), a, np.inf)
-        out.append((lo, hi))
+        out.append(row_limits(sense[rows], a))
     return out
 
 
@@ -129,7 +128,6 @@ class ColumnPool:
 
         if any(not c for c in self.cols):
             return None
-        inf = highspy.kHighsInf
         flat = [(k, j) for k, cs in enumerate(self.cols) for j in range(len(cs))]
         m, nb = len(rhs), len(self.cols)
         index, value = [], []  # per column: its terms in the block's rows, 1 in its row m + k
@@ -138,19 +136,12 @@ class ColumnPool:
             value += [self.cols[k][j][1], (1.0,)]
         lengths = [len(block_rows[k]) + 1 for k, _ in flat]
         starts = np.concatenate([[0], np.cumsum(lengths)])
-        lp = highspy.HighsLp()
-        lp.num_col_, lp.num_row_ = len(flat), m + nb
-        lp.col_cost_ = np.array([sense_sign * self.cols[k][j][0] for k, j in flat])
-        lp.col_lower_ = np.zeros(len(flat))
-        lp.col_upper_ = np.full(len(flat), 1.0 if integer else inf)
-        if integer:
-            lp.integrality_ = [highspy.HighsVarType.kInteger] * len(flat)
-        lp.row_lower_ = np.concatenate([np.where(sense == "<=", -inf, rhs), np.ones(nb)])
-        lp.row_upper_ = np.concatenate([np.where(sense == ">=", inf, rhs), np.ones(nb)])
-        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-        lp.a_matrix_.start_ = starts.astype(np.int32)
-        lp.a_matrix_.index_ = np.concatenate(index).astype(np.int32)
-        lp.a_matrix_.value_ = np.concatenate(value).astype(float)
+        lo, hi = row_limits(sense, rhs)
+        lp = highs_lp(np.array([sense_sign * self.cols[k][j][0] for k, j in flat]),
+                      np.zeros(len(flat)), np.full(len(flat), 1.0 if integer else np.inf),
+                      np.concatenate([lo, np.ones(nb)]), np.concatenate([hi, np.ones(nb)]),
+                      (starts, np.concatenate(index), np.concatenate(value)),
+                      integer=np.full(len(flat), integer))
         # not stopped by Ctrl-C: a started iteration finishes its master and recovery, so a
         # checkpoint after an interrupt is exactly the state of an uninterrupted run
         h = new_highs(interruptible=False)

@@ -26,6 +26,7 @@ import numbers
 from dataclasses import dataclass
 
 import numpy as np
+from meio.models.interface import row_limits
 
 from .recovery import allocate
 
@@ -109,16 +110,13 @@ class _Repairing:
 
     def _fits(self, use: np.ndarray) -> bool:
         tol = self.options.feasibility_tol * np.maximum(1.0, np.abs(self.rhs))
-        return bool(np.where(self.sense == "<=", use <= self.rhs + tol,
-                             np.where(self.sense == ">=", use >= self.rhs - tol,
-                                      np.abs(use - self.rhs) <= tol)).all())
+        lo, hi = row_limits(self.sense, self.rhs)
+        return bool(((use <= hi + tol) & (use >= lo - tol)).all())
 
     def _room(self, k: int, others: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Limits on block k's terms that keep every row satisfied given the others' use."""
         rows = self.rows_of[k]
-        room = (self.rhs - others)[rows]
-        s = self.sense[rows]
-        return np.where(s == "<=", -np.inf, room), np.where(s == ">=", np.inf, room)
+        return row_limits(self.sense[rows], (self.rhs - others)[rows])
 
     def _one(self, k: int, lo, hi, theta=None):
         return self.ex.restricted([(k, lo, hi, self.penalty[self.rows_of[k]], theta)])[0]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import highspy
 import numpy as np
-from meio.models.highs import new_highs
+from meio.models.highs import highs_lp, new_highs
 from meio.models.sparse import Coo
 
 from .engine import LAST_MILE_HOURS, TRUCK_KMH, Outcome, start_of_cycle
@@ -54,20 +54,10 @@ class _LP:
     def solve(self) -> np.ndarray:
         a = Coo(np.concatenate(self.r), np.concatenate(self.c), np.concatenate(self.v),
                 (self.m, self.n))
-        start, index, value = a.csc()
-        lp = highspy.HighsLp()
-        lp.num_col_, lp.num_row_ = self.n, self.m
-        lp.col_cost_ = np.concatenate(self.cost)
-        lp.col_lower_ = np.zeros(self.n)
-        lp.col_upper_ = np.full(self.n, highspy.kHighsInf)
-        lp.row_lower_ = np.where(np.isfinite(lo := np.concatenate(self.lo)), lo,
-                                 -highspy.kHighsInf)
-        lp.row_upper_ = np.where(np.isfinite(hi := np.concatenate(self.hi)), hi,
-                                 highspy.kHighsInf)
-        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-        lp.a_matrix_.start_ = start
-        lp.a_matrix_.index_ = index
-        lp.a_matrix_.value_ = value
+        lo, hi = np.concatenate(self.lo), np.concatenate(self.hi)
+        lp = highs_lp(np.concatenate(self.cost), np.zeros(self.n), np.full(self.n, np.inf),
+                      np.where(np.isfinite(lo), lo, -np.inf),
+                      np.where(np.isfinite(hi), hi, np.inf), a.csc())
         h = new_highs()
         h.passModel(lp)
         h.run()

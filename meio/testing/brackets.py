@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import pyomo.environ as pyo
 
-from meio.models.interface import BlockFamily, check_rows
+from meio.models.interface import BlockFamily, check_rows, row_index, row_limits
 
 
 class BracketError(AssertionError):
@@ -121,8 +121,7 @@ def check_primal_solution(family: BlockFamily,
         raise KeyError(f"no values for block(s) {missing_blocks[:5]}")
     m = pyo.ConcreteModel()
     m.blocks = pyo.Block(ids, rule=family.block_rule)
-    index = {(k, key): j for j, (k, key) in enumerate(zip(rows["kind"], rows["key"],
-                                                          strict=True))}
+    index = row_index(family)
     activity = np.zeros(len(rows))
     broken: list[str] = []
     objective = 0.0
@@ -141,9 +140,8 @@ def check_primal_solution(family: BlockFamily,
         except ValueError as err:
             raise ValueError(f"block {i!r}: a variable has no value ({err})") from None
     rhs = rows["rhs"].to_numpy(dtype=float)
-    sense = rows["sense"].to_numpy()
-    over, under = np.maximum(activity - rhs, 0.0), np.maximum(rhs - activity, 0.0)
-    violation = np.where(sense == "<=", over, np.where(sense == ">=", under, over + under))
+    lo, hi = row_limits(rows["sense"].to_numpy(), rhs)
+    violation = np.maximum(activity - hi, 0.0) + np.maximum(lo - activity, 0.0)
     out = rows.assign(activity=activity, violation=violation)
     out["ok"] = violation <= tol * np.maximum(1.0, np.abs(rhs))
     return PrimalCheck(out, broken, float(objective))
