@@ -1,0 +1,150 @@
+"""Opportunity costs of stock: a price per SKU and node from the LP's duals.
+
+The value of one more unit of SKU i available at node n in the cycle is the dual of the SKU's
+availability rows ``availability[n, w]`` (docs/formulation.md): x and q out of n within what
+arrives there. In a minimization the dual lambda_inw of such a ``<=`` row is at most zero
+(d optimum / d right-hand side), and it already carries the scenario's probability (the
+objective does), so
+
+* ``price`` = - sum_w lambda_inw: the expected value of the unit, i.e. the probability-weighted
+  mean over scenarios of the per-scenario values ``- lambda_inw / p_w`` (their range is in
+  ``price_min`` and ``price_max``);
+* ``marginal`` = h_in + theta_C,n v_i - ``price``: the derivative of the LP optimum in the
+  initial stock I0_in (one more unit on hand costs its holding ``holding`` and its share of the
+  storage row ``storage``, theta_C,n the storage multiplier, and saves ``price``).
+
+Two ways to compute it:
+
+* :func:`lp_prices` -- the monolithic LP (the continuous variant, or the LP relaxation of the
+  integer one), its block rows' and linking rows' duals read from the solver;
+* :func:`block_prices` -- at decomposition scale: each block's Lagrangian subproblem at the
+  multipliers ``theta`` (e.g. the decomposition's last ones, ``result.theta``), an LP whose
+  availability duals are the SKU's prices given the capacity prices. At the monolithic LP's
+  multipliers the two agree wherever the duals are unique (tested).
+
+The table routes orders in the simulator's ``bid_price`` policy
+(:class:`~meio.simulation.policies.BidPrice`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyomo.environ as pyo
+
+from .network import Network
+
+COLUMNS = ["sku", "node", "price", "price_min", "price_max", "holding", "storage", "marginal"]
+
+
+@dataclass
+class PriceTable:
+    """Prices per SKU and node (``table``, columns :data:`COLUMNS`), the linking-row
+    multipliers ``theta`` they were computed at (indexed like the family's linking-row table),
+    the LP optimum ``objective`` (the monolithic LP's, or the sum of the blocks' Lagrangian
+    values without the constant -theta'rhs) and ``source`` (``"monolithic"`` or ``"blocks"``)."""
+
+    table: pd.DataFrame
+    theta: np.ndarray
+    objective: float
+    source: str
+
+    def array(self, net: Network) -> np.ndarray:
+        """``(N, I)`` prices in the simulator's node and SKU order (0 where not priced)."""
+        if not len(self.table):
+            return np.zeros((len(net.nodes), len(net.skus)))
+        p = self.table.pivot_table(index="node", columns="sku", values="price", aggfunc="sum")
+        return p.reindex(index=net.nodes, columns=net.skus).fillna(0.0).to_numpy(dtype=float)
+
+
+def _storage_theta(rows: pd.DataFrame, theta: np.ndarray) -> dict:
+    st = rows["kind"].to_numpy() == "storage"
+    return dict(zip(rows.loc[st, "node"], theta[st], strict=True))
+
+
+def _block_rows(family, blk: pyo.Block, i: Hashable, duals: dict, storage: dict) -> list:
+    """Rows of the table for SKU i from its availability rows' duals."""
+    k = family.skus[i]
+    per: dict = {n: [] for n in k.nodes}
+    for (n, w), con in blk.availability.items():
+        per[n].append((-duals[con], family.p[w]))
+    out = []
+    for n in k.nodes:
+        vals = per[n]
+        price = float(sum(v for v, _ in vals)) + 0.0
+        cond = [v / p for v, p in vals if p > 0] or [0.0]
+        st = float(storage.get(n, 0.0)) * k.volume
+        h = float(k.holding[n])
+        out.append((i, n, price, float(min(cond)), float(max(cond)), h, st, h + st - price))
+    return out
+
+
+def _solve_with_duals(model: pyo.ConcreteModel, solver: str):
+    from meio.models.solvers import PyomoSolver, has_integers
+
+    if has_integers(model):
+        pyo.TransformationFactory("core.relax_integer_vars").apply_to(model)
+    run = PyomoSolver(solver).solve(model, False, duals=True)
+    if not run.has_solution or str(run.status) != "optimal":
+        raise RuntimeError(f"price LP not solved to optimality ({run.status})")
+    return run
+
+
+def _duals_of(run, cons: list) -> dict:
+    vals = run.duals(cons) if cons else []
+    if vals is None:
+        raise RuntimeError("the solver reports no duals")
+    return dict(zip(cons, vals, strict=True))
+
+
+def lp_prices(family, solver: str = "highs") -> PriceTable:
+    """Prices from the monolithic LP of an :class:`~meio.models.InventoryModel` (an integer
+    variant is relaxed).
+
+    >>> from meio.instances import load
+    >>> from meio.models import InventoryModel
+    >>> pt = lp_prices(InventoryModel(load("tiny")))
+    >>> bool((pt.table["price"] >= -1e-9).all())
+    True
+    """
+    from meio.models.build import build_monolithic, row_constraint
+
+    model = build_monolithic(family)
+    run = _solve_with_duals(model, solver)
+    rows = model.linking_rows
+    link = [row_constraint(model, kind, key) for kind, key in rows["component"]]
+    blocks = getattr(model, family.block_label)
+    avail = [c for i in family.block_ids() for c in blocks[i].availability.values()]
+    duals = _duals_of(run, link + avail)
+    theta = np.array([-family.sense_sign * duals[c] for c in link], dtype=float) + 0.0
+    storage = _storage_theta(rows, theta)
+    out = [r for i in family.block_ids() for r in _block_rows(family, blocks[i], i, duals,
+                                                              storage)]
+    return PriceTable(pd.DataFrame(out, columns=COLUMNS), theta, float(run.objective),
+                      "monolithic")
+
+
+def block_prices(family, theta: np.ndarray, blocks: Iterable[Hashable] | None = None,
+                 solver: str = "highs") -> PriceTable:
+    """Prices from each block's Lagrangian subproblem at the multipliers ``theta`` (indexed
+    like ``family.linking_rows()``; a decomposition's ``result.theta``), one LP per block
+    (``blocks``: a subset of the SKUs; default all)."""
+    from meio.models.build import build_relaxation, set_multipliers
+    from meio.models.interface import check_rows
+
+    theta = np.asarray(theta, dtype=float)
+    rows = check_rows(family.linking_rows())
+    storage = _storage_theta(rows, theta)
+    out, total = [], 0.0
+    for i in (family.block_ids() if blocks is None else blocks):
+        model = build_relaxation(family, i)
+        set_multipliers(model, theta)
+        run = _solve_with_duals(model, solver)
+        total += float(run.objective)
+        blk = getattr(model, family.block_label)[i]
+        duals = _duals_of(run, list(blk.availability.values()))
+        out += _block_rows(family, blk, i, duals, storage)
+    return PriceTable(pd.DataFrame(out, columns=COLUMNS), theta, total, "blocks")
