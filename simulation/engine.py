@@ -27,6 +27,12 @@ Policies:
   instead of a faster order's penalty. Then stock down to Littlewood's level, where a refused
   order is lost: P(faster demand > y) = pi_s / pi_faster. Slower orders never get the units
   below it.
+- ``"bid_price"`` (:class:`~meio.simulation.policies.BidPrice`) -- the eligible node
+  minimizing shipping cost plus the unit's opportunity cost there, the prices of the instance's
+  LP (:mod:`meio.simulation.prices`) updated as stock depletes. Pass a
+  :class:`~meio.simulation.policies.BidPrice` object for other prices (e.g. of another plan's
+  solve) or options.
+- any :class:`~meio.simulation.policies.Policy` object: a policy of one's own.
 - ``"clairvoyant"`` (:mod:`meio.simulation.clairvoyant`) -- knows the whole sample in advance
   and routes it at least cost (a linear program per sample, penalties pricing service); an
   oracle, not a policy one could run, and a lower bound on any policy's cost.
@@ -41,9 +47,10 @@ import numpy as np
 
 from .network import LAST_MILE_HOURS, TRUCK_KMH, Network
 from .plan import BUY_COLUMNS, Plan
+from .policies import BidPrice, OrderSlice, Policy, shipping_cost
 from .samples import Samples
 
-POLICIES = ("cheapest", "lookahead", "clairvoyant")
+POLICIES = ("cheapest", "lookahead", "bid_price", "clairvoyant")
 
 
 @dataclass
@@ -195,9 +202,10 @@ def _protections(net: Network, policy: str, protect: float) -> list:
     return [np.full_like(littlewood, NormalDist().inv_cdf(protect)), littlewood]
 
 
-def simulate(net: Network, plan: Plan, smp: Samples, policy: str = "cheapest",
+def simulate(net: Network, plan: Plan, smp: Samples, policy: str | Policy = "cheapest",
              steps: int = 8, protect: float = 0.99, detail: bool = False) -> Outcome:
-    """Simulate ``plan`` on the samples with a policy (module docstring).
+    """Simulate ``plan`` on the samples with a policy: a name of :data:`POLICIES` or a
+    :class:`~meio.simulation.policies.Policy` object (module docstring).
 
     >>> from meio.instances import load
     >>> from meio.simulation import network_arrays, draw_samples, Plan
@@ -211,6 +219,10 @@ def simulate(net: Network, plan: Plan, smp: Samples, policy: str = "cheapest",
         from .clairvoyant import clairvoyant
 
         return clairvoyant(net, plan, smp, service=False, detail=detail)
+    if policy == "bid_price":
+        policy = BidPrice.from_instance(net)
+    if isinstance(policy, Policy):
+        return _simulate_policy(net, plan, smp, policy, steps, detail)
     if policy not in POLICIES:
         raise ValueError(f"unknown policy {policy!r}; choose one of {', '.join(POLICIES)}")
     if steps < 1:
@@ -269,5 +281,66 @@ def simulate(net: Network, plan: Plan, smp: Samples, policy: str = "cheapest",
         pen += net.penalty[s] @ dem
     return Outcome(policy, smp.weight, buy, holding, fixed, ship, t_cost, pen, demand, met,
                    units_km, units_hours, shipped, moved, shipped + moved,
+                   y.sum(1), (y * vol[None, :]).sum(1),
+                   {"supply": supply, "outflow": outflow, "stock_end": stock} if detail else {})
+
+
+def _simulate_policy(net: Network, plan: Plan, smp: Samples, policy: Policy, steps: int,
+                     detail: bool) -> Outcome:
+    """:func:`simulate` with a :class:`~meio.simulation.policies.Policy` object: the policy
+    allocates each slice's orders, held here to the slice's orders, the nodes' stock and
+    remaining throughput and the cut-offs, and booked SKU range by SKU range, node by node in
+    the order of shipping cost (as the ``cheapest`` policy books)."""
+    if steps < 1:
+        raise ValueError("steps must be at least 1")
+    stock, thru, t_cost, moved, (buy, holding, fixed, y), (supply, outflow) = start_of_cycle(
+        net, plan, smp, detail)
+    n_s, n_n, k = len(net.speeds), len(net.nodes), smp.n
+    ship, pen = np.zeros(k), np.zeros(k)
+    demand, met = np.zeros((n_s, k)), np.zeros((n_s, k))
+    shipped = np.zeros((n_n, k))
+    units_km, units_hours = np.zeros(k), np.zeros(k)
+    vol = net.volume
+    for c, cls in enumerate(net.classes):
+        demand[cls.speed] += smp.demand[c].sum(0)
+    policy.start(net, smp, stock.copy())
+    costs = [shipping_cost(cls, vol) for cls in net.classes]
+    for u0, u1, c in _events(net, steps):
+        cls = net.classes[c]
+        s = cls.speed
+        dem = smp.demand[c] * (u1 - u0)
+        eligible = cls.phi >= u1 - 1e-12
+        sl = OrderSlice(net, c, cls, u0, u1, dem.copy(), eligible, stock, thru, costs[c])
+        alloc = np.asarray(policy.allocate(sl), dtype=float)
+        if alloc.shape != (len(cls.nodes),) + dem.shape:
+            raise ValueError(f"policy {policy.name!r} allocated an array of shape "
+                             f"{alloc.shape}; expected {(len(cls.nodes),) + dem.shape}")
+        for a, b, order in cls.segments:
+            rem = dem[a:b]
+            for j in order:
+                if not eligible[j]:
+                    continue
+                n = cls.nodes[j]
+                take = np.minimum(np.maximum(alloc[j, a:b], 0.0), rem)
+                take = np.minimum(take, stock[n, a:b])
+                tot = take.sum(0)
+                over = tot > thru[n] + 1e-9 * np.maximum(1.0, np.abs(thru[n]))
+                if over.any():
+                    take *= np.where(over, np.maximum(thru[n], 0.0)
+                                     / np.where(tot > 0, tot, 1.0), 1.0)[None, :]
+                    tot = take.sum(0)
+                stock[n, a:b] -= take
+                rem -= take
+                thru[n] -= tot
+                ship += (cls.g0[j] + cls.g1[j] * vol[a:b]) @ take
+                shipped[n] += tot
+                met[s] += tot
+                units_km += cls.km[j] * tot
+                units_hours += (cls.km[j] / TRUCK_KMH + LAST_MILE_HOURS) * tot
+                if detail:
+                    outflow[n, a:b] += take
+        pen += net.penalty[s] @ dem
+    return Outcome(policy.name, smp.weight, buy, holding, fixed, ship, t_cost, pen, demand,
+                   met, units_km, units_hours, shipped, moved, shipped + moved,
                    y.sum(1), (y * vol[None, :]).sum(1),
                    {"supply": supply, "outflow": outflow, "stock_end": stock} if detail else {})

@@ -1,0 +1,203 @@
+"""Fulfillment policies as objects: one small interface, so that a policy is a few lines.
+
+The simulator (:func:`~meio.simulation.engine.simulate`) cuts the cycle clock into slices and,
+in each slice, asks the policy where to send the orders of one demand class (region and
+speed). What the policy sees is an :class:`OrderSlice`: the class and its fulfillment arcs
+``j`` (nodes, cut-off shares, shipping cost per unit), the clock ``u0 < u1``, the slice's
+orders per SKU and sample, which arcs still keep the promise, and every node's stock and
+remaining outbound throughput. What it returns is the allocation: units of each SKU and
+sample sent along each arc, an array ``(J, I, K)``. The simulator then holds it to what is
+possible (no more than the slice's orders, a node's stock and its remaining throughput, scaled
+down together when short; nothing along an arc past its cut-off) and books its cost.
+
+Most policies rank the arcs per SKU and sample and fill greedily: :func:`greedy` does that
+from a score (lower is better; ``inf``: never), so that a policy is its score:
+
+>>> import numpy as np
+>>> class MostStock(Policy):
+...     name = "most_stock"
+...     def allocate(self, sl):
+...         return greedy(sl, -sl.stock[sl.arcs.nodes])
+>>> from meio.instances import load
+>>> from meio.simulation import draw_samples, network_arrays, Plan, simulate
+>>> net = network_arrays(load("tiny"))
+>>> plan = Plan("ample", load("tiny").table("buy_arcs").assign(quantity=50.0))
+>>> out = simulate(net, plan, draw_samples(net, 3, seed=0), MostStock())
+>>> out.policy, bool((out.met <= out.demand + 1e-9).all())
+('most_stock', True)
+
+:class:`Cheapest` is the ``"cheapest"`` policy written this way (the same numbers, bit for bit);
+:class:`BidPrice` routes by shipping cost plus the opportunity cost of the unit at the node.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .network import ClassArcs, Network
+from .samples import Samples
+
+
+@dataclass(frozen=True)
+class OrderSlice:
+    """What a policy sees when it routes one class's orders of one slice of the clock.
+
+    ``arcs`` the class's fulfillment arcs (``arcs.nodes[j]`` the node of arc j); ``c`` the
+    class index; ``u0``, ``u1`` the slice of the cycle clock; ``demand`` (I, K) the slice's
+    orders per SKU and sample; ``eligible`` (J,) the arcs whose cut-off share is at least
+    ``u1``; ``stock`` (N, I, K) stock on hand per node; ``throughput`` (N, K) outbound
+    throughput left per node (shared by all SKUs and classes); ``shipping`` (J, I) cost per unit
+    along each arc, g0 + g1 v_i. Arrays are the simulator's own: read them, do not write.
+    """
+
+    net: Network
+    c: int
+    arcs: ClassArcs
+    u0: float
+    u1: float
+    demand: np.ndarray
+    eligible: np.ndarray
+    stock: np.ndarray
+    throughput: np.ndarray
+    shipping: np.ndarray
+
+
+class Policy:
+    """A fulfillment policy (module docstring): override :meth:`allocate`, and :meth:`start`
+    to prepare once per simulation."""
+
+    name = "policy"
+
+    def start(self, net: Network, smp: Samples, stock: np.ndarray) -> None:
+        """Called once per simulation with the stock (N, I, K) at the start of the cycle
+        (after arrivals and deployment)."""
+
+    def allocate(self, sl: OrderSlice) -> np.ndarray:
+        """Units of each SKU and sample sent along each arc, ``(J, I, K)``."""
+        raise NotImplementedError
+
+
+def shipping_cost(arcs: ClassArcs, volume: np.ndarray) -> np.ndarray:
+    """(J, I) unit shipping cost g0 + g1 v_i along each arc (the ranking of ``cheapest``)."""
+    return arcs.g0[:, None] + volume[None, :] * arcs.g1[:, None]
+
+
+def greedy(sl: OrderSlice, score: np.ndarray) -> np.ndarray:
+    """The allocation that sends each SKU's and sample's orders to the arc of lowest ``score``
+    ((J, I) or (J, I, K); ``inf``: never), then the next, each node within its stock and its
+    remaining throughput (a node short of throughput scales its SKUs down together), SKU
+    ranges of :attr:`ClassArcs.segments` in turn. Ties go to the lower arc index."""
+    arcs = sl.arcs
+    n_j = len(arcs.nodes)
+    n_i, k = sl.demand.shape
+    score = np.asarray(score, dtype=float)
+    if score.ndim == 2:
+        score = score[:, :, None]
+    score = np.where(sl.eligible[:, None, None], np.broadcast_to(score, (n_j, n_i, k)), np.inf)
+    rank = np.argsort(score, axis=0, kind="stable")
+    usable = np.isfinite(np.take_along_axis(score, rank, axis=0))
+    alloc = np.zeros((n_j, n_i, k))
+    avail = sl.stock[arcs.nodes].copy()
+    thru = sl.throughput[arcs.nodes].copy()
+    rem = sl.demand.copy()
+    elig = np.flatnonzero(sl.eligible)
+    for a, b, _ in arcs.segments:
+        for r in range(len(elig)):
+            rk, ok = rank[r, a:b], usable[r, a:b]
+            for j in elig:
+                mask = (rk == j) & ok
+                if not mask.any():
+                    continue
+                take = np.minimum(rem[a:b], avail[j, a:b])
+                if not mask.all():
+                    take = np.where(mask, take, 0.0)
+                tot = take.sum(0)
+                over = tot > thru[j]
+                if over.any():
+                    take *= np.where(over, thru[j] / np.where(tot > 0, tot, 1.0), 1.0)[None, :]
+                    tot = take.sum(0)
+                avail[j, a:b] -= take
+                rem[a:b] -= take
+                thru[j] -= tot
+                alloc[j, a:b] += take
+    return alloc
+
+
+class Cheapest(Policy):
+    """The cheapest eligible node with stock, then the next (the ``"cheapest"`` policy)."""
+
+    name = "cheapest"
+
+    def allocate(self, sl: OrderSlice) -> np.ndarray:
+        return greedy(sl, sl.shipping)
+
+
+class BidPrice(Policy):
+    """Bid-price routing (Talluri and van Ryzin 1998; Acimovic and Graves 2015): each SKU's
+    orders go to the eligible node minimizing shipping cost plus the opportunity cost of the
+    unit there, ``prices`` (N, I) in the network's order
+    (:meth:`~meio.simulation.prices.PriceTable.array`), then the next node.
+
+    ``scaling`` updates the prices as stock depletes: ``"static"`` keeps them;
+    ``"run_rate"`` multiplies the price of (n, i) in each sample by
+    ``(1 - u) S0 / S``, the stock the plan's run rate would have left at clock u over the stock
+    left, S0 the stock at the start of the cycle (capped at ``cap``): a node selling faster
+    than the plan asks more for its units, one selling slower less. With ``reject`` an order
+    is left unmet where shipping plus price exceeds its penalty (bid-price acceptance), which
+    keeps a unit for a more valuable order. With all prices zero the policy is ``cheapest``,
+    bit for bit.
+    """
+
+    name = "bid_price"
+
+    def __init__(self, prices: np.ndarray, scaling: str = "run_rate", cap: float = 4.0,
+                 reject: bool = False, name: str | None = None):
+        if scaling not in ("static", "run_rate"):
+            raise ValueError(f"unknown scaling {scaling!r}; choose static or run_rate")
+        self.prices = np.asarray(prices, dtype=float)
+        self.scaling, self.cap, self.reject = scaling, float(cap), reject
+        if name is not None:
+            self.name = name
+        self._s0: np.ndarray | None = None
+
+    @classmethod
+    def from_instance(cls, net: Network, solver: str = "highs", **options) -> BidPrice:
+        """The policy with the prices of the instance's continuous LP
+        (:func:`~meio.simulation.prices.lp_prices`), computed once per network."""
+        cached = net.__dict__.get("_lp_prices")
+        if cached is None:
+            from meio.models import InventoryModel
+
+            from .prices import lp_prices
+
+            cached = lp_prices(InventoryModel(net.instance), solver).array(net)
+            net.__dict__["_lp_prices"] = cached
+        return cls(cached, **options)
+
+    def start(self, net: Network, smp: Samples, stock: np.ndarray) -> None:
+        if self.prices.shape != (len(net.nodes), len(net.skus)):
+            raise ValueError(f"prices of shape {self.prices.shape}; the network has "
+                             f"{len(net.nodes)} nodes and {len(net.skus)} SKUs")
+        self._s0 = stock.copy()
+
+    def opportunity(self, sl: OrderSlice) -> np.ndarray:
+        """(J, I, K) the opportunity cost of a unit along each arc at this moment."""
+        nodes = sl.arcs.nodes
+        base = self.prices[nodes][:, :, None]
+        if self.scaling == "static":
+            return np.broadcast_to(base, (len(nodes),) + sl.demand.shape)
+        s = sl.stock[nodes]
+        plan = (1.0 - sl.u0) * self._s0[nodes]
+        factor = np.minimum(self.cap, np.divide(plan, s, out=np.full_like(s, self.cap),
+                                                where=s > 0))
+        return base * factor
+
+    def allocate(self, sl: OrderSlice) -> np.ndarray:
+        opp = self.opportunity(sl)
+        score = sl.shipping[:, :, None] + opp
+        if self.reject:
+            pen = sl.net.penalty[sl.arcs.speed][None, :, None]
+            score = np.where((score > pen) & (opp > 0), np.inf, score)
+        return greedy(sl, score)
