@@ -17,6 +17,7 @@ Lagrangian bound 100.5 is above the exact optimum 100 by 0.5 (tolerance 0.000101
 
 from __future__ import annotations
 
+import math
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 
@@ -47,9 +48,20 @@ def bracket_violations(bound: float | None = None, exact: float | None = None,
                        feasible: float | None = None, sense="min", rtol: float = 1e-6,
                        atol: float = 1e-6, exact_bound: float | None = None) -> list[str]:
     """Every comparison of the bracket that fails (see the module docstring); missing values
-    (None) are skipped."""
+    (None) are skipped, and NaN is itself a violation: no comparison with it can hold (an
+    infinite bound compares as the number it is).
+
+    >>> bracket_violations(bound=float("nan"), exact=10.0)
+    ['Lagrangian bound is nan, not a number']
+    """
     s = _sign(sense)
     word = "above" if s == 1 else "below"
+    named = (("Lagrangian bound", bound), ("exact optimum", exact),
+             ("feasible value", feasible), ("exact solve's dual bound", exact_bound))
+    bad = [f"{name} is {value}, not a number" for name, value in named
+           if value is not None and math.isnan(value)]
+    if bad:
+        return bad
     pairs = (("Lagrangian bound", bound, "exact optimum", exact),
              ("exact optimum", exact, "feasible value", feasible),
              ("Lagrangian bound", bound, "feasible value", feasible),
