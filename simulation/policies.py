@@ -134,6 +134,9 @@ class Cheapest(Policy):
         return greedy(sl, sl.shipping)
 
 
+SCALINGS = ("static", "run_rate", "demand")
+
+
 class BidPrice(Policy):
     """Bid-price routing (Talluri and van Ryzin 1998; Acimovic and Graves 2015): each SKU's
     orders go to the eligible node minimizing shipping cost plus the opportunity cost of the
@@ -144,7 +147,9 @@ class BidPrice(Policy):
     ``"run_rate"`` multiplies the price of (n, i) in each sample by
     ``(1 - u) S0 / S``, the stock the plan's run rate would have left at clock u over the stock
     left, S0 the stock at the start of the cycle (capped at ``cap``): a node selling faster
-    than the plan asks more for its units, one selling slower less. With ``reject`` an order
+    than the plan asks more for its units, one selling slower less; ``"demand"`` replaces
+    1 - u by the share of the node's expected demand still to come (its classes' forecasts up
+    to their cut-offs), which ends at the node's last cut-off. With ``reject`` an order
     is left unmet where shipping plus price exceeds its penalty (bid-price acceptance), which
     keeps a unit for a more valuable order. With all prices zero the policy is ``cheapest``,
     bit for bit.
@@ -154,8 +159,8 @@ class BidPrice(Policy):
 
     def __init__(self, prices: np.ndarray, scaling: str = "run_rate", cap: float = 4.0,
                  reject: bool = False, name: str | None = None):
-        if scaling not in ("static", "run_rate"):
-            raise ValueError(f"unknown scaling {scaling!r}; choose static or run_rate")
+        if scaling not in SCALINGS:
+            raise ValueError(f"unknown scaling {scaling!r}; choose one of {', '.join(SCALINGS)}")
         self.prices = np.asarray(prices, dtype=float)
         self.scaling, self.cap, self.reject = scaling, float(cap), reject
         if name is not None:
@@ -181,6 +186,20 @@ class BidPrice(Policy):
             raise ValueError(f"prices of shape {self.prices.shape}; the network has "
                              f"{len(net.nodes)} nodes and {len(net.skus)} SKUs")
         self._s0 = stock.copy()
+        self._served = []  # per node: [(cut-off share, (I,) mean demand)] of its classes
+        for n in range(len(net.nodes)):
+            self._served.append([(float(cls.phi[j]), net.demand_mean[c])
+                                 for c, cls in enumerate(net.classes)
+                                 for j in np.flatnonzero(cls.nodes == n)])
+
+    def _demand_left(self, n: int, u: float) -> np.ndarray:
+        """(I,) expected demand node n can still serve after clock u (its classes' forecast
+        up to their cut-offs)."""
+        out = np.zeros(self.prices.shape[1])
+        for phi, mean in self._served[n]:
+            if phi > u:
+                out += (phi - u) * mean
+        return out
 
     def opportunity(self, sl: OrderSlice) -> np.ndarray:
         """(J, I, K) the opportunity cost of a unit along each arc at this moment."""
@@ -189,7 +208,13 @@ class BidPrice(Policy):
         if self.scaling == "static":
             return np.broadcast_to(base, (len(nodes),) + sl.demand.shape)
         s = sl.stock[nodes]
-        plan = (1.0 - sl.u0) * self._s0[nodes]
+        if self.scaling == "run_rate":
+            share = np.full((len(nodes), s.shape[1]), 1.0 - sl.u0)
+        else:
+            now = np.array([self._demand_left(int(n), sl.u0) for n in nodes])
+            start = np.array([self._demand_left(int(n), 0.0) for n in nodes])
+            share = np.divide(now, start, out=np.zeros_like(now), where=start > 0)
+        plan = share[:, :, None] * self._s0[nodes]
         factor = np.minimum(self.cap, np.divide(plan, s, out=np.full_like(s, self.cap),
                                                 where=s > 0))
         return base * factor

@@ -102,7 +102,8 @@ def test_policy_objects_reproduce_cheapest_bit_for_bit(planned):
     plan, net, smp = planned
     ref = simulate(net, plan, smp, "cheapest", detail=True)
     zero = np.zeros((len(net.nodes), len(net.skus)))
-    for pol in (Cheapest(), BidPrice(zero), BidPrice(zero, scaling="static", reject=True)):
+    for pol in (Cheapest(), BidPrice(zero), BidPrice(zero, scaling="static", reject=True),
+                BidPrice(zero, scaling="demand")):
         out = simulate(net, plan, smp, pol, detail=True)
         assert out.policy == pol.name
         assert _identical(ref, out) == [], pol.name
@@ -145,7 +146,7 @@ def test_bid_price_and_user_policies_keep_stock_throughput_and_the_clairvoyant_b
     pt = lp_prices(InventoryModel(net.instance)).array(net)
     assert pt.any()
     policies = ["bid_price", BidPrice(pt, scaling="static"), BidPrice(pt, reject=True),
-                Everywhere(), Dearest()]
+                BidPrice(pt, scaling="demand", cap=8.0), Everywhere(), Dearest()]
     for pol in policies:
         _check_feasible(simulate(net, plan, smp, pol, detail=True), net, oracle)
 
