@@ -596,9 +596,10 @@ def _read_sample_tables(path: Path) -> dict:
               help="Also evaluate a plan read from DIR (buys.csv, optional deploy.csv); "
                    "repeatable.")
 @click.option("--policies", default="cheapest,lookahead,clairvoyant", show_default=True,
-              help="Comma-separated fulfillment policies: cheapest, lookahead, clairvoyant "
-                   "(the optimal routing of known samples: a lower bound; LPs over chunks of "
-                   "samples).")
+              help="Comma-separated fulfillment policies: cheapest, lookahead, bid_price "
+                   "(shipping cost plus the unit's opportunity cost from the instance's LP "
+                   "prices, scaled as stock depletes), clairvoyant (the optimal routing of known "
+                   "samples: a lower bound; LPs over chunks of samples).")
 @click.option("--samples", "n_samples", type=click.IntRange(min=2), default=100,
               show_default=True, help="Number of fresh samples.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the samples.")
