@@ -68,6 +68,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
 import re
@@ -81,6 +82,8 @@ import pandas as pd
 from meio.models.interface import BlockFamily
 
 from meio.files import atomic_file, pid_alive
+
+log = logging.getLogger(__name__)
 
 try:  # POSIX: a temporary file being written is locked, so it is never taken for a stale one
     import fcntl
@@ -258,6 +261,8 @@ def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
         _write_payload(fh, _chunks(text, encode.arrays, h))
         fh.seek(HEAD.size)
         fh.write(h.digest())
+    log.debug("checkpoint written: %s (iteration %s, %d bytes of arrays)", path,
+              state.get("iteration"), encode.size)
 
 
 # -- decoding ------------------------------------------------------------------------------
@@ -390,6 +395,7 @@ def load_checkpoint(path: str | os.PathLike, digest: str, method: str) -> dict:
     """Read a checkpoint (:func:`read_checkpoint`) and check that it belongs to this problem
     (``digest``, from :func:`problem_digest`) and dual method."""
     state = read_checkpoint(path)
+    log.debug("checkpoint read: %s (iteration %s)", path, state.get("iteration"))
     if state.get("digest") != digest:
         name = state.get("problem")
         raise CheckpointError(

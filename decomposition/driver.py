@@ -127,7 +127,9 @@ def lagrangian_decomposition(
 
     ``options``: a :class:`~meio.decomposition.options.DecompositionOptions` holding all the
     run options above (limits, tolerances, recovery, checkpointing, back-end); keyword
-    arguments given with a value other than their default replace its fields.
+    arguments given with a value other than their default replace its fields (a keyword at
+    its default value leaves the field as ``options`` has it: change such a field in
+    ``options`` itself).
     ``heuristics``: the primal heuristics in order (default
     :func:`~meio.decomposition.heuristics.default_heuristics`; ``[]`` recovers no plan);
     ``repair``: how their estimates become plans (default

@@ -28,6 +28,7 @@ which then stops its workers.
 from __future__ import annotations
 
 import contextlib
+import logging
 import multiprocessing as mp
 import os
 import signal
@@ -41,6 +42,8 @@ from meio._optional import require
 
 from .compiled import compiled_or_persistent
 from .subproblem import BlockOutcome
+
+log = logging.getLogger(__name__)
 
 BACKENDS = ("local", "process", "dask")
 POLL_SECONDS = 1.0  # how often a wait for a worker's answer checks that the worker is alive
@@ -256,9 +259,11 @@ class ProcessBlocks(_Sharded):
         self.broken = True
         proc = self.procs[s]
         proc.join(timeout=POLL_SECONDS)  # a worker whose pipe closed is exiting: its code
-        return WorkerError(f"block worker {s + 1} of {len(self.procs)} (pid {proc.pid}) died "
-                           f"({_exit_text(proc.exitcode)}) while holding blocks "
-                           f"{_blocks_text(self.ids[s])}")
+        err = WorkerError(f"block worker {s + 1} of {len(self.procs)} (pid {proc.pid}) died "
+                          f"({_exit_text(proc.exitcode)}) while holding blocks "
+                          f"{_blocks_text(self.ids[s])}")
+        log.error("%s", err)
+        return err
 
     def _answer(self, s: int):
         conn, proc = self.conns[s], self.procs[s]

@@ -36,7 +36,8 @@ EXIT_CODES = {
 
 #: Solve and decomposition statuses that end a command with a code other than 0.
 STATUS_EXIT = {"infeasible": INFEASIBLE, "infeasible_or_unbounded": INFEASIBLE,
-               "time_limit": LIMIT, "iteration_limit": LIMIT, "interrupted": INTERRUPTED}
+               "time_limit": LIMIT, "iteration_limit": LIMIT, "interrupted": INTERRUPTED,
+               "error": LIMIT}
 
 
 class UserError(click.ClickException):

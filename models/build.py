@@ -8,7 +8,7 @@ Relaxation of block ``i`` with multipliers ``theta`` (one per linking row, mutab
     L_i(theta) = min  cost_i(x_i) + sum_r theta_r g_ri(x_i)      (minimization)
                  max  cost_i(x_i) - sum_r theta_r g_ri(x_i)      (maximization)
 
-and ``L(theta) = sum_i L_i(theta) - sigma * sum_r theta_r rhs_r`` with ``sigma = +1`` (min) or
+and ``L(theta) = sum_i L_i(theta) - s * sum_r theta_r rhs_r`` with ``s = sense_sign = +1`` (min) or
 ``-1`` (max). Sign convention: ``theta_r >= 0`` for a ``<=`` row, ``<= 0`` for a ``>=`` row,
 free for ``==`` -- so capacity prices are non-negative opportunity costs in both senses
 (Geoffrion 1974; Fisher 1981).
@@ -105,9 +105,9 @@ def build_relaxation(family: BlockFamily, i: Hashable) -> pyo.ConcreteModel:
     m.rows = pyo.Set(initialize=touched, ordered=True)
     m.theta = pyo.Param(range(len(rows)), mutable=True, initialize=0.0, within=pyo.Reals)
     m.row_term = pyo.Expression(m.rows, rule=lambda _m, j: by_pos[j])
-    sigma = family.sense_sign
+    sense_sign = family.sense_sign
     m.obj = pyo.Objective(
-        expr=blk.cost + sigma * pyo.quicksum(m.theta[j] * m.row_term[j] for j in m.rows),
+        expr=blk.cost + sense_sign * pyo.quicksum(m.theta[j] * m.row_term[j] for j in m.rows),
         sense=family.sense)
     return m
 

@@ -8,7 +8,7 @@ offers it, its fast compiler writes the same arrays directly
 from them. Per
 iteration only the objective changes,
 
-    cost(x) + sigma * sum_r theta_r g_r(x)   ->   c + sigma * G^T theta   (one array update)
+    cost(x) + s * sum_r theta_r g_r(x)   ->   c + s * G^T theta   (s = sense_sign; one array update)
 
 and HiGHS re-solves from its previous basis. No Pyomo work happens inside the iteration loop.
 Bounds follow the rules of :class:`~meio.models.subproblem.BlockSubproblem`: an LP's
@@ -128,7 +128,7 @@ class CompiledBlock:
     def __init__(self, family: BlockFamily, i: Hashable, mip_gap: float = 1e-6,
                  time_limit: float | None = None, via_pyomo: bool = False,
                  lean: bool = False):
-        self.block, self.sigma = i, family.sense_sign
+        self.block, self.sense_sign = i, family.sense_sign
         self.mip_gap, self.time_limit = mip_gap, time_limit
         index = row_index(family)
         arr = None if via_pyomo else family.block_arrays(i, index)
@@ -169,7 +169,7 @@ class CompiledBlock:
         elastic parts of the restricted problem around a recovery."""
         a = self.a
         lp = highs_lp(np.zeros(a.shape[1]), a.col_lo, a.col_hi, a.row_lo, a.row_hi, a.csc,
-                      integer=a.integer, maximize=self.sigma != 1)
+                      integer=a.integer, maximize=self.sense_sign != 1)
         # LP re-solves take milliseconds and the executor checks for Ctrl-C between them; a
         # MIP block may take long and stops mid-solve
         h = new_highs(interruptible=self.is_mip)
@@ -258,8 +258,8 @@ class CompiledBlock:
     def solve(self, theta: np.ndarray, tag: int) -> BlockOutcome:
         th = np.asarray(theta, dtype=float)[self.rows]
         a = self.a
-        cost = a.c + self.sigma * (a.G.rmatvec(th))
-        const = a.c_const + self.sigma * float(th @ a.g_const)
+        cost = a.c + self.sense_sign * (a.G.rmatvec(th))
+        const = a.c_const + self.sense_sign * float(th @ a.g_const)
         self._model()
         self._mode(False)
         status, info = self._run(cost)
@@ -289,7 +289,7 @@ class CompiledBlock:
         dd = np.asarray(d, dtype=float)[self.rows]
         self._model()
         self._mode(False)
-        status, info = self._run(self.sigma * a.G.rmatvec(dd))
+        status, info = self._run(self.sense_sign * a.G.rmatvec(dd))
         if self.is_mip:
             b = info.mip_dual_bound
             bound = float(b) if math.isfinite(b) else None
@@ -297,7 +297,7 @@ class CompiledBlock:
             bound = (info.objective_function_value
                      if status == highspy.HighsModelStatus.kOptimal else None)
         self._release()
-        return None if bound is None else self.sigma * bound + float(dd @ a.g_const)
+        return None if bound is None else self.sense_sign * bound + float(dd @ a.g_const)
 
     def solve_restricted(self, lo: np.ndarray, hi: np.ndarray, penalty: np.ndarray,
                          theta: np.ndarray | None = None) -> tuple[float, np.ndarray] | None:
@@ -313,8 +313,8 @@ class CompiledBlock:
         self._model()
         self._mode(True, lower, upper)
         th = np.zeros(k) if theta is None else np.asarray(theta, dtype=float)[self.rows]
-        pen = self.sigma * np.asarray(penalty, float)
-        status, info = self._run(np.concatenate([a.c + self.sigma * (a.G.rmatvec(th)),
+        pen = self.sense_sign * np.asarray(penalty, float)
+        status, info = self._run(np.concatenate([a.c + self.sense_sign * (a.G.rmatvec(th)),
                                                  pen, pen]))
         x = (np.asarray(self.highs.getSolution().col_value)[: self.n]
              if info.primal_solution_status == 2 else None)

@@ -14,6 +14,7 @@ solver is chosen by its Pyomo name (``solver="scip_direct"``, ``"gurobi_direct"`
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,8 @@ from .build import build_monolithic, row_constraint
 from .interface import BlockFamily, slack
 from .solvers import PyomoSolver, has_integers
 from .status import Status
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -126,6 +129,7 @@ def solve_monolithic(family: BlockFamily, time_limit: float | None = None,
             return SolveResult(Status.INTERRUPTED, "interrupted", None, None, mip, build, 0.0,
                                model.linking_rows.drop(columns=["component"]), {}, model)
         t1 = time.perf_counter()
+        _log.debug("solving %s with %s (%s)", family.name, solver, "MIP" if mip else "LP")
         run = opt.solve(model, mip, duals=not mip)
         elapsed = time.perf_counter() - t1
     status = run.status

@@ -75,16 +75,23 @@ _STATUS = {
 
 
 def status_of(termination: object, has_solution: bool = False,
-              interrupted: bool = False) -> Status | str:
+              interrupted: bool = False) -> Status:
     """The :class:`Status` of a solve that ended with ``termination`` (an enum member of
-    Pyomo's or HiGHS's, or its name); a termination with no member keeps its own name.
+    Pyomo's or HiGHS's, or its name). Always a member: a termination without one of its own is
+    ``feasible`` when the solve holds a solution and ``error`` when it does not (the solver's
+    own word stays in the result's ``termination``).
 
     ``has_solution``: a time limit reached holding a solution is ``time_limit_feasible``.
     ``interrupted``: Ctrl-C was seen, so an ``unknown`` ending is ``interrupted``.
+
+    >>> status_of("kOptimal"), status_of("feasible", has_solution=True)
+    (<Status.OPTIMAL: 'optimal'>, <Status.FEASIBLE: 'feasible'>)
+    >>> status_of("solverFailure"), status_of("maxTimeLimit", has_solution=True)
+    (<Status.ERROR: 'error'>, <Status.TIME_LIMIT_FEASIBLE: 'time_limit_feasible'>)
     """
     name = termination.name if isinstance(termination, Enum) else str(termination)
     name = name.rsplit(".", 1)[-1]  # "HighsModelStatus.kOptimal" -> "kOptimal"
-    status = _STATUS.get(name, name)
+    status = _STATUS.get(name, Status.FEASIBLE if has_solution else Status.ERROR)
     if interrupted and name in ("unknown", "interrupted", "kInterrupt", "userInterrupt"):
         return Status.INTERRUPTED
     if status == Status.TIME_LIMIT and has_solution:

@@ -10,7 +10,7 @@ Which statuses each producer reports:
 exact solve                  ``optimal``, ``time_limit`` (no solution), ``time_limit_feasible``
 (:mod:`meio.models.solve`)   (a solution, not proven optimal), ``iteration_limit``,
                              ``infeasible``, ``infeasible_or_unbounded``, ``unbounded``,
-                             ``interrupted``
+                             ``interrupted``, ``feasible`` (a solution, no proof), ``error``
 decomposition                ``gap`` (the relative gap between the best plan and the bound reached
 (:mod:`meio.decomposition`)  the tolerance), ``converged`` (the dual method certifies the bound is
                              the dual optimum, or column generation priced out no new column),
@@ -60,6 +60,10 @@ class Status(StrEnum):
     - ``converged``: the decomposition's bound is certified as the dual optimum.
     - ``stalled``: the decomposition's dual method stopped moving without a certificate.
     - ``stopped``: a user's hook ended the decomposition (see ``meio.decomposition.StopRun``).
+    - ``feasible``: the exact solve ended holding a solution without proving it optimal, for a
+      reason other than a limit (e.g. a solver that stops at its MIP gap and says no more).
+    - ``error``: the exact solve ended without a solution for a reason none of the above
+      names (the result's ``termination`` keeps the solver's own word).
     """
 
     OPTIMAL = "optimal"
@@ -74,6 +78,8 @@ class Status(StrEnum):
     CONVERGED = "converged"
     STALLED = "stalled"
     STOPPED = "stopped"
+    FEASIBLE = "feasible"
+    ERROR = "error"
 
     @property
     def is_success(self) -> bool:

@@ -163,3 +163,14 @@ def test_decompose_bounds_only_writes_prices_and_no_plan(tmp_path):
     written = {p.name for p in (tmp_path / "res").iterdir()} - {".meio-manifest.json"}
     assert written == {"summary.csv", "history.csv", "multipliers.csv"}
     assert (pd.read_csv(tmp_path / "res" / "multipliers.csv")["multiplier"] >= 0).all()
+
+
+def test_list_names_every_bundled_instance():
+    from meio.instances import bundled_names, load
+
+    proc = run("list")
+    assert proc.returncode == 0, proc.stderr
+    listed = proc.stdout.split()
+    assert sorted(listed) == sorted(bundled_names()) and {"tiny", "small", "medium"} <= set(listed)
+    for name in listed:  # each name listed loads as that instance
+        assert load(name).name == name

@@ -115,7 +115,10 @@ def test_statuses_of_both_vocabularies():
     assert status_of(TerminationCondition.maxTimeLimit) == Status.TIME_LIMIT
     assert status_of(Classic.maxTimeLimit, has_solution=True) == Status.TIME_LIMIT_FEASIBLE
     assert status_of(TerminationCondition.unknown, interrupted=True) == Status.INTERRUPTED
-    assert status_of("somethingNew") == "somethingNew"
+    # a termination without a member of its own is still one of the shared vocabulary
+    assert status_of("somethingNew") is Status.ERROR
+    assert status_of("somethingNew", has_solution=True) is Status.FEASIBLE
+    assert status_of(Classic.feasible, has_solution=True) is Status.FEASIBLE
 
 
 @pytest.mark.skipif(shutil.which("glpsol") is None,
@@ -135,6 +138,8 @@ def test_classic_interface_glpk_same_optimum_and_duals():
     assert (rows["multiplier"] * rows["slack"]).abs().max() <= 1e-6
     mip = solve_monolithic(InventoryModel(load("tiny"), "integer"), log=False, solver="glpk",
                            mip_gap=1e-9)
+    assert type(mip.status) is Status  # one vocabulary, whatever the solver says
+    assert mip.status in (Status.OPTIMAL, Status.FEASIBLE)
     assert mip.objective == pytest.approx(
         solve_monolithic(InventoryModel(load("tiny"), "integer"), log=False,
                          mip_gap=1e-9).objective, rel=1e-7)

@@ -82,6 +82,9 @@ def assert_bounds_bracket(bound: float | None = None, exact: float | None = None
                           atol: float = 1e-6, exact_bound: float | None = None) -> None:
     """Raise :class:`BracketError` unless the bracket of the module docstring holds.
 
+    At least two of ``bound``, ``exact``, ``feasible`` must be given (a bracket of one value
+    checks nothing: that is a ``ValueError``, never a silent pass).
+
     >>> assert_bounds_bracket(bound=10.2, exact=10.0, feasible=9.0, sense="max")
     >>> assert_bounds_bracket(bound=9.0, exact=10.0, sense="max")
     Traceback (most recent call last):
@@ -89,6 +92,8 @@ def assert_bounds_bracket(bound: float | None = None, exact: float | None = None
     meio.testing.brackets.BracketError: bounds out of order:
       Lagrangian bound 9 is below the exact optimum 10 by 1 (tolerance 1.1e-05, maximization)
     """
+    if sum(v is not None for v in (bound, exact, feasible)) < 2:
+        raise ValueError("assert_bounds_bracket needs two of bound, exact and feasible")
     violations = bracket_violations(bound, exact, feasible, sense, rtol, atol, exact_bound)
     if violations:
         raise BracketError(violations)
