@@ -28,12 +28,16 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from enum import Enum
 
 import pyomo.environ as pyo
 from pyomo.common.errors import ApplicationError
+from pyomo.common.log import LogStream
+from pyomo.common.tee import capture_output
 from pyomo.contrib.solver.common.factory import SolverFactory as ContribFactory
 from pyomo.contrib.solver.common.results import SolutionStatus
 from pyomo.opt import SolverStatus
@@ -139,6 +143,8 @@ OPTION_NAMES: dict[str, dict[str, str | None]] = {
 
 EXAMPLES = "highs, scip_direct, gurobi_direct, cplex_direct, xpress_direct, glpk, cbc"
 _LOG = logging.getLogger(__name__)
+#: where the log of a solver other than HiGHS goes (``log=True``)
+SOLVER_LOG = logging.getLogger("meio.solver")
 
 
 def solver_family(name: str) -> str:
@@ -184,7 +190,8 @@ class SolverRun:
 class PyomoSolver:
     """The Pyomo solver ``name`` with portable options (module docstring).
 
-    ``log`` sends HiGHS's log to the ``meio.highs`` logger; ``interruptible`` lets Ctrl-C stop
+    ``log`` sends the solver's log to logging: HiGHS's to the ``meio.highs`` logger, any other
+    solver's to ``meio.solver`` (both at INFO); ``interruptible`` lets Ctrl-C stop
     a HiGHS solve mid-way (other solvers stop at the interrupt signal on their own). The object
     keeps one Pyomo interface, so a persistent one re-solves a changed model incrementally.
     """
@@ -274,7 +281,10 @@ class PyomoSolver:
                     interrupt.attach(solver._solver_model)  # Pyomo's highspy.Highs object
                 if self.log:
                     log_highs(solver._solver_model)
-            res = solver.solve(model, tee=self.tee, time_limit=limit, load_solutions=False,
+            tee = self.tee
+            if self.log and not self.is_highs:  # Pyomo writes the log to a logger it is given
+                tee = [SOLVER_LOG, *([sys.stdout] if self.tee else [])]
+            res = solver.solve(model, tee=tee, time_limit=limit, load_solutions=False,
                                raise_exception_on_nonoptimal_result=False, **kwargs)
         finally:
             pyomo_log.removeFilter(quiet)
@@ -303,8 +313,10 @@ class PyomoSolver:
             model.dual = pyo.Suffix(direction=pyo.Suffix.IMPORT)
         if getattr(solver, "set_instance", None) is not None:  # classic persistent interface
             solver.set_instance(model)
-        res = solver.solve(model, tee=self.tee, load_solutions=False,
-                           options=self._native(mip, limit, gap))
+        logged = self.log and not self.tee
+        with capture_output(LogStream(logging.INFO, SOLVER_LOG)) if logged else nullcontext():
+            res = solver.solve(model, tee=self.tee or self.log, load_solutions=False,
+                               options=self._native(mip, limit, gap))
         tc = res.solver.termination_condition
         has_sol = len(res.solution) > 0 and tc not in (
             LegacyCondition.infeasible, LegacyCondition.unbounded,

@@ -64,3 +64,17 @@ def test_library_logs_through_module_loggers(caplog):
 def test_quiet_and_verbose_keep_results_on_stdout(flag):
     proc = meio(flag, "solve", "tiny")
     assert proc.returncode == 0 and "optimal" in proc.stdout
+
+
+@pytest.mark.parametrize("solver", ["scip_direct", "glpk"])
+def test_another_solvers_log_goes_to_logging(tmp_path, solver):
+    """Pyomo's newer interface (SCIP) and its classic one (GLPK, a program): the solver's own
+    log reaches the ``meio.solver`` logger, so -q hides it and --log-file keeps it."""
+    pytest.importorskip("pyscipopt")
+    log = tmp_path / "run.log"
+    proc = meio("-q", "--log-file", str(log), "solve", "tiny", "--solver", solver)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    lines = [ln for ln in log.read_text().splitlines() if " meio.solver: " in ln]
+    assert len(lines) >= 3  # the solver's own lines, not a summary of ours
+    assert "optimal" in proc.stdout
