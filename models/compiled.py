@@ -119,17 +119,18 @@ class CompiledBlock:
     held model takes) nor, where the family has a fast compiler, the arrays, which are
     compiled again from the family's data for each solve; the re-solve still starts from the
     saved basis. A lean block costs a few kilobytes per SKU of the benchmark shape instead of
-    about ten megabytes, at the price of a compilation per solve.
+    about ten megabytes, at the price of a compilation per solve. ``repair_gap`` and
+    ``repair_time_limit``: the relative MIP gap and seconds of a MIP block's restricted
+    (repair) solves, which need a good feasible point, not a proof; set them through
+    ``subproblem=functools.partial(CompiledBlock, repair_gap=...)``.
     """
-
-    repair_gap = 1e-3
-    repair_time_limit = 1.0
 
     def __init__(self, family: BlockFamily, i: Hashable, mip_gap: float = 1e-6,
                  time_limit: float | None = None, via_pyomo: bool = False,
-                 lean: bool = False):
+                 lean: bool = False, repair_gap: float = 1e-3, repair_time_limit: float = 1.0):
         self.block, self.sense_sign = i, family.sense_sign
         self.mip_gap, self.time_limit = mip_gap, time_limit
+        self.repair_gap, self.repair_time_limit = repair_gap, repair_time_limit
         index = row_index(family)
         arr = None if via_pyomo else family.block_arrays(i, index)
         recompilable = arr is not None

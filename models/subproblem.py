@@ -81,14 +81,16 @@ class BlockSubproblem:
     and ``options`` go to it (:class:`~meio.models.solvers.PyomoSolver`); pass them to the
     decomposition with ``functools.partial(BlockSubproblem, solver="scip_persistent")`` as its
     ``subproblem`` factory. An unknown, missing or unlicensed solver raises
-    :class:`~meio.models.solvers.SolverUnavailable`.
+    :class:`~meio.models.solvers.SolverUnavailable`. ``repair_gap`` and ``repair_time_limit``:
+    the relative MIP gap and seconds of a MIP block's restricted (repair) solves (through the
+    Pyomo interface they cost more than in a compiled block, hence the tighter gap and longer
+    limit by default than :class:`~meio.models.compiled.CompiledBlock`'s).
     """
-
-    repair_gap = 1e-4
 
     def __init__(self, family: BlockFamily, i: Hashable, mip_gap: float = 1e-6,
                  time_limit: float | None = None, solver: str = "highs",
-                 threads: int | None = None, options: dict | None = None):
+                 threads: int | None = None, options: dict | None = None,
+                 repair_gap: float = 1e-4, repair_time_limit: float = 5.0):
         self.block = i
         self.solver = PyomoSolver(solver, time_limit=time_limit, mip_gap=mip_gap,
                                   threads=threads, options=options)
@@ -97,7 +99,8 @@ class BlockSubproblem:
         self.is_mip = has_integers(self.model)
         self.mip_gap = mip_gap
         self.time_limit = time_limit
-        self.repair_time_limit = 5.0 if self.is_mip else time_limit
+        self.repair_gap = repair_gap
+        self.repair_time_limit = repair_time_limit if self.is_mip else time_limit
         self._terms = [self.model.row_term[j] for j in self.rows]
 
     def _solve(self, repair: bool = False):

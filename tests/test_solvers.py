@@ -182,3 +182,22 @@ def test_cli_solve_with_a_second_solver(tmp_path):
     unknown = meio("solve", "tiny", "--solver", "no_such_solver")
     assert unknown.returncode == 2 and "no_such_solver" in unknown.stderr
     assert len(unknown.stderr.strip().splitlines()) == 1
+
+
+def test_repair_settings_are_options_of_both_block_subproblems():
+    """The MIP repair solves' gap and time limit are constructor options (defaults unchanged)."""
+    import functools
+
+    from meio.decomposition import lagrangian_decomposition
+    from meio.models.compiled import CompiledBlock
+
+    fam = InventoryModel(load("tiny"), "integer")
+    block = fam.block_ids()[0]
+    assert (CompiledBlock(fam, block).repair_gap, CompiledBlock(fam, block).repair_time_limit) \
+        == (1e-3, 1.0)
+    sub = BlockSubproblem(fam, block, repair_gap=0.05, repair_time_limit=2.0)
+    assert (sub.repair_gap, sub.repair_time_limit) == (0.05, 2.0)
+    exact = solve_monolithic(fam, log=False, mip_gap=1e-9).objective
+    make = functools.partial(CompiledBlock, repair_gap=0.05, repair_time_limit=2.0)
+    res = lagrangian_decomposition(fam, subproblem=make, max_iter=15)
+    assert res.bound <= exact + 1e-6 and res.primal >= exact - 1e-6
