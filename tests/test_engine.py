@@ -43,7 +43,7 @@ def _section_blocks() -> list[str]:
 def doc_namespace() -> dict:
     """The section's examples executed in order, in one namespace (as a reader would)."""
     blocks = _section_blocks()
-    assert len(blocks) >= 4  # options, a dual method, a heuristic, a hook
+    assert len(blocks) >= 5  # options, a dual method, a heuristic, a hook, repair/subproblem
     namespace: dict = {"__name__": "docs_extending"}
     for block in blocks:
         exec(compile(block, str(DOC), "exec"), namespace)  # noqa: S102 - the docs' own code
@@ -52,6 +52,7 @@ def doc_namespace() -> dict:
 
 def test_the_documented_examples_run(doc_namespace):
     assert doc_namespace["early"].status == Status.STOPPED
+    assert doc_namespace["careful"].primal is not None  # the repair/subproblem example
     assert doc_namespace["result"].status in (Status.GAP, Status.CONVERGED)
 
 
