@@ -28,7 +28,9 @@ from meio.models import LotSizingModel
 from meio.models.wagner_whitin import WagnerWhitinSubproblem
 family = LotSizingModel(random_lot_sizing(3, 6, 10))
 """
-RUN = dict(method="bundle", max_iter=60, gap_tol=0.0, subproblem=WagnerWhitinSubproblem)
+# the run converges at its 18th iteration; a plan is recovered at the 10th and at the end
+RUN = dict(method="bundle", max_iter=20, gap_tol=0.0, recover_every=10,
+           subproblem=WagnerWhitinSubproblem)
 
 
 def family():
@@ -104,7 +106,8 @@ def test_sigkill_mid_run_then_resume(tmp_path, uninterrupted):
             time.sleep(0.01)
             return solve(self, theta, tag)
         WagnerWhitinSubproblem.solve = slow
-        lagrangian_decomposition(family, method="bundle", max_iter=60, gap_tol=0.0,
+        lagrangian_decomposition(family, method="bundle", max_iter=20, gap_tol=0.0,
+                                 recover_every=10,
                                  subproblem=WagnerWhitinSubproblem, checkpoint={str(ck)!r},
                                  checkpoint_every=1)
     """)
@@ -136,7 +139,8 @@ def test_sigkill_during_a_checkpoint_write(tmp_path, uninterrupted):
                 time.sleep(600)
             fh.write(data)
         cp._write_payload = write_payload
-        lagrangian_decomposition(family, method="bundle", max_iter=60, gap_tol=0.0,
+        lagrangian_decomposition(family, method="bundle", max_iter=20, gap_tol=0.0,
+                                 recover_every=10,
                                  subproblem=WagnerWhitinSubproblem, checkpoint={str(ck)!r},
                                  checkpoint_every=2)
     """)

@@ -35,7 +35,7 @@ def configs(max_skus: int) -> st.SearchStrategy:
         st.sampled_from(["lp", "proxy"]))
 
 
-@settings(max_examples=12, deadline=None, derandomize=True)
+@settings(max_examples=5, deadline=None, derandomize=True)
 @given(configs(max_skus=3))
 def test_property_every_generated_instance_is_feasible(cfg):
     assert_feasible(generate(cfg))
