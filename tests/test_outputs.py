@@ -1,6 +1,8 @@
 """Safe output folders: meio writes only what it owns and never loses a user's file.
 
-The command line runs as a user runs it (a real process in a temporary folder); the rules of
+The command line runs in a temporary folder, in this process through click's runner (the
+command's code, exit codes and messages) and, where the process itself matters (the umask it
+inherits, what a user's shell sees), as a real process; the rules of
 :mod:`meio.files` are also checked directly: refusal of a user's folder, ``--force`` adding
 beside the user's files, the manifest, re-runs, the input never being its own output,
 atomicity, destinations checked before any work, the umask, bundles and checkpoints.
@@ -44,11 +46,29 @@ COMMANDS = {
 }
 
 
-def run(*args, cwd: Path, umask: int | None = None) -> subprocess.CompletedProcess:
-    """Run ``meio ARGS`` in ``cwd`` (with ``umask`` when given)."""
-    preexec = None if umask is None else (lambda: os.umask(umask))
-    return subprocess.run([*MEIO, *map(str, args)], capture_output=True, text=True, cwd=cwd,
-                          timeout=RUN_TIMEOUT_S, preexec_fn=preexec)
+def run(*args, cwd: Path, umask: int | None = None,
+        process: bool = False) -> subprocess.CompletedProcess:
+    """Run ``meio ARGS`` in ``cwd`` (with ``umask`` when given): in this process through
+    click's runner (the command's own code, exit code and messages, without a second Python
+    start-up), or with ``process`` as a real process."""
+    if process:
+        preexec = None if umask is None else (lambda: os.umask(umask))
+        return subprocess.run([*MEIO, *map(str, args)], capture_output=True, text=True,
+                              cwd=cwd, timeout=RUN_TIMEOUT_S, preexec_fn=preexec)
+    from click.testing import CliRunner
+
+    from meio.cli import main
+
+    here, old = Path.cwd(), None if umask is None else os.umask(umask)
+    try:
+        os.chdir(cwd)
+        res = CliRunner().invoke(main, [*map(str, args)], catch_exceptions=False)
+    finally:
+        os.chdir(here)
+        if old is not None:
+            os.umask(old)
+    return subprocess.CompletedProcess(["meio", *map(str, args)], res.exit_code,
+                                       res.stdout, res.stderr)
 
 
 def user_folder(path: Path) -> Path:
@@ -296,7 +316,7 @@ def test_a_plot_without_suffix_is_a_png(tmp_path):
                          [(0o022, 0o755, 0o644), (0o077, 0o700, 0o600)],
                          ids=["umask-022", "umask-077"])
 def test_results_follow_the_umask(tmp_path, umask, folder_mode, file_mode):
-    proc = run("solve", "tiny", "--out", "res", cwd=tmp_path, umask=umask)
+    proc = run("solve", "tiny", "--out", "res", cwd=tmp_path, umask=umask, process=True)
     assert proc.returncode == 0, proc.stderr
     res = tmp_path / "res"
     assert stat.S_IMODE(res.stat().st_mode) == folder_mode
@@ -410,7 +430,8 @@ def test_a_listed_file_the_user_changed_is_the_users(tmp_path):
     assert run("solve", "tiny", "--out", "res", cwd=tmp_path).returncode == 0
     buys = tmp_path / "res" / "buys.csv"
     buys.write_text(buys.read_text() + "my,own,line\n")
-    proc = run("solve", "tiny", "--format", "parquet", "--out", "res", cwd=tmp_path)
+    proc = run("solve", "tiny", "--format", "parquet", "--out", "res", cwd=tmp_path,
+               process=True)  # as a user runs it: a real process, its exit code and stderr
     assert proc.returncode == 2 and "changed since" in proc.stderr  # said before solving
     assert "objective" not in proc.stdout
     proc = run("solve", "tiny", "--format", "parquet", "--out", "res", "--force", cwd=tmp_path)
