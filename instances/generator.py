@@ -35,11 +35,12 @@ import math
 import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
-from importlib import import_module
 
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
+
+from meio import _plugins
 
 from .attainable import attainable_service, replenishment_plan
 from .core import Instance
@@ -741,26 +742,21 @@ def _feasible(t: dict) -> bool:
 #: The exact solve of the "lp" calibration: an :class:`Instance` -> a result with ``status``,
 #: ``objective``, ``rows`` (the linking rows with their ``activity``) and ``tables`` (with
 #: ``buys``), as :func:`meio.models.solve_monolithic` returns for the instance's LP. The
-#: instances layer imports nothing of the models layer: the models layer registers this solve
-#: (:func:`register_lp_solver`, when :mod:`meio.models` is imported).
-_LP_SOLVER: list[Callable[[Instance], object]] = []
-#: the package that registers the LP solve; loaded by name when nothing registered one yet
-LP_SOLVER_PROVIDER = "meio.models"
+#: instances layer imports nothing of the models layer: it asks for the ``calibration_lp``
+#: service (:mod:`meio._plugins`), which the package provides from :mod:`meio.models`.
+LP_ROLE = "calibration_lp"
 
 
 def register_lp_solver(solve: Callable[[Instance], object]) -> None:
-    """Make ``solve`` the exact LP solve of the generator's ``"lp"`` calibration (the last
-    registered one is used; :mod:`meio.models` registers the HiGHS solve of the inventory
-    LP)."""
-    _LP_SOLVER.append(solve)
+    """Make ``solve`` the exact LP solve of the generator's ``"lp"`` calibration (by default
+    :func:`meio.models.calibration_lp`, the HiGHS solve of the inventory LP)."""
+    _plugins.provide(LP_ROLE, solve)
 
 
 def _solve_lp(t: dict):
     """The calibration LP of the tables ``t``; Ctrl-C stops the generator (no instance is
     half-made)."""
-    if not _LP_SOLVER:
-        import_module(LP_SOLVER_PROVIDER)  # registers its solve (a plug-in found by name)
-    res = _LP_SOLVER[-1](Instance.from_tables(t))
+    res = _plugins.provider(LP_ROLE)(Instance.from_tables(t))
     if res.status == "interrupted":
         raise KeyboardInterrupt
     return res

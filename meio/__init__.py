@@ -10,6 +10,17 @@ The package is organised as
 - :mod:`meio.cli` -- the ``meio`` command line.
 """
 
+from . import _plugins
 from ._version import __version__
 
 __all__ = ["__version__"]
+
+
+def _calibration_lp(instance):
+    """The generator's ``"lp"`` calibration solve, from the models layer (loaded on first use)."""
+    from meio.models import calibration_lp
+
+    return calibration_lp(instance)
+
+
+_plugins.provide("calibration_lp", _calibration_lp)

@@ -12,12 +12,11 @@
 - :mod:`meio.models.subproblem` and :mod:`meio.models.compiled` -- a block's Lagrangian
   subproblem, persistent Pyomo or compiled to a HiGHS model (what the decomposition solves).
 
-Importing this package registers the exact LP solve of the instance generator's ``"lp"``
-calibration (:func:`meio.instances.generator.register_lp_solver`).
+:func:`calibration_lp` is the exact LP solve of the instance generator's ``"lp"``
+calibration (the package provides it to the generator: :mod:`meio._plugins`).
 """
 
 from meio.instances import Instance
-from meio.instances.generator import register_lp_solver
 
 from .build import build_monolithic, build_relaxation, row_constraint, set_multipliers
 from .interface import BlockFamily
@@ -29,13 +28,10 @@ from .solvers import PyomoSolver, SolverUnavailable, status_of
 
 __all__ = ["BlockFamily", "InventoryModel", "LotSizingModel", "PyomoSolver", "SolveResult",
            "SolverUnavailable", "block_values", "build_monolithic", "build_relaxation",
-           "capacity_table", "row_constraint", "set_multipliers", "solve_monolithic",
-           "status_of"]
+           "calibration_lp", "capacity_table", "row_constraint", "set_multipliers",
+           "solve_monolithic", "status_of"]
 
 
-def _calibration_lp(instance: Instance) -> SolveResult:
+def calibration_lp(instance: Instance) -> SolveResult:
     """The generator's calibration LP: the instance's inventory LP solved exactly, quietly."""
     return solve_monolithic(InventoryModel(instance), log=False)
-
-
-register_lp_solver(_calibration_lp)

@@ -23,7 +23,7 @@ PACKAGES = {"meio": "meio", "instances": "meio.instances", "models": "meio.model
 
 #: the layers, lowest first: a module may import its own layer and those before it
 LAYERS = [
-    ("support", ("meio._version", "meio._optional", "meio.files")),
+    ("support", ("meio._version", "meio._optional", "meio._plugins", "meio.files")),
     ("instances", ("meio.instances",)),
     ("models", ("meio.models",)),
     ("decomposition", ("meio.decomposition",)),
@@ -67,10 +67,12 @@ def imports(name: str, path: Path) -> list[tuple[str, int]]:
                 target = ".".join(base + ([node.module] if node.module else []))
             else:
                 target = node.module
-            found.append((target, node.lineno))
+            if target != "meio":  # the root package is every module's parent: what is
+                found.append((target, node.lineno))  # taken from it is checked by name
             # "from meio import models" names a submodule
             found += [(f"{target}.{alias.name}", node.lineno) for alias in node.names
-                      if layer_of(f"{target}.{alias.name}") != layer_of(target)]
+                      if target == "meio"
+                      or layer_of(f"{target}.{alias.name}") != layer_of(target)]
     return found
 
 
@@ -100,3 +102,8 @@ def test_the_walk_sees_function_level_and_relative_imports(tmp_path):
     found = dict(imports("meio.instances.mod", src))
     assert layer_of("meio.decomposition.driver") > layer_of("meio.instances.mod")
     assert "meio.decomposition" in found and "meio.models" in found
+    src.write_text("from meio import _plugins, cli\n")  # names taken from the root, by name
+    found = dict(imports("meio.instances.mod", src))
+    assert "meio.cli" in found and "meio._plugins" in found and "meio" not in found
+    assert layer_of("meio.cli") > layer_of("meio.instances.mod")  # so this one is flagged
+    assert layer_of("meio._plugins") < layer_of("meio.instances.mod")
