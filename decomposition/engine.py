@@ -20,10 +20,11 @@ the algorithm::
 
 Every step is a small method; a subclass may override one (e.g. ``record`` to log more).
 
-**Column generation** is a phase: when the dual method has converged with LP blocks and the
-column generation heuristic (:class:`~meio.decomposition.heuristics.ColumnGeneration`) has
-priced the linking rows, the engine proposes the restricted master's duals instead of the dual
-method's multipliers, until the gap is reached or no new column appears (Dantzig & Wolfe 1960).
+**Column generation** is a phase: when the dual method has converged with LP blocks and a
+heuristic that prices the phase (one with ``phase_prices(run)``, by default
+:class:`~meio.decomposition.heuristics.ColumnGeneration`, whose restricted master's duals they
+are) has prices, the engine proposes those instead of the dual method's multipliers, until the
+gap is reached or no new column appears (Dantzig & Wolfe 1960).
 
 **Hooks** (after mpi-sppy's extensions): any object with some of these methods, passed as
 ``hooks=[...]``; each is called with the engine (read ``engine.iteration``, ``engine.bound``,
@@ -59,7 +60,6 @@ from tqdm.auto import tqdm
 
 from .checkpoint import load_checkpoint, problem_digest, save_checkpoint
 from .executor import make_executor
-from .heuristics import ColumnGeneration
 from .methods import Evaluation
 from .options import DecompositionOptions
 from .recovery import ColumnPool, ErgodicAverage, per_block
@@ -379,7 +379,7 @@ class DecompositionEngine:
         st = self.state
         t = time.perf_counter()
         if self.column_generation:
-            it.theta = np.clip(st.pool.prices, st.lo, st.hi)
+            it.theta = np.clip(self._phase_source().phase_prices(st), st.lo, st.hi)
             it.scaled, it.added = it.theta * st.row_scale, st.pool.added
         else:
             it.scaled = self.dual.propose().copy()
@@ -528,7 +528,8 @@ class DecompositionEngine:
         if self.column_generation and st.pool.added == it.added:
             return Status.CONVERGED  # the master's duals price out no new column
         if dual.converged and not self.column_generation:
-            if st.is_mip or st.pool.prices is None or not self._column_generation_on():
+            source = self._phase_source()
+            if st.is_mip or source is None or source.phase_prices(st) is None:
                 # only a method with a dual optimality test proves the bound is the optimum
                 return (Status.CONVERGED if getattr(dual, "proves_optimality", False)
                         else Status.STALLED)
@@ -605,8 +606,11 @@ class DecompositionEngine:
                         f"certificate)")
         return None
 
-    def _column_generation_on(self) -> bool:
-        return any(isinstance(h, ColumnGeneration) for h in self.heuristics)
+    def _phase_source(self):
+        """The first heuristic that prices the column generation phase (it has
+        ``phase_prices(run)``: the restricted master's duals, or None), or None."""
+        return next((h for h in self.heuristics
+                     if callable(getattr(h, "phase_prices", None))), None)
 
     def _notify(self, event: str, *args) -> bool:
         """Call ``event`` on every hook that has it; True if one asked to stop."""

@@ -23,7 +23,8 @@ The default list, :func:`default_heuristics`, is the order the package has alway
    master over the column pool, one actual block solution per block;
 2. :class:`ColumnGeneration` -- the LP restricted master's combination per block; its duals
    are the prices of the column generation phase that follows a converged dual method with
-   LP blocks (Dantzig & Wolfe 1960): dropping this heuristic drops that phase too;
+   LP blocks (Dantzig & Wolfe 1960; :meth:`ColumnGeneration.phase_prices`): the phase is
+   priced by the first heuristic that has ``phase_prices``, and without one there is none;
 3. :class:`MethodEstimate` -- the dual method's own convex combination (the bundle's);
 4. :class:`ErgodicRounding` -- the ergodic averages of the subproblem solutions (Larsson,
    Patriksson & Stroemberg 1999).
@@ -89,10 +90,17 @@ class RestrictedMasterRounding(_PoolMaster):
 
 class ColumnGeneration(_PoolMaster):
     """The LP restricted master's per-block combination (Dantzig-Wolfe); with LP blocks, its
-    duals drive the column generation phase after the dual method converges.
-    ``time_limit`` (seconds, default 2): HiGHS's limit for the master."""
+    duals drive the column generation phase after the dual method converges
+    (:meth:`phase_prices`). ``time_limit`` (seconds, default 2): HiGHS's limit for the
+    master."""
 
     name = "column-generation"
+
+    def phase_prices(self, run: RunState) -> np.ndarray | None:
+        """The multipliers the column generation phase evaluates next: the duals of the last
+        restricted master solved (None before one is). A heuristic of one's own that has this
+        method drives the phase instead (the first such heuristic in the list does)."""
+        return run.pool.prices
 
 
 class MethodEstimate:

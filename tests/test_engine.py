@@ -236,3 +236,34 @@ def test_summary_and_write(tmp_path, fmt):
     assert np.array_equal(multipliers["multiplier"].to_numpy(), res.theta)
     with pytest.raises(ValueError, match="format"):
         res.write(tmp_path / "other", format="xlsx")
+
+
+def test_a_users_heuristic_can_price_the_column_generation_phase():
+    """The phase is priced by the first heuristic with ``phase_prices``: a user's wrapper of
+    the restricted master drives it exactly as the default does; without one there is none."""
+    from meio.decomposition import ColumnGeneration
+
+    class CountingMaster:
+        name = "counting-master"
+
+        def __init__(self):
+            self.inner, self.priced = ColumnGeneration(), 0
+
+        def estimates(self, run):
+            return self.inner.estimates(run)
+
+        def phase_prices(self, run):
+            self.priced += 1
+            return self.inner.phase_prices(run)
+
+    family = InventoryModel(load("tiny"))
+    run = dict(method="subgradient", gap_tol=1e-12, max_iter=150)
+    ours = CountingMaster()
+    mine = lagrangian_decomposition(family, heuristics=[ours], **run)
+    default = lagrangian_decomposition(family, heuristics=[ColumnGeneration()], **run)
+    assert ours.priced > 0  # the phase ran, priced by the user's object
+    assert mine.bound == default.bound and mine.primal == default.primal
+    assert list(mine.history["bound"]) == list(default.history["bound"])
+    none = lagrangian_decomposition(family, heuristics=[], **run)
+    assert none.primal is None and none.status in (Status.STALLED, Status.CONVERGED,
+                                                   Status.ITERATION_LIMIT)
