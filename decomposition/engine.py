@@ -55,6 +55,7 @@ import numpy as np
 import pandas as pd
 from meio.models import interrupt
 from meio.models.interface import BlockFamily, check_rows, row_limits, row_positions
+from meio.models.solvers import status_of
 from meio.models.status import Status
 from tqdm.auto import tqdm
 
@@ -73,7 +74,6 @@ __all__ = ["DecompositionEngine", "Hook", "MixedIterationError", "RunState", "St
 log = logging.getLogger(__name__)
 
 LABEL_EXCLUDE = ("key",)
-INFEASIBLE_STATUSES = ("Infeasible", "provenInfeasible", "locallyInfeasible", "infeasible")
 HOOK_EVENTS = ("before_iteration", "after_iteration", "on_new_bound", "on_new_primal")
 
 
@@ -419,7 +419,7 @@ class DecompositionEngine:
         ``infeasible`` (a block has no solution of its own), else None."""
         if interrupt.requested():
             return Status.INTERRUPTED
-        empty = [o.block for o in it.outcomes if o.status in INFEASIBLE_STATUSES]
+        empty = [o.block for o in it.outcomes if status_of(o.status) == Status.INFEASIBLE]
         if empty:  # a block with no solution at all: no plan can exist (proof: that block)
             self.infeasibility = (f"{len(empty)} block(s) have no feasible solution of their "
                                   f"own (the linking rows aside): "

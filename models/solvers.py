@@ -75,6 +75,14 @@ _STATUS = {
     "kUnboundedOrInfeasible": Status.INFEASIBLE_OR_UNBOUNDED,
     "kUnbounded": Status.UNBOUNDED,
     "kInterrupt": Status.INTERRUPTED,
+    # HiGHS's own words for them (Highs.modelStatusToString), as compiled blocks report
+    "Optimal": Status.OPTIMAL,
+    "Infeasible": Status.INFEASIBLE,
+    "Primal infeasible or unbounded": Status.INFEASIBLE_OR_UNBOUNDED,
+    "Unbounded": Status.UNBOUNDED,
+    "Time limit reached": Status.TIME_LIMIT,
+    "Iteration limit reached": Status.ITERATION_LIMIT,
+    "Interrupted by user": Status.INTERRUPTED,
 }
 
 
