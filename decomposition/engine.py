@@ -622,11 +622,12 @@ class DecompositionEngine:
             try:
                 if fn(self, *args) is True:
                     stop = True
-                    self.stop_reason = self.stop_reason or f"{event} hook {hook!r} returned True"
+                    self.stop_reason = self.stop_reason or (
+                        f"{event} hook {type(hook).__name__} returned True")
             except StopRun as request:
                 stop = True
                 self.stop_reason = self.stop_reason or (
-                    str(request) or f"{event} hook {hook!r} raised StopRun")
+                    str(request) or f"{event} hook {type(hook).__name__} raised StopRun")
         return stop
 
 

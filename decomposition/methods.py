@@ -126,12 +126,28 @@ def _target(value: float, target: float | None, margin: float = 0.05) -> float:
     return value + max(1e-6, margin * abs(value))
 
 
+#: parameters that count something (iterations, cuts, pieces): whole numbers
+_COUNTS = frozenset({"patience", "max_cuts", "min_cuts", "max_pieces",
+                     "qp_iteration_limit", "qp_iterations_per_variable", "qp_retry_after"})
+
+
 def _check(owner: str, name: str, value, least: float, strict: bool = False) -> None:
-    """A method parameter must be a number >= (or >) ``least``: ValueError naming it."""
+    """A method parameter must be a number >= (or >) ``least`` (a whole one if it counts
+    something, :data:`_COUNTS`): ValueError naming it.
+
+    >>> _check("ProximalBundle", "max_cuts", 7.5, 1)
+    Traceback (most recent call last):
+    ...
+    ValueError: ProximalBundle.max_cuts must be a whole number >= 1, got 7.5
+    """
+    whole = name in _COUNTS
     bad = isinstance(value, bool) or not isinstance(value, (int, float, np.number))
+    if not bad and whole:
+        bad = not float(value).is_integer()
     if bad or not (value > least if strict else value >= least):
         sign = ">" if strict else ">="
-        raise ValueError(f"{owner}.{name} must be a number {sign} {least:g}, got {value!r}")
+        kind = "a whole number" if whole else "a number"
+        raise ValueError(f"{owner}.{name} must be {kind} {sign} {least:g}, got {value!r}")
 
 
 class Subgradient(DualMethod):
@@ -560,7 +576,7 @@ def make_method(name, rhs: np.ndarray | None = None, **params) -> DualMethod:
     >>> make_method("bundle", max_cuts=0)
     Traceback (most recent call last):
     ...
-    ValueError: ProximalBundle.max_cuts must be a number >= 1, got 0
+    ValueError: ProximalBundle.max_cuts must be a whole number >= 1, got 0
     """
     if not isinstance(name, str):
         missing = [a for a in ("propose", "observe", "start") if not callable(
