@@ -40,6 +40,7 @@ Policies:
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from statistics import NormalDist
 
@@ -49,6 +50,8 @@ from .network import LAST_MILE_HOURS, TRUCK_KMH, Network
 from .plan import BUY_COLUMNS, Plan
 from .policies import BidPrice, OrderSlice, Policy, shipping_cost
 from .samples import Samples
+
+log = logging.getLogger(__name__)
 
 POLICIES = ("cheapest", "lookahead", "bid_price", "clairvoyant")
 
@@ -215,6 +218,8 @@ def simulate(net: Network, plan: Plan, smp: Samples, policy: str | Policy = "che
     >>> bool((out.met <= out.demand).all())
     True
     """
+    log.debug("simulating plan %s on %d samples with policy %s", plan.name, smp.n,
+              getattr(policy, "name", policy))
     if policy == "clairvoyant":
         from .clairvoyant import clairvoyant
 

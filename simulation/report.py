@@ -10,6 +10,7 @@ Markdown and an HTML report that open in a browser.
 from __future__ import annotations
 
 import html
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,6 +27,8 @@ from .engine import simulate
 from .metrics import outcome_tables
 from .network import Network, network_arrays
 from .samples import Samples, draw_samples
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # matplotlib is an extra (meio[plots])
     from matplotlib.figure import Figure
@@ -69,6 +72,7 @@ def evaluate(instance: Instance, methods=METHODS, policies=("cheapest", "lookahe
     net = network_arrays(instance)
     planned = dict(plans or {})
     todo = [m for m in methods if m not in planned]
+    log.debug("making plans %s on %s", ", ".join(todo) or "-", instance.name)
     planned.update(make_plans(instance, todo, variant, time_limit, max_iter, gap))
     if samples is None:
         samples = draw_samples(net, n_samples, seed)
