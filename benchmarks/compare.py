@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from meio.files import atomic_file
+from meio.files import write_table
 
 
 def cli_defaults() -> dict:
@@ -72,10 +72,8 @@ def main() -> None:
     args = ap.parse_args()
     out = args.out or Path(__file__).with_name(f"compare_{args.instance}.csv")
     df = run(args.instance, args.max_iter, args.time_limit)
-    with atomic_file(out) as tmp:
-        df.to_csv(tmp, index=False)
     print(df.to_string(index=False))
-    print(f"wrote {out}")
+    print(f"wrote {write_table(out, df)}")
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from meio.files import atomic_file
+from meio.files import write_table
 
 
 def cli_defaults() -> dict:
@@ -85,10 +85,8 @@ def main() -> None:
     args = ap.parse_args()
     out = args.out or Path(__file__).with_name(f"evaluation_{args.instance}.csv")
     df = run(args.instance, args.methods, args.policies, args.samples, args.seed)
-    with atomic_file(out) as tmp:
-        df.to_csv(tmp, index=False)
     print(df.to_string(index=False))
-    print(f"wrote {out}")
+    print(f"wrote {write_table(out, df)}")
 
 
 if __name__ == "__main__":

@@ -477,3 +477,23 @@ def _parquet_ready(table: pd.DataFrame) -> pd.DataFrame:
                                                        for k in kinds):
                 out[col] = [None if v is None else str(v) for v in out[col]]
     return out
+
+
+def write_table(target: str | os.PathLike, table: pd.DataFrame) -> Path:
+    """Write one table to the file ``target`` (``.csv`` or ``.parquet``, by its suffix),
+    atomically (:func:`atomic_file`). Returns the path.
+
+    >>> import tempfile, pandas as pd
+    >>> path = write_table(Path(tempfile.mkdtemp()) / "t.csv", pd.DataFrame({"a": [1, 2]}))
+    >>> path.read_text()
+    'a\\n1\\n2\\n'
+    """
+    target = Path(target)
+    if target.suffix not in (".csv", ".parquet"):
+        raise ValueError(f"{target}: a table is written as .csv or .parquet")
+    with atomic_file(target) as tmp:
+        if target.suffix == ".csv":
+            table.to_csv(tmp, index=False)
+        else:
+            _parquet_ready(table).to_parquet(tmp, index=False)
+    return target
