@@ -10,8 +10,19 @@ The package is organised as
 - :mod:`meio.cli` -- the ``meio`` command line.
 """
 
+from importlib.util import find_spec as _find_spec
+from pathlib import Path as _Path
+
 from . import _plugins
 from ._version import __version__
+
+# Run from a source checkout that is not installed editable (e.g. `python` in the clone's root
+# after `pip install .`), this folder shadows the installed package and nothing maps the
+# subpackages, which are the checkout's top-level folders: find them there.
+_ROOT = _Path(__file__).resolve().parent.parent
+if _find_spec(f"{__name__}.instances") is None and (_ROOT / "pyproject.toml").is_file() and (
+        _ROOT / "instances" / "__init__.py").is_file():
+    __path__.append(str(_ROOT))
 
 __all__ = ["__version__"]
 
