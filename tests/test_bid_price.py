@@ -42,6 +42,7 @@ def _optimum(inst, sku: str, node: str, delta: float) -> float:
     return float(res.objective)
 
 
+@pytest.mark.slow  # the fast tier checks the prices against the blocks' LP duals
 def test_prices_are_the_derivative_of_the_lp_optimum_in_the_initial_stock(small_prices):
     """d optimum / d I0_in = h_in + theta_C,n v_i - price_in wherever the derivative exists
     (the one-sided finite differences agree: a non-degenerate dual)."""

@@ -58,6 +58,7 @@ def test_getting_started_blocks_run(tmp_path, monkeypatch):
     assert (tmp_path / "bounds.png").exists() and (tmp_path / "positions.csv").exists()
 
 
+@pytest.mark.slow  # the API listing and every example run in the fast tier
 def test_docs_build_offline(tmp_path):
     out = tmp_path / "html"
     proc = subprocess.run([sys.executable, "-m", "sphinx", "-q", "-W", "-b", "html", str(DOCS),
