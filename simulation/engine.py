@@ -205,6 +205,60 @@ def _protections(net: Network, policy: str, protect: float) -> list:
     return [np.full_like(littlewood, NormalDist().inv_cdf(protect)), littlewood]
 
 
+class _Books:
+    """One simulated cycle's books, sample by sample: the stock and throughput left, and what
+    was shipped, met and paid. :meth:`ship_units` books a shipment; :meth:`outcome` closes."""
+
+    def __init__(self, net: Network, plan: Plan, smp: Samples, detail: bool):
+        (self.stock, self.thru, self.t_cost, self.moved, (self.buy, self.holding, self.fixed,
+         self.y), (self.supply, self.outflow)) = start_of_cycle(net, plan, smp, detail)
+        n_s, n_n, k = len(net.speeds), len(net.nodes), smp.n
+        self.net, self.smp, self.detail = net, smp, detail
+        self.ship, self.pen = np.zeros(k), np.zeros(k)
+        self.demand, self.met = np.zeros((n_s, k)), np.zeros((n_s, k))
+        self.shipped = np.zeros((n_n, k))
+        self.units_km, self.units_hours = np.zeros(k), np.zeros(k)
+        for c, cls in enumerate(net.classes):
+            self.demand[cls.speed] += smp.demand[c].sum(0)
+
+    def ship_units(self, cls, j: int, a: int, b: int, take: np.ndarray, rem: np.ndarray,
+                   tolerant: bool = False) -> None:
+        """Ship ``take`` (SKUs ``a:b`` x samples) over arc ``j`` of class ``cls``, cut to the
+        node's remaining throughput, and book it; ``rem`` (the orders left) is reduced in
+        place. ``tolerant``: a policy object's allocation may exceed the throughput by
+        rounding (1e-9 relative) without being cut, and a throughput driven below 0 by rounding
+        counts as 0."""
+        n, s, thru, vol = cls.nodes[j], cls.speed, self.thru, self.net.volume
+        tot = take.sum(0)
+        if tolerant:
+            over = tot > thru[n] + 1e-9 * np.maximum(1.0, np.abs(thru[n]))
+        else:
+            over = tot > thru[n]
+        if over.any():
+            room = np.maximum(thru[n], 0.0) if tolerant else thru[n]
+            take *= np.where(over, room / np.where(tot > 0, tot, 1.0), 1.0)[None, :]
+            tot = take.sum(0)
+        self.stock[n, a:b] -= take
+        rem -= take
+        thru[n] -= tot
+        self.ship += (cls.g0[j] + cls.g1[j] * vol[a:b]) @ take
+        self.shipped[n] += tot
+        self.met[s] += tot
+        self.units_km += cls.km[j] * tot
+        self.units_hours += (cls.km[j] / TRUCK_KMH + LAST_MILE_HOURS) * tot
+        if self.detail:
+            self.outflow[n, a:b] += take
+
+    def outcome(self, policy: str) -> Outcome:
+        vol = self.net.volume
+        return Outcome(policy, self.smp.weight, self.buy, self.holding, self.fixed, self.ship,
+                       self.t_cost, self.pen, self.demand, self.met, self.units_km,
+                       self.units_hours, self.shipped, self.moved, self.shipped + self.moved,
+                       self.y.sum(1), (self.y * vol[None, :]).sum(1),
+                       {"supply": self.supply, "outflow": self.outflow, "stock_end": self.stock}
+                       if self.detail else {})
+
+
 def simulate(net: Network, plan: Plan, smp: Samples, policy: str | Policy = "cheapest",
              steps: int = 8, protect: float = 0.99, detail: bool = False) -> Outcome:
     """Simulate ``plan`` on the samples with a policy: a name of :data:`POLICIES` or a
@@ -232,17 +286,9 @@ def simulate(net: Network, plan: Plan, smp: Samples, policy: str | Policy = "che
         raise ValueError(f"unknown policy {policy!r}; choose one of {', '.join(POLICIES)}")
     if steps < 1:
         raise ValueError("steps must be at least 1")
-    stock, thru, t_cost, moved, (buy, holding, fixed, y), (supply, outflow) = start_of_cycle(
-        net, plan, smp, detail)
-    n_s, n_n, k = len(net.speeds), len(net.nodes), smp.n
-    ship, pen = np.zeros(k), np.zeros(k)
-    demand, met = np.zeros((n_s, k)), np.zeros((n_s, k))
-    shipped = np.zeros((n_n, k))
-    units_km, units_hours = np.zeros(k), np.zeros(k)
-    reserve, vol = _Reserve(net), net.volume
+    books = _Books(net, plan, smp, detail)
+    reserve, stock = _Reserve(net), books.stock
     passes = _protections(net, policy, protect)
-    for c, cls in enumerate(net.classes):
-        demand[cls.speed] += smp.demand[c].sum(0)
     for u0, u1, c in _events(net, steps):
         cls = net.classes[c]
         s = cls.speed
@@ -266,28 +312,9 @@ def simulate(net: Network, plan: Plan, smp: Samples, policy: str | Policy = "che
                     avail = stock[n, a:b]
                     if j in levels:
                         avail = np.maximum(avail - levels[j][a:b, None], 0.0)
-                    take = np.minimum(rem, avail)
-                    tot = take.sum(0)
-                    over = tot > thru[n]
-                    if over.any():
-                        take *= np.where(over, thru[n] / np.where(tot > 0, tot, 1.0),
-                                         1.0)[None, :]
-                        tot = take.sum(0)
-                    stock[n, a:b] -= take
-                    rem -= take
-                    thru[n] -= tot
-                    ship += (cls.g0[j] + cls.g1[j] * vol[a:b]) @ take
-                    shipped[n] += tot
-                    met[s] += tot
-                    units_km += cls.km[j] * tot
-                    units_hours += (cls.km[j] / TRUCK_KMH + LAST_MILE_HOURS) * tot
-                    if detail:
-                        outflow[n, a:b] += take
-        pen += net.penalty[s] @ dem
-    return Outcome(policy, smp.weight, buy, holding, fixed, ship, t_cost, pen, demand, met,
-                   units_km, units_hours, shipped, moved, shipped + moved,
-                   y.sum(1), (y * vol[None, :]).sum(1),
-                   {"supply": supply, "outflow": outflow, "stock_end": stock} if detail else {})
+                    books.ship_units(cls, j, a, b, np.minimum(rem, avail), rem)
+        books.pen += net.penalty[s] @ dem
+    return books.outcome(policy)
 
 
 def _simulate_policy(net: Network, plan: Plan, smp: Samples, policy: Policy, steps: int,
@@ -298,16 +325,8 @@ def _simulate_policy(net: Network, plan: Plan, smp: Samples, policy: Policy, ste
     the order of shipping cost (as the ``cheapest`` policy books)."""
     if steps < 1:
         raise ValueError("steps must be at least 1")
-    stock, thru, t_cost, moved, (buy, holding, fixed, y), (supply, outflow) = start_of_cycle(
-        net, plan, smp, detail)
-    n_s, n_n, k = len(net.speeds), len(net.nodes), smp.n
-    ship, pen = np.zeros(k), np.zeros(k)
-    demand, met = np.zeros((n_s, k)), np.zeros((n_s, k))
-    shipped = np.zeros((n_n, k))
-    units_km, units_hours = np.zeros(k), np.zeros(k)
-    vol = net.volume
-    for c, cls in enumerate(net.classes):
-        demand[cls.speed] += smp.demand[c].sum(0)
+    books = _Books(net, plan, smp, detail)
+    stock, thru, vol = books.stock, books.thru, net.volume
     policy.start(net, smp, stock.copy())
     costs = [shipping_cost(cls, vol) for cls in net.classes]
     for u0, u1, c in _events(net, steps):
@@ -325,27 +344,8 @@ def _simulate_policy(net: Network, plan: Plan, smp: Samples, policy: Policy, ste
             for j in order:
                 if not eligible[j]:
                     continue
-                n = cls.nodes[j]
                 take = np.minimum(np.maximum(alloc[j, a:b], 0.0), rem)
-                take = np.minimum(take, stock[n, a:b])
-                tot = take.sum(0)
-                over = tot > thru[n] + 1e-9 * np.maximum(1.0, np.abs(thru[n]))
-                if over.any():
-                    take *= np.where(over, np.maximum(thru[n], 0.0)
-                                     / np.where(tot > 0, tot, 1.0), 1.0)[None, :]
-                    tot = take.sum(0)
-                stock[n, a:b] -= take
-                rem -= take
-                thru[n] -= tot
-                ship += (cls.g0[j] + cls.g1[j] * vol[a:b]) @ take
-                shipped[n] += tot
-                met[s] += tot
-                units_km += cls.km[j] * tot
-                units_hours += (cls.km[j] / TRUCK_KMH + LAST_MILE_HOURS) * tot
-                if detail:
-                    outflow[n, a:b] += take
-        pen += net.penalty[s] @ dem
-    return Outcome(policy.name, smp.weight, buy, holding, fixed, ship, t_cost, pen, demand,
-                   met, units_km, units_hours, shipped, moved, shipped + moved,
-                   y.sum(1), (y * vol[None, :]).sum(1),
-                   {"supply": supply, "outflow": outflow, "stock_end": stock} if detail else {})
+                books.ship_units(cls, j, a, b, np.minimum(take, stock[cls.nodes[j], a:b]), rem,
+                                 tolerant=True)
+        books.pen += net.penalty[s] @ dem
+    return books.outcome(policy.name)
