@@ -35,10 +35,10 @@ from meio.console import (
 )
 from meio.files import (
     OutputError,
-    atomic_dir,
     atomic_file,
     check_output_dir,
     check_output_file,
+    write_tables,
 )
 from meio.instances import (
     GeneratorConfig,
@@ -400,12 +400,11 @@ def compare_cmd(instance, variants, methods, max_iter, gap_tol, time_limit, plot
     elif plot is not None:
         log.info(f"no plot written to {plot}: no decomposition run finished")
     if out is not None:
-        with atomic_dir(out, force=force) as tmp:
-            table.to_csv(tmp / "compare.csv", index=False)
-            for (variant, method), res in runs.items():
-                res.history.to_csv(tmp / f"history_{variant}_{method}.csv", index=False)
-                res.multipliers.drop(columns=["key"]).to_csv(
-                    tmp / f"multipliers_{variant}_{method}.csv", index=False)
+        tables = {"compare": table}
+        for (variant, method), res in runs.items():
+            tables[f"history_{variant}_{method}"] = res.history
+            tables[f"multipliers_{variant}_{method}"] = res.multipliers.drop(columns=["key"])
+        write_tables(out, tables, force=force)
         log.info(f"wrote {out}")
     click.echo(tidy(table))
     if (table["status"] == "interrupted").any() or (table["exact_status"]
