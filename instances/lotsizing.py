@@ -198,7 +198,10 @@ def read_ttm(path: str | Path, unit_capacity_use: bool = False) -> LotSizingInst
     (12, 15)
     """
     path = Path(path)
-    if not path.exists() and str(path) in ttm_names():
+    if not path.exists():
+        if str(path) not in ttm_names():
+            raise ValueError(f"{path}: no such file, nor a bundled TTM instance "
+                             f"({', '.join(ttm_names())})")
         path = TTM_DIR / f"{path}.DAT"
     lines = path.read_text().splitlines()
     pos = 0

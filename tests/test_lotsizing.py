@@ -119,6 +119,8 @@ def test_validation_names_table_column_rows():
 def test_reader_on_the_ttm_files():
     assert ttm_names() == ["G30", "G53", "G57", "G62", "G69", "G72"]
     assert read_ttm("G30").items.equals(read_ttm(TTM / "G30.DAT").items)
+    with pytest.raises(ValueError, match="G99: no such file, nor a bundled TTM instance"):
+        read_ttm("G99")
     g30 = read_ttm(TTM / "G30.DAT")
     assert (g30.n_items, g30.n_periods) == (6, 15)
     assert g30.column("capacity_use").tolist() == [0.5, 0.7, 0.9, 1.1, 1.3, 1.5]
