@@ -594,11 +594,13 @@ def _read_sample_tables(path: Path) -> dict:
 @click.option("--plan", "plan_dirs", multiple=True, metavar="NAME=DIR",
               help="Also evaluate a plan read from DIR (buys.csv, optional deploy.csv); "
                    "repeatable.")
-@click.option("--policies", default="cheapest,lookahead,clairvoyant", show_default=True,
+@click.option("--policies", default="cheapest,lookahead,bid_price,clairvoyant",
+              show_default=True,
               help="Comma-separated fulfillment policies: cheapest, lookahead, bid_price "
                    "(shipping cost plus the unit's opportunity cost from the instance's LP "
-                   "prices, scaled as stock depletes), clairvoyant (the optimal routing of known "
-                   "samples: a lower bound; LPs over chunks of samples).")
+                   "prices, within the look-ahead protection levels), clairvoyant (the optimal "
+                   "routing of known samples: a lower bound; LPs over chunks of samples). "
+                   "Policies are compared sample by sample against lookahead.")
 @click.option("--samples", "n_samples", type=click.IntRange(min=2), default=100,
               show_default=True, help="Number of fresh samples.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the samples.")
@@ -611,8 +613,9 @@ def _read_sample_tables(path: Path) -> dict:
 @click.option("--steps", type=click.IntRange(min=1), default=8, show_default=True,
               help="Ticks of the cycle clock (besides every cut-off).")
 @click.option("--protect", type=click.FloatRange(0.5, 1.0, max_open=True), default=0.99,
-              show_default=True, help="Look-ahead policy: quantile of the remaining faster "
-                                      "demand a node protects from slower orders first.")
+              show_default=True, help="Look-ahead and bid-price policies: quantile of the "
+                                      "remaining faster demand a node protects from slower "
+                                      "orders first.")
 @click.option("--time-limit", type=click.FloatRange(min=0, min_open=True),
               help="Time limit per planning solve, seconds.")
 @click.option("--max-iter", type=click.IntRange(min=1), default=200, show_default=True,

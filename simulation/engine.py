@@ -29,9 +29,10 @@ Policies:
   below it.
 - ``"bid_price"`` (:class:`~meio.simulation.policies.BidPrice`) -- the eligible node
   minimizing shipping cost plus the unit's opportunity cost there, the prices of the instance's
-  LP (:mod:`meio.simulation.prices`) updated as stock depletes. Pass a
-  :class:`~meio.simulation.policies.BidPrice` object for other prices (e.g. of another plan's
-  solve) or options.
+  LP (:mod:`meio.simulation.prices`), within the look-ahead policy's protection levels (the
+  same ``protect``). Pass a :class:`~meio.simulation.policies.BidPrice` object for other
+  prices (e.g. of another plan's solve, or block prices at scale) or options (prices updated
+  as stock depletes, re-solved during the cycle, forecasts learned from the orders so far).
 - any :class:`~meio.simulation.policies.Policy` object: a policy of one's own.
 - ``"clairvoyant"`` (:mod:`meio.simulation.clairvoyant`) -- knows the whole sample in advance
   and routes it at least cost (a linear program per sample, penalties pricing service); an
@@ -279,7 +280,7 @@ def simulate(net: Network, plan: Plan, smp: Samples, policy: str | Policy = "che
 
         return clairvoyant(net, plan, smp, service=False, detail=detail)
     if policy == "bid_price":
-        policy = BidPrice.from_instance(net)
+        policy = BidPrice.from_instance(net, protect=protect)
     if isinstance(policy, Policy):
         return _simulate_policy(net, plan, smp, policy, steps, detail)
     if policy not in POLICIES:

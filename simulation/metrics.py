@@ -4,7 +4,8 @@ Means are weighted by the sample weights; a 95% interval is mean +- t * sd / sqr
 Kish's effective sample size n_eff = 1 / sum w_k^2 and Student's t quantile (Cornish-Fisher
 expansion of the normal quantile, Abramowitz & Stegun 26.7.5). Plans are compared on the same
 samples, so differences between two plans use the paired per-sample differences, whose
-interval is much narrower than the two intervals side by side.
+interval is much narrower than the two intervals side by side; so do differences between two
+policies on the same plan (:func:`policy_gaps`).
 """
 
 from __future__ import annotations
@@ -147,12 +148,55 @@ def paired(outcomes: dict, baseline: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _met_share(o: Outcome) -> float:
+    return float(o.met.sum(0) @ o.weight / (o.demand.sum(0) @ o.weight))
+
+
+def policy_gaps(outcomes: dict, reference: str = "lookahead",
+                oracle: str = "clairvoyant") -> pd.DataFrame:
+    """Per (method, policy other than ``reference``): paired per-sample differences between
+    policies on the same plan and samples (common random numbers). ``difference`` is the
+    policy's cost minus the ``reference`` policy's, with its 95% interval; ``met_difference``
+    the change in the share of demand met within its promise. With the ``oracle`` among the
+    policies, ``gap_recovered`` is the share of the reference-to-oracle gap the policy
+    recovers, (reference - policy) / (reference - oracle), with the 95% interval of the ratio
+    (linearized, as for the service shares)."""
+    rows = []
+    for (method, policy), o in outcomes.items():
+        ref = outcomes.get((method, reference))
+        if ref is None or policy == reference:
+            continue
+        w = o.weight
+        diff, half, _ = mean_ci(o.total - ref.total, w)
+        row = {"method": method, "policy": policy, "reference": reference,
+               "difference": diff, "difference_ci95": half,
+               "met_difference": _met_share(o) - _met_share(ref),
+               "gap_recovered": np.nan, "gap_recovered_ci95": np.nan}
+        ora = outcomes.get((method, oracle))
+        if ora is not None:
+            gap = ref.total - ora.total
+            g = float(w @ gap / w.sum())
+            if g > 0:
+                gain = ref.total - o.total
+                ratio = float(w @ gain / w.sum()) / g
+                _, rhalf, _ = mean_ci((gain - ratio * gap) / g, w)
+                row["gap_recovered"], row["gap_recovered_ci95"] = ratio, rhalf
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["method", "policy", "reference", "difference",
+                                       "difference_ci95", "met_difference", "gap_recovered",
+                                       "gap_recovered_ci95"])
+
+
 def outcome_tables(outcomes: dict[tuple[str, str], Outcome], net: Network, names: list,
                    baseline: str | None = "single_echelon") -> dict[str, pd.DataFrame]:
-    """All tables of an evaluation: summary, service, nodes, samples and, with a baseline among
-    the methods, paired savings against it."""
+    """All tables of an evaluation: summary, service, nodes, samples, with a baseline among
+    the methods paired savings against it, and with the look-ahead policy and another one the
+    paired differences between policies (:func:`policy_gaps`)."""
     out = {"summary": summary(outcomes), "service": service(outcomes, net),
            "nodes": nodes(outcomes, net), "samples": per_sample(outcomes, names)}
+    policies = {p for _, p in outcomes}
+    if "lookahead" in policies and len(policies) > 1:
+        out["policies"] = policy_gaps(outcomes)
     if baseline is not None and any(m == baseline for m, _ in outcomes):
         out["savings"] = paired(outcomes, baseline)
     return out

@@ -32,7 +32,7 @@ from a score (lower is better; ``inf``: never), so that a policy is its score:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -143,26 +143,48 @@ class BidPrice(Policy):
     unit there, ``prices`` (N, I) in the network's order
     (:meth:`~meio.simulation.prices.PriceTable.array`), then the next node.
 
-    ``scaling`` updates the prices as stock depletes: ``"static"`` keeps them;
+    ``protect`` (default 0.99) nests the fill in the look-ahead policy's protection levels
+    (``"lookahead"`` in :mod:`~meio.simulation.engine`): a slower order first gets only stock
+    above quantile ``protect`` of the remaining faster demand a node can serve, then stock down
+    to Littlewood's level; the prices decide which node gives it. ``protect=None``: one pass,
+    no protection. With all prices zero the policy is ``lookahead`` (with ``protect=None``:
+    ``cheapest``), bit for bit.
+
+    ``scaling`` updates the prices as stock depletes: ``"static"`` (default) keeps them;
     ``"run_rate"`` multiplies the price of (n, i) in each sample by
     ``(1 - u) S0 / S``, the stock the plan's run rate would have left at clock u over the stock
     left, S0 the stock at the start of the cycle (capped at ``cap``): a node selling faster
     than the plan asks more for its units, one selling slower less; ``"demand"`` replaces
     1 - u by the share of the node's expected demand still to come (its classes' forecasts up
-    to their cut-offs), which ends at the node's last cut-off. With ``reject`` an order
-    is left unmet where shipping plus price exceeds its penalty (bid-price acceptance), which
-    keeps a unit for a more valuable order. With all prices zero the policy is ``cheapest``,
-    bit for bit.
+    to their cut-offs), which ends at the node's last cut-off.
+
+    ``resolve``: clock ticks at which the prices are re-solved, sample by sample, from the
+    routing LP of the rest of the cycle with the stock and throughput left
+    (:func:`~meio.simulation.prices.routing_prices`; ``scaling`` must then be ``"static"``).
+    ``learn``: the forecasts of the demand still to come (protection levels and re-solves) are
+    updated with the sample's orders so far, class by class and SKU by SKU (a gamma prior with
+    the forecast's mean and variance, orders as a Poisson stream: posterior rate
+    (a + orders) / (b + u)). With ``reject`` an order is left unmet where shipping plus price
+    exceeds its penalty (bid-price acceptance), which keeps a unit for a more valuable order.
     """
 
     name = "bid_price"
 
-    def __init__(self, prices: np.ndarray, scaling: str = "run_rate", cap: float = 4.0,
-                 reject: bool = False, name: str | None = None):
+    def __init__(self, prices: np.ndarray, scaling: str = "static", cap: float = 4.0,
+                 reject: bool = False, protect: float | None = 0.99, learn: bool = False,
+                 resolve: tuple[float, ...] | list[float] = (), name: str | None = None):
         if scaling not in SCALINGS:
             raise ValueError(f"unknown scaling {scaling!r}; choose one of {', '.join(SCALINGS)}")
+        if protect is not None and not 0.5 <= protect < 1.0:
+            raise ValueError(f"protect must be in [0.5, 1) or None, not {protect!r}")
+        ticks = tuple(sorted(float(t) for t in resolve))
+        if ticks and (ticks[0] < 0.0 or ticks[-1] >= 1.0):
+            raise ValueError("resolve ticks must lie in [0, 1)")
+        if ticks and scaling != "static":
+            raise ValueError("re-solved prices are used as they are: scaling must be 'static'")
         self.prices = np.asarray(prices, dtype=float)
         self.scaling, self.cap, self.reject = scaling, float(cap), reject
+        self.protect, self.learn, self.resolve = protect, bool(learn), ticks
         if name is not None:
             self.name = name
         self._s0: np.ndarray | None = None
@@ -185,12 +207,64 @@ class BidPrice(Policy):
         if self.prices.shape != (len(net.nodes), len(net.skus)):
             raise ValueError(f"prices of shape {self.prices.shape}; the network has "
                              f"{len(net.nodes)} nodes and {len(net.skus)} SKUs")
+        self._net = net
         self._s0 = stock.copy()
         self._served = []  # per node: [(cut-off share, (I,) mean demand)] of its classes
+        self._by_node: dict[int, list] = {}  # per node: [(class, speed, cut-off share)]
         for n in range(len(net.nodes)):
             self._served.append([(float(cls.phi[j]), net.demand_mean[c])
                                  for c, cls in enumerate(net.classes)
                                  for j in np.flatnonzero(cls.nodes == n)])
+        for c, cls in enumerate(net.classes):
+            for n, phi in zip(cls.nodes, cls.phi, strict=True):
+                self._by_node.setdefault(int(n), []).append((c, cls.speed, float(phi)))
+        self._passes: list = [None]
+        if self.protect is not None:
+            from statistics import NormalDist
+
+            littlewood = net.lookahead_z()
+            self._passes = [np.full_like(littlewood, NormalDist().inv_cdf(self.protect)),
+                            littlewood]
+        self._tick, self._cache = None, {}
+        self._base = self.prices[:, :, None]
+        self._next = 0
+        if self.learn:  # gamma prior per class and SKU: shape a = m^2 / v, rate b = m / v
+            m, v = net.demand_mean, net.demand_sd ** 2
+            self._b = np.divide(m, v, out=np.full_like(m, np.inf), where=v > 0)
+            self._a = np.where(v > 0, m * np.where(np.isfinite(self._b), self._b, 0.0), m)
+            self._seen = np.zeros(m.shape + (smp.n,))
+            self._seen_until = np.zeros(len(net.classes))
+
+    def _rate(self, c: int) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and standard deviation of class c's demand rate per cycle ((I,) or, learning,
+        (I, K)): the forecast, or its posterior given the sample's orders so far."""
+        net = self._net
+        if not self.learn:
+            return net.demand_mean[c], net.demand_sd[c]
+        u, b = self._seen_until[c], self._b[c][:, None]
+        known = ~np.isfinite(b)  # no variance: the forecast is certain
+        a = self._a[c][:, None] + self._seen[c]
+        bb = np.where(known, 1.0, b) + u
+        mean = np.where(known, net.demand_mean[c][:, None], a / bb)
+        return mean, np.where(known, 0.0, np.sqrt(a) / bb)
+
+    def forecast(self, n: int, s: int, u: float) -> tuple[np.ndarray, np.ndarray] | None:
+        """Mean and standard deviation of the faster demand still to come after clock u that
+        node n can serve (the look-ahead policy's forecast; cached per tick)."""
+        if self._tick != u:
+            self._tick, self._cache = u, {}
+        if (n, s) not in self._cache:
+            net = self._net
+            faster = net.promise_hours < net.promise_hours[s]
+            mean = var = None
+            for c, s2, phi in self._by_node.get(n, []):
+                if faster[s2] and phi > u:
+                    frac = phi - u
+                    m, sd = self._rate(c)
+                    mean = m * frac if mean is None else mean + m * frac
+                    var = (sd * frac) ** 2 if var is None else var + (sd * frac) ** 2
+            self._cache[n, s] = None if mean is None else (mean, np.sqrt(var))
+        return self._cache[n, s]
 
     def _demand_left(self, n: int, u: float) -> np.ndarray:
         """(I,) expected demand node n can still serve after clock u (its classes' forecast
@@ -201,10 +275,28 @@ class BidPrice(Policy):
                 out += (phi - u) * mean
         return out
 
+    def _observe(self, sl: OrderSlice) -> None:
+        if self.learn and sl.u0 >= self._seen_until[sl.c] - 1e-12:
+            self._seen[sl.c] += sl.demand
+            self._seen_until[sl.c] = sl.u1
+
+    def _maybe_resolve(self, sl: OrderSlice) -> None:
+        ticks = self.resolve
+        if self._next >= len(ticks) or sl.u0 < ticks[self._next] - 1e-12:
+            return
+        while self._next < len(ticks) and sl.u0 >= ticks[self._next] - 1e-12:
+            self._next += 1
+        from .prices import routing_prices
+
+        net = self._net
+        rates = np.stack([np.broadcast_to(self._rate(c)[0].reshape(len(net.skus), -1),
+                                          sl.demand.shape) for c in range(len(net.classes))])
+        self._base = routing_prices(net, sl.stock, sl.throughput, sl.u0, rates)
+
     def opportunity(self, sl: OrderSlice) -> np.ndarray:
         """(J, I, K) the opportunity cost of a unit along each arc at this moment."""
         nodes = sl.arcs.nodes
-        base = self.prices[nodes][:, :, None]
+        base = self._base[nodes]
         if self.scaling == "static":
             return np.broadcast_to(base, (len(nodes),) + sl.demand.shape)
         s = sl.stock[nodes]
@@ -220,9 +312,47 @@ class BidPrice(Policy):
         return base * factor
 
     def allocate(self, sl: OrderSlice) -> np.ndarray:
+        self._maybe_resolve(sl)
+        self._observe(sl)
         opp = self.opportunity(sl)
         score = sl.shipping[:, :, None] + opp
         if self.reject:
             pen = sl.net.penalty[sl.arcs.speed][None, :, None]
             score = np.where((score > pen) & (opp > 0), np.inf, score)
-        return greedy(sl, score)
+        if self._passes == [None]:
+            return greedy(sl, score)
+        return self._nested(sl, score)
+
+    def _nested(self, sl: OrderSlice, score: np.ndarray) -> np.ndarray:
+        """The greedy fill in the look-ahead policy's passes: first within the stock above the
+        high protection level at every eligible node, then above Littlewood's."""
+        s, nodes = sl.arcs.speed, sl.arcs.nodes
+        alloc = np.zeros((len(nodes),) + sl.demand.shape)
+        rem, stock, thru = sl.demand.copy(), sl.stock.copy(), sl.throughput.copy()
+        for z in self._passes:
+            zs = z[s]
+            fin = np.isfinite(zs)
+            avail = stock
+            if fin.any():
+                avail = stock.copy()
+                for j in np.flatnonzero(sl.eligible):
+                    f = self.forecast(int(nodes[j]), s, sl.u1)
+                    if f is None:
+                        continue
+                    zz = np.where(fin, zs, 0.0)
+                    if f[0].ndim == 2:
+                        zz, keep = zz[:, None], fin[:, None]
+                    else:
+                        keep = fin
+                    level = np.where(keep, np.maximum(f[0] + zz * f[1], 0.0), 0.0)
+                    if level.ndim == 1:
+                        level = level[:, None]
+                    avail[nodes[j]] = np.maximum(stock[nodes[j]] - level, 0.0)
+            a = greedy(replace(sl, demand=rem, stock=avail, throughput=thru), score)
+            alloc += a
+            rem = rem - a.sum(0)
+            for j, n in enumerate(nodes):
+                if a[j].any():
+                    stock[n] -= a[j]
+                    thru[n] -= a[j].sum(0)
+        return alloc

@@ -23,7 +23,10 @@ Two ways to compute it:
   multipliers the two agree wherever the duals are unique (tested).
 
 The table routes orders in the simulator's ``bid_price`` policy
-(:class:`~meio.simulation.policies.BidPrice`).
+(:class:`~meio.simulation.policies.BidPrice`), which may also re-solve its prices during the
+cycle, sample by sample: :func:`routing_prices` -- the availability duals of the routing LP of
+the rest of the cycle (the deterministic LP of Talluri and van Ryzin 1998, re-solved as in
+Acimovic and Graves 2015), given the stock and throughput left and the demand rates expected.
 """
 
 from __future__ import annotations
@@ -148,3 +151,66 @@ def block_prices(family, theta: np.ndarray, blocks: Iterable[Hashable] | None = 
         duals = _duals_of(run, list(blk.availability.values()))
         out += _block_rows(family, blk, i, duals, storage)
     return PriceTable(pd.DataFrame(out, columns=COLUMNS), theta, total, "blocks")
+
+
+def routing_prices(net: Network, stock: np.ndarray, throughput: np.ndarray, u: float,
+                   rates: np.ndarray, chunk: int = 10) -> np.ndarray:
+    """(N, I, K) value of a unit of stock per node, SKU and sample at clock ``u``: minus the
+    duals of the availability rows of the routing LP of the rest of the cycle, which sends the
+    demand still to come -- ``rates`` (C, I, K) per cycle, times the clock left in each slice
+    between the class's cut-offs -- from ``stock`` (N, I, K) within ``throughput`` (N, K) at
+    shipping cost minus the penalty saved (no transfers: they left at the start). Samples are
+    independent LPs, solved ``chunk`` at a time.
+
+    >>> from meio.instances import load
+    >>> from meio.simulation import network_arrays
+    >>> net = network_arrays(load("tiny"))
+    >>> nothing = np.zeros((len(net.nodes), len(net.skus), 2))
+    >>> rates = np.repeat(net.demand_mean[:, :, None], 2, axis=2)
+    >>> thru = np.repeat(net.throughput[:, None], 2, axis=1)
+    >>> price = routing_prices(net, nothing, thru, 0.0, rates)
+    >>> bool((price > 0).any() and (price <= net.penalty.max() + 1e-9).all())
+    True
+    """
+    k = stock.shape[2]
+    if k > chunk:
+        return np.concatenate([routing_prices(net, stock[..., a:a + chunk],
+                                              throughput[:, a:a + chunk], u,
+                                              rates[..., a:a + chunk], chunk)
+                               for a in range(0, k, chunk)], axis=2)
+    import highspy
+    from meio.models.highs import highs_lp, new_highs
+    from meio.models.sparse import Coo
+
+    from .clairvoyant import _LP
+
+    lp = _LP()
+    avail = lp.rows(-np.inf, stock, stock.shape)
+    thru = lp.rows(-np.inf, throughput, throughput.shape)
+    for c, cls in enumerate(net.classes):
+        s, prev = cls.speed, u
+        for level in sorted({float(f) for f in cls.phi if f > u + 1e-12}):
+            rows = lp.rows(-np.inf, rates[c] * (level - prev), rates[c].shape)
+            prev = level
+            for j in np.flatnonzero(cls.phi >= level - 1e-12):
+                n = cls.nodes[j]
+                sel = np.flatnonzero(net.stocks[n])
+                g = cls.g0[j] + cls.g1[j] * net.volume[sel]
+                ids = lp.columns((g - net.penalty[s, sel])[:, None] * np.ones((len(sel), k)))
+                lp.coef(rows[sel], ids, 1.0)
+                lp.coef(avail[n][sel], ids, 1.0)
+                lp.coef(thru[n][None, :], ids, 1.0)
+    if not lp.n:
+        return np.zeros(stock.shape)
+    a = Coo(np.concatenate(lp.r), np.concatenate(lp.c), np.concatenate(lp.v), (lp.m, lp.n))
+    lo, hi = np.concatenate(lp.lo), np.concatenate(lp.hi)
+    h = new_highs()
+    h.passModel(highs_lp(np.concatenate(lp.cost), np.zeros(lp.n), np.full(lp.n, np.inf),
+                         np.where(np.isfinite(lo), lo, -np.inf),
+                         np.where(np.isfinite(hi), hi, np.inf), a.csc()))
+    h.run()
+    if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+        raise RuntimeError("routing LP of the rest of the cycle: "
+                           f"{h.modelStatusToString(h.getModelStatus())}")
+    duals = np.asarray(h.getSolution().row_dual)
+    return np.maximum(-duals[avail], 0.0) + 0.0

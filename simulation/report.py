@@ -37,7 +37,7 @@ if TYPE_CHECKING:  # matplotlib is an extra (meio[plots])
 @dataclass
 class Evaluation:
     """Everything :func:`evaluate` measured: ``tables`` (summary, service, nodes, samples,
-    savings, plans), the network, the samples' description."""
+    savings, policies, plans), the network, the samples' description."""
 
     instance: Instance
     net: Network
@@ -206,6 +206,11 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "saving": ("saving (currency units)", "cost"),
     "saving_ci95": ("saving ± (95%)", "cost"),
     "saving_share": ("saving share", "share"),
+    "difference": ("difference (currency units)", "cost"),
+    "difference_ci95": ("difference ± (95%)", "cost"),
+    "met_difference": ("change in met within promise", "share"),
+    "gap_recovered": ("gap recovered", "share"),
+    "gap_recovered_ci95": ("gap recovered ± (95%)", "share"),
     "met_share": ("met within promise", "share"),
     "ci95": ("± (95%)", "share"),
     "sku_target": ("SKU target", "share"),
@@ -281,6 +286,24 @@ def _sections(ev: Evaluation) -> list:
                     "the single-echelon baseline (a plan's cost minus the baseline's; the "
                     "table's saving is the baseline's cost minus the plan's).\n\n"
                     + "\n".join(lines), sv, None))
+    if "policies" in t and len(t["policies"]):
+        pg = t["policies"]
+        lines = []
+        for r in pg.itertuples(index=False):
+            verdict = ("is cheaper than" if r.difference + r.difference_ci95 < 0 else
+                       "costs more than" if r.difference - r.difference_ci95 > 0 else
+                       "is not distinguishable in cost from")
+            gap = ("" if not np.isfinite(r.gap_recovered) or r.policy == "clairvoyant" else
+                   f"; it recovers {r.gap_recovered:.0%} ± {r.gap_recovered_ci95:.0%} of the "
+                   "gap to the clairvoyant routing")
+            lines.append(f"- **{r.method}**: {r.policy} {verdict} {r.reference}: "
+                         f"{r.difference:+,.0f} ± {r.difference_ci95:,.0f} per cycle, "
+                         f"{100 * r.met_difference:+.1f} points of demand met within its "
+                         f"promise{gap}.")
+        out.append(("Policies compared", "Paired per-sample cost differences between "
+                    "policies on the same plan and samples (a policy's cost minus the "
+                    "look-ahead policy's); gap recovered: (look-ahead - policy) / (look-ahead "
+                    "- clairvoyant).\n\n" + "\n".join(lines), pg, None))
     out.append(("Service per speed", "Share of each speed's demand met within its promise, "
                 "with the targets.", t["service"], "service.png"))
     first = ev.policies[0]

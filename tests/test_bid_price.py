@@ -98,16 +98,32 @@ def _identical(a, b) -> list:
 
 def test_policy_objects_reproduce_cheapest_bit_for_bit(planned):
     """The greedy fill of the policy interface ranks and books as the ``cheapest`` policy does:
-    ``Cheapest()`` and the bid-price policy with all prices zero (with either price update, with
-    and without rejection) give the same numbers, ``==``."""
+    ``Cheapest()`` and the unprotected bid-price policy with all prices zero (with either price
+    update, with and without rejection) give the same numbers, ``==``."""
     plan, net, smp = planned
     ref = simulate(net, plan, smp, "cheapest", detail=True)
     zero = np.zeros((len(net.nodes), len(net.skus)))
-    for pol in (Cheapest(), BidPrice(zero), BidPrice(zero, scaling="static", reject=True),
-                BidPrice(zero, scaling="demand")):
+    for pol in (Cheapest(), BidPrice(zero, protect=None),
+                BidPrice(zero, reject=True, protect=None),
+                BidPrice(zero, scaling="run_rate", protect=None),
+                BidPrice(zero, scaling="demand", protect=None)):
         out = simulate(net, plan, smp, pol, detail=True)
         assert out.policy == pol.name
         assert _identical(ref, out) == [], pol.name
+
+
+def test_protected_bid_price_with_zero_prices_is_the_lookahead_policy(planned):
+    """The bid-price policy's nested fill (a second implementation of the look-ahead
+    protection levels, on the policy interface) with all prices zero books what the engine's
+    ``lookahead`` books, to round-off, at the default and another protection quantile."""
+    plan, net, smp = planned
+    zero = np.zeros((len(net.nodes), len(net.skus)))
+    for q in (0.99, 0.8):
+        ref = simulate(net, plan, smp, "lookahead", protect=q, detail=True)
+        out = simulate(net, plan, smp, BidPrice(zero, protect=q), detail=True)
+        for k, v in _fields(ref).items():
+            got = _fields(out)[k]
+            assert np.allclose(got, v, rtol=1e-12, atol=1e-9, equal_nan=True), (q, k)
 
 
 class Everywhere(Policy):
@@ -146,9 +162,19 @@ def test_bid_price_and_user_policies_keep_stock_throughput_and_the_clairvoyant_b
     oracle = clairvoyant(net, plan, smp, service=False)
     pt = lp_prices(InventoryModel(net.instance)).array(net)
     assert pt.any()
-    policies = ["bid_price", BidPrice(pt, scaling="static"), BidPrice(pt, reject=True),
+    policies = ["bid_price", BidPrice(pt, protect=None), BidPrice(pt, reject=True),
                 BidPrice(pt, scaling="demand", cap=8.0), Everywhere(), Dearest()]
     for pol in policies:
+        _check_feasible(simulate(net, plan, smp, pol, detail=True), net, oracle)
+
+
+@pytest.mark.slow  # the fast tier checks learning and re-solving against closed forms
+def test_learning_and_re_solving_bid_prices_keep_stock_throughput_and_the_bound(planned):
+    plan, net, smp = planned
+    oracle = clairvoyant(net, plan, smp, service=False)
+    pt = BidPrice.from_instance(net).prices
+    for pol in (BidPrice(pt, learn=True), BidPrice(pt, learn=True, resolve=(0.0, 0.25, 0.5)),
+                BidPrice(pt, resolve=(0.0,), protect=None)):
         _check_feasible(simulate(net, plan, smp, pol, detail=True), net, oracle)
 
 
@@ -193,3 +219,84 @@ def test_a_policy_of_the_wrong_shape_is_refused(tiny):
         simulate(net, plan, draw_samples(net, 2, seed=0), Wrong())
     with pytest.raises(ValueError, match="prices of shape"):
         simulate(net, plan, draw_samples(net, 2, seed=0), BidPrice(np.zeros((1, 1))))
+
+
+def test_a_bid_price_policy_with_bad_options_is_refused():
+    prices = np.zeros((2, 1))
+    with pytest.raises(ValueError, match="scaling must be 'static'"):
+        BidPrice(prices, scaling="run_rate", resolve=(0.0,))
+    with pytest.raises(ValueError, match="ticks"):
+        BidPrice(prices, resolve=(1.0,))
+    with pytest.raises(ValueError, match="protect"):
+        BidPrice(prices, protect=1.0)
+
+
+def _two_nodes(stock: tuple[float, float]):
+    """Node n0 keeps the promise all cycle (cut-off 1), n1 until u = 0.6; one SKU, demand 100
+    per cycle, shipping 1 and penalty 50 everywhere (tests/helpers.py)."""
+    inst = cutoff_instance((1.0, 0.6))
+    net = network_arrays(inst)
+    buys = inst.table("buy_arcs").assign(quantity=list(stock))
+    return net, Plan("given", buys)
+
+
+def test_routing_prices_are_the_closed_form_value_of_a_unit():
+    """The routing LP of the rest of the cycle prices a unit at penalty - shipping = 49 where
+    the node cannot cover the demand only it can still serve, and at 0 where it has more than
+    all the demand it can serve (complementary slackness, unique duals here)."""
+    from meio.simulation.prices import routing_prices
+
+    net, _ = _two_nodes((0.0, 0.0))
+    rates = np.full((1, 1, 4), 100.0)
+    thru = np.full((2, 4), np.inf)
+    # n0 short of the 40 orders after u = 0.6 only it serves, or beyond all 100; a unit at
+    # n1 is worth 49 only where no stock is left for the orders before 0.6
+    stock = np.array([[30.0, 30.0, 150.0, 10.0], [70.0, 200.0, 0.0, 0.0]])[:, None, :]
+    price = routing_prices(net, stock, thru, 0.0, rates)
+    assert price[:, 0, :] == pytest.approx(np.array([[49.0, 49.0, 0.0, 49.0],
+                                                     [0.0, 0.0, 0.0, 49.0]]), abs=1e-9)
+    # at u = 0.8 only 20 orders are left, all n0's: 30 units cover them, 10 do not
+    late = routing_prices(net, stock, thru, 0.8, rates)
+    assert late[0, 0, :] == pytest.approx([0.0, 0.0, 0.0, 49.0], abs=1e-9)
+    assert late[1, 0, :] == pytest.approx([0.0] * 4, abs=1e-9)
+
+
+def test_re_solved_prices_keep_the_late_node_for_the_late_orders():
+    """n0 (cut-off 1) holds 30 units, n1 (cut-off 0.6) 70. Cheapest sends the first orders
+    to n0 (ties go to the first arc): it is empty at u = 0.3, n1 serves u in (0.3, 0.6], and the
+    40 orders after 0.6 find no stock -- 60 met. Priced by the routing LP at u = 0 (a unit at
+    n0 is worth 49, at n1 nothing), the early orders go to n1 and n0 keeps its 30 for the
+    late ones: 90 met, all the stock can meet."""
+    net, plan = _two_nodes((30.0, 70.0))
+    smp = in_sample(net)
+    zero = np.zeros((2, 1))
+    cheap = simulate(net, plan, smp, BidPrice(zero, protect=None))
+    priced = simulate(net, plan, smp, BidPrice(zero, protect=None, resolve=(0.0,)))
+    assert cheap.met.sum() == pytest.approx(60.0, rel=1e-9)
+    assert priced.met.sum() == pytest.approx(90.0, rel=1e-9)
+
+
+def test_learning_from_the_orders_so_far_tracks_the_samples_demand(tiny):
+    """With ``learn`` the forecast of a class's demand rate after a share u of the cycle is the
+    gamma-Poisson posterior mean (a + u D) / (b + u), a = m^2 / v, b = m / v: it moves from the
+    forecast m towards the sample's own demand D as u grows."""
+    net = network_arrays(tiny)
+    smp = draw_samples(net, 5, seed=2)
+    plan = Plan("nothing", tiny.table("buy_arcs").assign(quantity=0.0))
+    seen = {}
+
+    class Spy(BidPrice):
+        def allocate(self, sl):
+            out = super().allocate(sl)
+            if sl.c == 0:
+                seen[sl.u1] = self._rate(0)[0].copy()
+            return out
+
+    simulate(net, plan, smp, Spy(np.zeros((len(net.nodes), len(net.skus))), learn=True))
+    m, v = net.demand_mean[0], net.demand_sd[0] ** 2
+    d = smp.demand[0]
+    ok = v > 0
+    for u, rate in seen.items():
+        a, b = m[ok] ** 2 / v[ok], m[ok] / v[ok]
+        want = (a[:, None] + u * d[ok]) / (b[:, None] + u)
+        assert rate[ok] == pytest.approx(want, rel=1e-9), u
