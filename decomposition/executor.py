@@ -18,6 +18,10 @@ pieces (block terms) and primal snapshots come back. Back-ends:
   pipes;
 - :class:`DaskBlocks` -- one Dask actor per shard, on a ``LocalCluster`` listening on loopback
   by default, or on the scheduler at ``address`` (Rocklin 2015; Dask distributed actors).
+  A family read from files gives each worker its shard by reference
+  (``family.shard_reference(blocks)``, optional: a few bytes per block, whatever the data's
+  size) and the worker reads its blocks' data itself; a worker that cannot (no shared disk,
+  the files changed) gets the data from the driver instead.
 
 The answers are put back in block order, so every back-end gives the driver the same numbers.
 A worker that dies mid-run (killed, out of memory) raises :class:`WorkerError`, naming the
@@ -323,33 +327,83 @@ class DaskBlocks(_Sharded):
             self.client = Client(self.cluster)
         else:
             self.client = Client(address)
+        try:
+            self._start(family, blocks, (make, mip_gap, time_limit), workers)
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self, family: BlockFamily, blocks: Sequence[Hashable], args: tuple,
+               workers: int) -> None:
+        """One actor per shard; each worker reads its shard's data itself where the family
+        can say where it is, else (or when the worker cannot read it) the driver sends it."""
         n_workers = max(1, len(self.client.scheduler_info()["workers"]))
         self._setup(len(blocks), shard_ranges(len(blocks), max(workers, n_workers)))
         ids = [[blocks[k] for k in r] for r in self.shards]
         self.ids = ids
-        futures = [self.client.submit(LocalBlocks, family.shard(part), part, make, mip_gap,
-                                      time_limit, actor=True, pure=False) for part in ids]
-        self.actors = [self._result(s, f) for s, f in enumerate(futures)]
+        by_reference = getattr(family, "shard_reference", lambda _part: None)
+        shards = [by_reference(part) for part in ids]
+        #: per shard, how its data went: "read" by the worker itself, or "sent" by the driver
+        self.data = ["read" if f is not None else "sent" for f in shards]
+        futures = [self._submit(f if f is not None else family.shard(part), part, args)
+                   for f, part in zip(shards, ids, strict=True)]
+        for s, future in enumerate(futures):
+            try:
+                self.actors.append(self._result(s, future))
+            except WorkerError:
+                raise
+            except Exception as err:  # whatever stopped the worker reading, the data can go
+                if self.data[s] != "read":
+                    raise
+                log.warning("the worker of shard %d of %d could not read its data (%s): "
+                            "sending it", s + 1, len(ids), err)
+                self.data[s] = "sent"
+                self.actors.append(self._result(s, self._submit(family.shard(ids[s]), ids[s],
+                                                                args)))
+        log.debug("Dask shards: %d read by their workers, %d sent by the driver",
+                  self.data.count("read"), self.data.count("sent"))
+
+    def _submit(self, family: BlockFamily, part: list, args: tuple):
+        """A future of the actor holding the blocks ``part`` of ``family`` (a shard)."""
+        return self.client.submit(LocalBlocks, family, part, *args, actor=True, pure=False)
 
     def _result(self, s: int, future):
-        """A future's result; a lost worker becomes a :class:`WorkerError` (Dask reports it
-        as a closed connection, "Unable to contact Actor's worker", or a killed worker)."""
+        """A future's result; a lost worker becomes a :class:`WorkerError`."""
+        try:
+            return future.result()
+        except Exception as err:
+            lost = self._lost(s, err)
+            if lost is err:
+                raise
+            raise lost from None
+
+    def _lost(self, s: int, err: Exception) -> Exception:
+        """``err`` as a :class:`WorkerError` when it says that the worker of shard ``s`` is
+        lost (Dask reports it as a closed connection, "Unable to contact Actor's worker", a
+        killed worker, or "Worker holding Actor was lost" -- at the call when the scheduler
+        already knows), else ``err`` itself."""
         from distributed import KilledWorker
         from distributed.comm import CommClosedError
 
-        try:
-            return future.result()
-        except (CommClosedError, KilledWorker, OSError) as err:
-            if not (isinstance(err, (CommClosedError, KilledWorker))
-                    or "contact Actor's worker" in str(err)):
-                raise
-            where = getattr(self.actors[s], "_address", None) if s < len(self.actors) else None
-            raise WorkerError(f"Dask worker of shard {s + 1} of {len(self.ids)}"
-                              f"{f' ({where})' if where else ''} was lost ({err}) while "
-                              f"holding blocks {_blocks_text(self.ids[s])}") from None
+        if not (isinstance(err, (CommClosedError, KilledWorker))
+                or (isinstance(err, OSError) and "contact Actor's worker" in str(err))
+                or (isinstance(err, RuntimeError) and "Actor was lost" in str(err))):
+            return err
+        where = getattr(self.actors[s], "_address", None) if s < len(self.actors) else None
+        return WorkerError(f"Dask worker of shard {s + 1} of {len(self.ids)}"
+                           f"{f' ({where})' if where else ''} was lost ({err}) while "
+                           f"holding blocks {_blocks_text(self.ids[s])}")
 
     def _gather(self, calls: list) -> list:
-        pending = [(s, getattr(self.actors[s], name)(*args)) for s, name, *args in calls]
+        pending = []
+        for s, name, *args in calls:
+            try:
+                pending.append((s, getattr(self.actors[s], name)(*args)))
+            except RuntimeError as err:
+                lost = self._lost(s, err)
+                if lost is err:
+                    raise
+                raise lost from None
         return [self._result(s, p) for s, p in pending]
 
     def _call(self, shard: int, name: str, *args):

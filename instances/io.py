@@ -26,7 +26,7 @@ import re
 import stat
 import zipfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path, PurePosixPath
 from typing import IO
 
@@ -37,7 +37,15 @@ from meio.files import atomic_dir, atomic_file
 
 from .core import Instance
 from .schema import TABLES
-from .validate import InstanceError, Problem, duplicate_columns
+from .validate import (
+    InstanceError,
+    Problem,
+    _check_refs,
+    _check_table,
+    _coerce_column,
+    _Collector,
+    duplicate_columns,
+)
 
 BUNDLE_FORMAT = "meio-instance"
 BUNDLE_VERSION = 1
@@ -53,6 +61,17 @@ SEPARATORS = {";": "';'", "\t": "a tab", "|": "'|'"}
 """Separators other than the comma that spreadsheets write, and how messages name them."""
 
 _PARSER_LINE = re.compile(r"line (\d+)")
+CHUNK_ROWS = 1 << 18  # rows per chunk when only some SKUs' rows are kept
+
+
+def _rows_of(df: pd.DataFrame, keep: frozenset | None) -> pd.DataFrame:
+    """The rows of the SKUs ``keep`` in a table with a ``sku`` column (the table itself when
+    it has none, or ``keep`` is None). SKU ids are compared as validation reads them (text;
+    an integer as its decimal digits), so the rows kept are those validation would give."""
+    if keep is None or "sku" not in df.columns:
+        return df
+    ids = _coerce_column(df["sku"], "key")[0]
+    return df[ids.isin(keep).to_numpy()]
 
 
 def _header_problems(table: str, label: str, line: bytes) -> list[Problem]:
@@ -78,18 +97,24 @@ def _header_problems(table: str, label: str, line: bytes) -> list[Problem]:
     return duplicate_columns(table, names)
 
 
-def _parse_csv(table: str, label: str, open_binary: Callable[[], IO[bytes]]
-               ) -> tuple[pd.DataFrame | None, list[Problem]]:
+def _parse_csv(table: str, label: str, open_binary: Callable[[], IO[bytes]],
+               keep: frozenset | None = None) -> tuple[pd.DataFrame | None, list[Problem]]:
     """Read one CSV table, every cell as text; problems name the table, and rows as counted in
-    validation messages (data rows from 1, the header excluded)."""
+    validation messages (data rows from 1, the header excluded). ``keep``: only the rows of
+    these SKUs (:func:`_rows_of`)."""
     try:
         with open_binary() as fh:
             problems = _header_problems(table, label, fh.readline())
         if problems:
             return None, problems
         with open_binary() as fh:
-            df = pd.read_csv(fh, dtype=str, keep_default_na=False, na_values=[""],
-                             skipinitialspace=True)
+            if keep is None:
+                df = pd.read_csv(fh, dtype=str, keep_default_na=False, na_values=[""],
+                                 skipinitialspace=True)
+            else:  # only the rows of some SKUs: read in chunks, so memory follows the rows kept
+                chunks = pd.read_csv(fh, dtype=str, keep_default_na=False, na_values=[""],
+                                     skipinitialspace=True, chunksize=CHUNK_ROWS)
+                df = pd.concat([_rows_of(c, keep) for c in chunks], ignore_index=True)
     except pd.errors.ParserError as exc:
         text = str(exc).strip()
         line = _PARSER_LINE.search(text)
@@ -132,11 +157,14 @@ def _raise_if(problems: list[Problem]) -> None:
 
 
 def read_csv_dir(path: str | os.PathLike, name: str | None = None,
-                 variant: str | None = None) -> Instance:
+                 variant: str | None = None, skus: Iterable[str] | None = None) -> Instance:
     """Read and validate a directory holding one ``<table>.csv`` per table.
 
     A file that cannot be read (permissions, a broken link, a FIFO), a header with another
-    separator than the comma or a column named twice is reported by table, all at once."""
+    separator than the comma or a column named twice is reported by table, all at once.
+    ``skus``: read only these SKUs' rows (never holding the others), checked table by table
+    but not as an instance of its own (a part of a valid instance may miss a network-wide
+    target): the rows, dtypes and values the whole instance has for those SKUs."""
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(f"instance directory not found: {path}")
@@ -146,19 +174,20 @@ def read_csv_dir(path: str | os.PathLike, name: str | None = None,
         raise InstanceError([Problem("", "", f"cannot list the folder {path}: "
                                      f"{(exc.strerror or str(exc)).lower()}")]) from exc
     tables, problems = {}, []
+    keep = None if skus is None else frozenset(skus)
     for f in files:
         bad = _file_problem(f)
         if bad is not None:
             problems.append(bad)
             continue
-        df, found = _parse_csv(f.stem, f.name, functools.partial(open, f, "rb"))
+        df, found = _parse_csv(f.stem, f.name, functools.partial(open, f, "rb"), keep)
         problems += found
         if df is not None:
             tables[f.stem] = df
     _raise_if(problems)
     if not tables:
         raise InstanceError([Problem("", "", f"no .csv table files in {path}")])
-    return Instance.from_tables(tables, name or path.resolve().name, variant)
+    return _instance(tables, name or path.resolve().name, variant, path, skus)
 
 
 def write_csv_dir(instance: Instance, path: str | os.PathLike, force: bool = False) -> Path:
@@ -175,7 +204,8 @@ def write_csv_dir(instance: Instance, path: str | os.PathLike, force: bool = Fal
 ONE_TABLE_SUFFIXES = (".csv", ".parquet")
 
 
-def _zip_csv_tables(zf: zipfile.ZipFile, path: Path) -> dict[str, pd.DataFrame]:
+def _zip_csv_tables(zf: zipfile.ZipFile, path: Path, keep: frozenset | None = None
+                    ) -> dict[str, pd.DataFrame]:
     """The CSV tables of a zip file, at its top level or in one folder, read like a directory
     (macOS metadata such as ``__MACOSX/`` and ``._name`` entries is skipped)."""
     members = [m for m in zf.namelist() if m.endswith(".csv") and "__MACOSX/" not in m
@@ -187,7 +217,8 @@ def _zip_csv_tables(zf: zipfile.ZipFile, path: Path) -> dict[str, pd.DataFrame]:
     tables, problems = {}, []
     for m in members:
         table = PurePosixPath(m).stem
-        df, found = _parse_csv(table, f"{m} in {path.name}", functools.partial(zf.open, m))
+        df, found = _parse_csv(table, f"{m} in {path.name}", functools.partial(zf.open, m),
+                               keep)
         problems += found
         if df is not None:
             tables[table] = df
@@ -195,7 +226,8 @@ def _zip_csv_tables(zf: zipfile.ZipFile, path: Path) -> dict[str, pd.DataFrame]:
     return tables
 
 
-def _zip_parquet_tables(zf: zipfile.ZipFile, path: Path) -> dict[str, pd.DataFrame]:
+def _zip_parquet_tables(zf: zipfile.ZipFile, path: Path, keep: frozenset | None = None
+                        ) -> dict[str, pd.DataFrame]:
     """The Parquet tables of a bundle; a member that cannot be read is named by its table."""
     tables, problems = {}, []
     for member in zf.namelist():
@@ -203,7 +235,8 @@ def _zip_parquet_tables(zf: zipfile.ZipFile, path: Path) -> dict[str, pd.DataFra
             continue
         table = member[: -len(".parquet")]
         try:
-            tables[table] = pd.read_parquet(io.BytesIO(zf.read(member)), engine="pyarrow")
+            tables[table] = _rows_of(pd.read_parquet(io.BytesIO(zf.read(member)),
+                                                     engine="pyarrow"), keep)
         except (pa.ArrowException, zipfile.BadZipFile, zlib.error, OSError, ValueError) as exc:
             problems.append(Problem(table, "", f"cannot read {member} in {path.name} (corrupt "
                                     f"Parquet?): {' '.join(str(exc).split())}"))
@@ -212,9 +245,9 @@ def _zip_parquet_tables(zf: zipfile.ZipFile, path: Path) -> dict[str, pd.DataFra
 
 
 def read_bundle(path: str | os.PathLike, name: str | None = None,
-                variant: str | None = None) -> Instance:
+                variant: str | None = None, skus: Iterable[str] | None = None) -> Instance:
     """Read and validate a ``.zip`` bundle written by :func:`write_bundle`, or a ``.zip`` of
-    CSV tables (read like a CSV directory)."""
+    CSV tables (read like a CSV directory); ``skus`` as in :func:`read_csv_dir`."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"instance bundle not found: {path}")
@@ -224,6 +257,7 @@ def read_bundle(path: str | os.PathLike, name: str | None = None,
                                      "a directory of CSV tables (or a .zip bundle): pass the "
                                      f"folder {folder}")])
     manifest: dict = {}
+    keep = None if skus is None else frozenset(skus)
     try:
         with zipfile.ZipFile(path) as zf:
             if "meio.json" in zf.namelist():
@@ -232,15 +266,15 @@ def read_bundle(path: str | os.PathLike, name: str | None = None,
                         or not isinstance(manifest.get("name", ""), str):
                     raise InstanceError([Problem("meio.json", "format",
                                                  "not a meio instance bundle")])
-                tables = _zip_parquet_tables(zf, path)
+                tables = _zip_parquet_tables(zf, path, keep)
             elif any(m.endswith(".csv") for m in zf.namelist()):
-                tables = _zip_csv_tables(zf, path)
+                tables = _zip_csv_tables(zf, path, keep)
             else:
                 raise InstanceError([Problem("", "", f"{path.name} is neither a meio bundle "
                                              "(no meio.json) nor a zip of CSV tables")])
     except (zipfile.BadZipFile, json.JSONDecodeError, OSError) as exc:
         raise InstanceError([Problem("", "", f"cannot read bundle {path.name}: {exc}")]) from exc
-    return Instance.from_tables(tables, name or manifest.get("name") or path.stem, variant)
+    return _instance(tables, name or manifest.get("name") or path.stem, variant, path, skus)
 
 
 def write_bundle(instance: Instance, path: str | os.PathLike) -> Path:
@@ -257,23 +291,79 @@ def write_bundle(instance: Instance, path: str | os.PathLike) -> Path:
     return path
 
 
-def load(source: str | os.PathLike, variant: str | None = None) -> Instance:
-    """Load an instance by bundled name, CSV directory or ``.zip`` bundle.
+def load(source: str | os.PathLike, variant: str | None = None,
+         skus: Iterable[str] | None = None) -> Instance:
+    """Load an instance by bundled name, CSV directory or ``.zip`` bundle; ``skus``: only
+    these SKUs' rows (as in :func:`read_csv_dir`).
 
     >>> load("tiny").name
     'tiny'
+    >>> load("tiny", skus=["sku_01"]).sku_ids
+    ['sku_01']
     """
     text = str(source)
     if isinstance(source, str) and text in bundled_names() and not Path(text).exists():
-        return read_csv_dir(BUNDLED_DIR / text, text, variant)
+        inst = read_csv_dir(BUNDLED_DIR / text, text, variant, skus)
+        if skus is None:  # by name: found wherever meio is installed
+            inst._cache[SOURCE] = (text, variant)
+        return inst
     path = Path(source)
     if path.is_dir():
-        return read_csv_dir(path, variant=variant)
+        return read_csv_dir(path, variant=variant, skus=skus)
     if path.is_file():
-        return read_bundle(path, variant=variant)
+        return read_bundle(path, variant=variant, skus=skus)
     raise FileNotFoundError(
         f"no instance '{text}': not a bundled name ({', '.join(bundled_names())}), "
         "a directory of CSV tables, or a .zip bundle")
+
+
+SOURCE = "source"
+"""Key of :attr:`Instance._cache` under which a whole instance read from disk keeps where it
+was read: ``(location, variant)`` with ``location`` an absolute path, or a bundled name.
+:func:`source` reads it."""
+
+
+def _instance(tables: dict[str, pd.DataFrame], name: str, variant: str | None, path: Path,
+              skus: Iterable[str] | None) -> Instance:
+    """The instance of tables read from ``path``: validated, and remembering where it was
+    read; some SKUs' part (``skus``) is checked table by table only (:func:`_part_tables`)."""
+    if skus is not None:
+        return Instance(_part_tables(tables, variant), name)
+    inst = Instance.from_tables(tables, name, variant)
+    inst._cache[SOURCE] = (str(path.resolve()), variant)
+    return inst
+
+
+def _part_tables(tables: dict[str, pd.DataFrame], variant: str | None
+                 ) -> dict[str, pd.DataFrame]:
+    """Some SKUs' rows of an instance's tables, converted and checked table by table as
+    :func:`~meio.instances.validate.validate_tables` does (the same dtypes and values; types,
+    ranges, keys and references checked), without the checks of the instance as a whole
+    (service attainable over the network, ...), which a part of a valid instance may fail."""
+    out = _Collector(tables)
+    clean = {}
+    for name, spec in TABLES.items():
+        if name in tables:
+            table = _check_table(name, spec, tables[name], out, variant)
+            if table is not None:
+                clean[name] = table
+    if not out.problems:
+        out.tables = clean
+        _check_refs(clean, out)
+    _raise_if(out.problems)
+    return clean
+
+
+def source(instance: Instance) -> tuple[str, str | None] | None:
+    """Where ``instance`` was read from, as :func:`load` takes it: ``(location, variant)``,
+    the location an absolute path or a bundled name; None for an instance made in memory (or
+    derived from one read: a subset, a replacement). A process that can see the same files
+    reads any SKUs' part with ``load(location, variant, skus=...)``.
+
+    >>> source(load("tiny"))
+    ('tiny', None)
+    """
+    return instance._cache.get(SOURCE)
 
 
 def save(instance: Instance, path: str | os.PathLike, force: bool = False) -> Path:
@@ -285,5 +375,5 @@ def save(instance: Instance, path: str | os.PathLike, force: bool = False) -> Pa
     return write_csv_dir(instance, path, force=force)
 
 
-__all__ = ["TABLES", "bundled_names", "load", "read_bundle", "read_csv_dir", "save",
+__all__ = ["TABLES", "bundled_names", "load", "read_bundle", "read_csv_dir", "save", "source",
            "write_bundle", "write_csv_dir"]

@@ -31,7 +31,7 @@ import pyomo.environ as pyo
 from meio.instances import Instance
 
 from .interface import BlockFamily, hash_array
-from .inventory_data import Sku, SkuTable
+from .inventory_data import Sku, SkuShard, SkuTable
 
 VARIANTS = ("continuous", "integer")
 LABELS = ("node", "scenario", "speed", "from_node", "to_node")
@@ -259,6 +259,20 @@ class InventoryModel(BlockFamily):
         part = copy.copy(self)
         part.skus = self.skus.take(blocks)  # unknown SKUs fail where compiled
         part.instance = None
+        return part
+
+    def shard_reference(self, blocks) -> InventoryModel | None:
+        """:meth:`shard`, with the SKUs' data by reference (:class:`SkuShard`): a worker that
+        sees the instance's files reads its SKUs' rows itself, so what the driver sends does
+        not grow with the data. None when the instance was not read from files (made in
+        memory, or derived from one read), or this is already a shard."""
+        from meio.instances.io import source
+
+        where = None if self.instance is None else source(self.instance)
+        if where is None:
+            return None
+        part = self.shard(blocks)
+        part.skus = SkuShard(where[0], where[1], part.skus, self.variant == "integer")
         return part
 
     def block_arrays(self, i: str, row_index: dict):

@@ -7,7 +7,9 @@ column, rows grouped by SKU and keys as integer codes (about 10 kB per SKU), and
 :class:`Sku` when it is asked for (well under a millisecond). Rows keep the instance tables'
 order within a SKU, so the dictionaries -- and the block's columns -- come out in the same
 order as if built row by row. :meth:`SkuTable.take` is the data of some SKUs only: what a
-worker of a sharded decomposition receives.
+worker of a sharded decomposition receives. :class:`SkuShard` is the same data by reference,
+for a worker that can read the instance's files itself: where they are, the SKU ids and a
+digest of the data it must find there.
 
 >>> from meio.instances import load
 >>> from meio.models import InventoryModel
@@ -19,11 +21,17 @@ True
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
+from .interface import hash_array
+
+SKU_TABLES = ("skus", "stock", "buy_arcs", "penalties", "demand")
+"""The instance tables a :class:`SkuTable` is made of (those with a ``sku`` column)."""
 
 
 @dataclass
@@ -69,6 +77,17 @@ class _Part:
         s = slice(self.start[p], self.start[p + 1])
         return (self.values[self.codes[s]].tolist(),
                 {c: v[s].tolist() for c, v in self.data.items()})
+
+    def feed(self, h) -> None:
+        """Feed the rows to the hash object ``h``, independently of how the keys were coded
+        (a part taken from a larger one codes into the larger one's keys)."""
+        codes, used = pd.factorize(self.codes)
+        hash_array(h, np.diff(self.start))
+        hash_array(h, codes.astype(np.int64))
+        h.update(repr(self.values[used].tolist()).encode())
+        for name in sorted(self.data):
+            h.update(name.encode())
+            hash_array(h, self.data[name])
 
     def take(self, positions: np.ndarray) -> _Part:
         lengths = self.start[positions + 1] - self.start[positions]
@@ -132,6 +151,18 @@ class SkuTable(Mapping):
     def __contains__(self, i: object) -> bool:
         return i in self.index
 
+    def digest(self) -> str:
+        """Digest of every SKU's data, in order (ids, volumes, rows of every table, the
+        network's transfer arcs and fulfillment nodes): two tables of the same data have the
+        same digest, however they were read."""
+        h = hashlib.sha256(repr((list(self.index), self.transfer_arcs,
+                                 sorted(self.arcs_rs.items()))).encode())
+        hash_array(h, self.volume)
+        for name in sorted(self.parts):
+            h.update(name.encode())
+            self.parts[name].feed(h)
+        return h.hexdigest()
+
     def take(self, ids: Sequence[Hashable]) -> SkuTable:
         """The table of the SKUs ``ids`` only (unknown ids are left out)."""
         pos = self.index.get_indexer(list(ids))
@@ -141,3 +172,62 @@ class SkuTable(Mapping):
         part.transfer_arcs, part.arcs_rs = self.transfer_arcs, self.arcs_rs
         part.parts = {name: p.take(pos) for name, p in self.parts.items()}
         return part
+
+
+class SkuShard(Mapping):
+    """Some SKUs' :class:`SkuTable` by reference: the process that uses it reads the SKUs' rows
+    from the instance's files (``load(location, variant, skus=ids)``), on first use.
+
+    Pickled, it is the location, the ids, the few network data a table needs and a digest of
+    the data: a few bytes per SKU, however many rows the SKUs have. The data read must have the
+    digest of ``table`` (the driver's copy), else :class:`ShardSourceError`: files changed
+    since the driver read them, or another instance at the same path, never give other
+    numbers."""
+
+    def __init__(self, location: str, variant: str | None, table: SkuTable, integer: bool):
+        self.location, self.variant, self.integer = location, variant, integer
+        self.ids = list(table.index)
+        self.transfer_arcs, self.arcs_rs = table.transfer_arcs, table.arcs_rs
+        self.expected = table.digest()
+        self._table: SkuTable | None = None
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_table": None}
+
+    def table(self) -> SkuTable:
+        """The SKUs' data, read on first use."""
+        if self._table is None:
+            from meio.instances import load
+
+            try:
+                inst = load(self.location, self.variant, skus=self.ids)
+            except Exception as exc:
+                raise ShardSourceError(f"cannot read SKUs {self.ids[:3]}... of the instance "
+                                       f"at {self.location}: {exc}") from exc
+            table = SkuTable({name: inst.table(name) for name in SKU_TABLES},
+                             self.transfer_arcs, self.arcs_rs, self.integer).take(self.ids)
+            if len(table) != len(self.ids) or table.digest() != self.expected:
+                raise ShardSourceError(f"the instance at {self.location} is not the one the "
+                                       "driver read (changed since?): its SKUs' data differ")
+            self._table = table
+        return self._table
+
+    def __getitem__(self, i: Hashable) -> Sku:
+        return self.table()[i]
+
+    def __iter__(self) -> Iterator:
+        return iter(self.ids)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __contains__(self, i: object) -> bool:
+        return i in self.ids
+
+    def take(self, ids: Sequence[Hashable]) -> SkuTable:
+        return self.table().take(ids)
+
+
+class ShardSourceError(RuntimeError):
+    """A :class:`SkuShard` could not read its SKUs' data, or read other data than the
+    driver's."""

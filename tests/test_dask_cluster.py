@@ -1,24 +1,34 @@
 """The Dask back-end as a user with a cluster runs it: a scheduler and workers started with
 Dask's own command lines as separate processes on loopback, and ``meio decompose --backend
 dask --address`` run as a command. Its bound and plan equal the local back-end's, and bracket
-the exact optimum; a worker killed mid-run ends the command with the one-line worker error."""
+the exact optimum; a worker killed mid-run ends the command with the one-line worker error.
+
+Workers read their shard's data from the instance's files (a shard by reference): the same
+data as the driver's, a reference whose size does not grow with the data, files changed since
+the driver read them refused, and the data sent instead where a worker cannot read them."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import pickle
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from meio.decomposition import lagrangian_decomposition
-from meio.instances import load
+from meio.decomposition.executor import LocalBlocks, make_executor
+from meio.instances import load, save
+from meio.instances.io import source
 from meio.models import InventoryModel, solve_monolithic
+from meio.models.inventory_data import ShardSourceError
 
 BIN = Path(sys.executable).parent
 START_SECONDS = 60.0  # how long the cluster may take to come up on a loaded machine
@@ -111,7 +121,8 @@ class Cluster:
                          for p in sorted(self.folder.glob("*.log")))
 
     def close(self) -> None:
-        _stop(self.procs)
+        _stop(self.procs[:0:-1])  # the workers first: they leave while the scheduler listens
+        _stop(self.procs[:1])
 
 
 @pytest.fixture
@@ -142,14 +153,21 @@ def _summary(folder: Path) -> dict[str, str]:
 
 
 @pytest.mark.slow  # a scheduler, two workers and the command: several seconds
-def test_decompose_on_a_cluster_started_with_dask_commands(cluster, tmp_path):
+@pytest.mark.parametrize("instance", ["tiny", "folder"])
+def test_decompose_on_a_cluster_started_with_dask_commands(cluster, tmp_path, instance):
+    """The bundled ``tiny`` by name, or a copy of it in a folder: either way the workers
+    read their shards themselves."""
     c = cluster(2)
+    if instance == "folder":
+        instance = str(tmp_path / "tiny-copy")
+        save(load("tiny"), instance)
     out = tmp_path / "run"
-    proc = subprocess.run(meio_command(["decompose", "tiny", "--backend", "dask", "--address",
-                                        c.address, "--max-iter", str(MAX_ITER), "--out",
-                                        str(out)]),
+    proc = subprocess.run(meio_command(["-v", "decompose", instance, "--backend", "dask",
+                                        "--address", c.address, "--max-iter", str(MAX_ITER),
+                                        "--out", str(out)]),
                           capture_output=True, text=True, timeout=RUN_SECONDS, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:] + c.logs()
+    assert "Dask shards: 2 read by their workers, 0 sent by the driver" in proc.stderr
     got = _summary(out)
     ref = lagrangian_decomposition(InventoryModel(load("tiny")), max_iter=MAX_ITER)
     # the back-ends put the answers back in block order: the same numbers, to the last digit
@@ -198,3 +216,157 @@ def test_worker_killed_mid_run_ends_the_command_with_the_worker_error(cluster, t
     assert proc.returncode == 1, err[-3000:]
     assert len(lines) == 1 and "WorkerError: Dask worker of shard" in lines[0], err[-3000:]
     assert "was lost" in lines[0] and "while holding blocks" in lines[0]
+
+
+@pytest.mark.slow
+def test_a_call_after_the_scheduler_saw_the_worker_go_raises_worker_error(cluster):
+    """Dask answers a call to an actor whose worker the scheduler already knows lost with
+    its own error ("Worker holding Actor was lost"), at the call: still a WorkerError."""
+    from distributed import Client
+    from meio.decomposition.executor import WorkerError
+
+    c = cluster(2)
+    fam = InventoryModel(load("tiny"))
+    theta = np.zeros(len(fam.linking_rows()))
+    ex = make_executor(fam, fam.block_ids(), backend="dask", workers=2, address=c.address)
+    try:
+        ex.evaluate(theta, 1)
+        victim = c.actor_holders()[-1]
+        os.kill(victim.pid, signal.SIGKILL)
+        victim.wait()
+        with Client(c.address) as client:  # wait for the scheduler to see it go
+            deadline = time.monotonic() + START_SECONDS
+            while len(client.scheduler_info()["workers"]) > 1 and time.monotonic() < deadline:
+                time.sleep(0.1)
+        with pytest.raises(WorkerError, match=r"Dask worker of shard \d of 2 .*was lost "
+                           r"\(.*Actor was lost.*\) while holding blocks"):
+            ex.evaluate(theta, 2)
+    finally:
+        ex.close()
+
+
+# -- shards by reference ----------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def on_disk(tmp_path_factory) -> Path:
+    """The bundled ``small`` written as a CSV folder and as a Parquet bundle."""
+    folder = tmp_path_factory.mktemp("instances")
+    save(load("small"), folder / "small")
+    save(load("small"), folder / "small.zip")
+    return folder
+
+
+def _prices(fam: InventoryModel, seed: int = 3) -> np.ndarray:
+    """Nonnegative multipliers of the ``<=`` linking rows, some of them zero."""
+    rng = np.random.default_rng(seed)
+    n = len(fam.linking_rows())
+    return rng.uniform(0.0, 2.0, n) * (rng.random(n) < 0.7)
+
+
+def _outcomes(outs: list) -> list:
+    return [(o.block, o.status, o.bound, o.value, None if o.terms is None else o.terms.tolist())
+            for o in outs]
+
+
+@pytest.mark.parametrize("where", ["small", "small.zip"])
+def test_load_some_skus_reads_their_rows_as_the_whole_instance_has_them(on_disk, where):
+    whole = load(on_disk / where)
+    keep = whole.sku_ids[2:5]
+    part = load(on_disk / where, skus=keep)
+    assert part.sku_ids == keep
+    for name, df in whole.tables.items():
+        expect = df[df["sku"].isin(keep)].reset_index(drop=True) if "sku" in df else df
+        pd.testing.assert_frame_equal(part.table(name), expect, check_exact=True)
+    assert source(whole) == (str((on_disk / where).resolve()), None)
+    assert source(part) is None  # a part is not what the files hold
+
+
+def test_a_shard_by_reference_gives_the_blocks_of_the_data_sent(on_disk):
+    fam = InventoryModel(load(on_disk / "small"))
+    part = fam.block_ids()[3:9]
+    sent = pickle.loads(pickle.dumps(fam.shard(part)))
+    read = pickle.loads(pickle.dumps(fam.shard_reference(part)))
+    assert list(read.skus) == part and len(read.skus) == len(part)
+    for i in part:  # read from the files by the shard == taken from the whole instance
+        assert read.skus[i] == fam.skus[i] == sent.skus[i]
+    theta = _prices(fam)
+    assert _outcomes(LocalBlocks(read, part).evaluate(theta, 1)) == _outcomes(
+        LocalBlocks(sent, part).evaluate(theta, 1))
+
+
+def test_what_the_driver_sends_by_reference_does_not_grow_with_the_data(on_disk):
+    fam = InventoryModel(load(on_disk / "small"))
+    ids = fam.block_ids()
+    ref_one, ref_all = (len(pickle.dumps(fam.shard_reference(p))) for p in (ids[:1], ids))
+    data_one, data_all = (len(pickle.dumps(fam.shard(p))) for p in (ids[:1], ids))
+    # eleven more SKUs cost their ids (a pickled short string: its bytes and a few opcodes)
+    assert ref_all - ref_one <= sum(len(i.encode()) + 8 for i in ids[1:])
+    # ... where the data sent grows by their rows (hundreds of demand rows per SKU)
+    assert data_all - data_one > 20 * (ref_all - ref_one)
+    assert ref_all < data_all
+
+
+def test_a_shard_whose_files_changed_is_refused(tmp_path):
+    folder = tmp_path / "small"
+    save(load("small"), folder)
+    fam = InventoryModel(load(folder))
+    part = fam.block_ids()[:2]
+    ref = pickle.dumps(fam.shard_reference(part))
+    demand = pd.read_csv(folder / "demand.csv", dtype=str, keep_default_na=False)
+    other = demand.index[demand["sku"] == fam.block_ids()[-1]][0]
+    demand.loc[other, "quantity"] = "12345"  # another shard's SKU: this shard is unchanged
+    demand.to_csv(folder / "demand.csv", index=False)
+    assert pickle.loads(ref).skus[part[0]] == fam.skus[part[0]]
+    mine = demand.index[(demand["sku"] == part[1]) & (demand["quantity"].astype(float) > 0)][0]
+    demand.loc[mine, "quantity"] = str(float(demand.loc[mine, "quantity"]) + 1.0)
+    demand.to_csv(folder / "demand.csv", index=False)
+    with pytest.raises(ShardSourceError, match="not the one the driver read"):
+        pickle.loads(ref).skus[part[0]]
+    shutil.rmtree(folder)
+    with pytest.raises(ShardSourceError, match="cannot read"):
+        pickle.loads(ref).skus[part[0]]
+
+
+def test_an_instance_not_read_from_files_has_no_reference(tiny):
+    assert source(tiny) == ("tiny", None)  # a bundled name: found wherever meio is installed
+    made = tiny.subset(tiny.sku_ids[:2])
+    assert source(made) is None
+    assert InventoryModel(made).shard_reference(made.sku_ids) is None
+    fam = InventoryModel(tiny)
+    assert fam.shard(fam.block_ids()).shard_reference(fam.block_ids()[:1]) is None
+
+
+@pytest.mark.slow  # a LocalCluster and two runs: several seconds
+def test_dask_workers_read_their_shards_and_give_the_same_run(tmp_path):
+    save(load("tiny"), tmp_path / "tiny.zip")  # a Parquet bundle
+    fam = InventoryModel(load(tmp_path / "tiny.zip"))
+    blocks = fam.block_ids()
+    theta = _prices(fam)
+    ex = make_executor(fam, blocks, backend="dask", workers=2)
+    try:
+        assert ex.data == ["read", "read"]
+        got = ex.evaluate(theta, 1)
+    finally:
+        ex.close()
+    assert _outcomes(got) == _outcomes(LocalBlocks(fam, blocks).evaluate(theta, 1))
+    ref = lagrangian_decomposition(InventoryModel(load("tiny")), max_iter=MAX_ITER)
+    res = lagrangian_decomposition(fam, max_iter=MAX_ITER, backend="dask", workers=2)
+    assert res.bound == ref.bound and res.primal == ref.primal
+    np.testing.assert_array_equal(res.theta, ref.theta)
+
+
+@pytest.mark.slow
+def test_dask_workers_that_cannot_read_the_files_get_the_data(tmp_path):
+    folder = tmp_path / "tiny"
+    save(load("tiny"), folder)
+    fam = InventoryModel(load(folder))
+    shutil.rmtree(folder)  # gone since the driver read it: the workers cannot read it
+    blocks = fam.block_ids()
+    theta = _prices(fam)
+    ex = make_executor(fam, blocks, backend="dask", workers=2)
+    try:
+        assert ex.data == ["sent", "sent"]
+        got = ex.evaluate(theta, 1)
+    finally:
+        ex.close()
+    assert _outcomes(got) == _outcomes(LocalBlocks(fam, blocks).evaluate(theta, 1))
