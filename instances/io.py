@@ -235,13 +235,34 @@ def _zip_parquet_tables(zf: zipfile.ZipFile, path: Path, keep: frozenset | None 
             continue
         table = member[: -len(".parquet")]
         try:
-            tables[table] = _rows_of(pd.read_parquet(io.BytesIO(zf.read(member)),
-                                                     engine="pyarrow"), keep)
+            if keep is None:
+                tables[table] = pd.read_parquet(io.BytesIO(zf.read(member)), engine="pyarrow")
+            else:
+                tables[table] = _parquet_rows_of(zf.read(member), keep)
         except (pa.ArrowException, zipfile.BadZipFile, zlib.error, OSError, ValueError) as exc:
             problems.append(Problem(table, "", f"cannot read {member} in {path.name} (corrupt "
                                     f"Parquet?): {' '.join(str(exc).split())}"))
     _raise_if(problems)
     return tables
+
+
+def _parquet_rows_of(data: bytes, keep: frozenset) -> pd.DataFrame:
+    """The rows of the SKUs ``keep`` in a Parquet file (:func:`_rows_of`), read batch by
+    batch: only the rows kept become Python objects. A text ``sku`` column is filtered in
+    Arrow; another type (integer ids) in pandas, as validation reads it."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    pf = pq.ParquetFile(io.BytesIO(data))
+    if "sku" not in pf.schema_arrow.names:
+        return pf.read().to_pandas()
+    kind = pf.schema_arrow.field("sku").type
+    if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+        return _rows_of(pf.read().to_pandas(), keep)
+    wanted = pa.array(sorted(keep), type=kind)
+    parts = [batch.filter(pc.is_in(batch.column("sku"), value_set=wanted))
+             for batch in pf.iter_batches(batch_size=CHUNK_ROWS)]
+    return pa.Table.from_batches(parts, schema=pf.schema_arrow).to_pandas()
 
 
 def read_bundle(path: str | os.PathLike, name: str | None = None,
