@@ -15,6 +15,11 @@ and returns the plan; it never changes the run's best plan itself.
 2. Block-coordinate polishing: each block re-solves its own problem within the room the others
    leave and keeps a cheaper solution; the plan stays feasible and its cost never rises
    (Gauss-Seidel passes for a few blocks, parallel Jacobi rounds for many).
+3. Group polishing (integer blocks, few of them): a few blocks at a time are solved together as
+   one MIP within the room the others leave (fix-and-optimize, Helber & Sahling 2010), so two
+   blocks can trade room, which no one-block move can; each block of a cheaper group solution
+   then re-solves its own problem within the terms the joint solution gave it, and the group's
+   new solutions are kept if they are cheaper and every linking row still holds.
 
 The restricted problems of one round are sent to the executor together, so they run in
 parallel on a sharded back-end.
@@ -23,14 +28,18 @@ parallel on a sharded back-end.
 from __future__ import annotations
 
 import numbers
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
-from meio.models.interface import row_limits
+from meio.models.interface import row_index, row_limits
 
 from .recovery import allocate
 
 __all__ = ["Plan", "ResourceDirectiveRepair"]
+
+# the blocks' arrays of group polishing, per family (compiled once, dropped with the family)
+_ARRAYS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 @dataclass
@@ -59,17 +68,30 @@ class ResourceDirectiveRepair:
       (relative).
     - ``sequential_polish_limit`` (>= 0, default 30): with at most this many blocks,
       polishing is Gauss-Seidel (one block at a time); beyond, parallel Jacobi rounds.
+    - ``group_size`` (>= 0, default 3): blocks solved together in group polishing (integer
+      blocks, at most ``sequential_polish_limit`` of them; fewer than two blocks per group, or
+      fewer blocks than two, turn it off). Groups are windows of consecutive blocks that
+      overlap by one; with ``group_size`` blocks or fewer in all, the groups are pairs.
+    - ``group_passes`` (>= 0, default 2): passes over the groups, each starting one block
+      further, while a pass improves the plan (0: no group polishing).
+    - ``group_time_limit`` (> 0, default 1.0) and ``group_gap`` (>= 0, default 1e-4): seconds
+      and relative MIP gap of each group's joint solve.
     """
 
     def __init__(self, rounds: int = 6, penalty_factor: float = 10.0,
                  feasibility_tol: float = 1e-6, polish_passes: int = 3,
-                 polish_min_gain: float = 1e-4, sequential_polish_limit: int = 30):
+                 polish_min_gain: float = 1e-4, sequential_polish_limit: int = 30,
+                 group_size: int = 3, group_passes: int = 2, group_time_limit: float = 1.0,
+                 group_gap: float = 1e-4):
         for name, value, least, integer in (
                 ("rounds", rounds, 1, True), ("penalty_factor", penalty_factor, None, False),
                 ("feasibility_tol", feasibility_tol, 0, False),
                 ("polish_passes", polish_passes, 0, True),
                 ("polish_min_gain", polish_min_gain, 0, False),
-                ("sequential_polish_limit", sequential_polish_limit, 0, True)):
+                ("sequential_polish_limit", sequential_polish_limit, 0, True),
+                ("group_size", group_size, 0, True), ("group_passes", group_passes, 0, True),
+                ("group_time_limit", group_time_limit, None, False),
+                ("group_gap", group_gap, 0, False)):
             kind = numbers.Integral if integer else numbers.Real
             ok = isinstance(value, kind) and not isinstance(value, bool) and (
                 value > 0 if least is None else value >= least)
@@ -82,13 +104,17 @@ class ResourceDirectiveRepair:
         self.feasibility_tol = feasibility_tol
         self.polish_passes, self.polish_min_gain = polish_passes, polish_min_gain
         self.sequential_polish_limit = sequential_polish_limit
+        self.group_size, self.group_passes = group_size, group_passes
+        self.group_time_limit, self.group_gap = group_time_limit, group_gap
 
     def __repr__(self) -> str:
         return (f"ResourceDirectiveRepair(rounds={self.rounds}, "
                 f"penalty_factor={self.penalty_factor}, "
                 f"feasibility_tol={self.feasibility_tol}, polish_passes={self.polish_passes}, "
                 f"polish_min_gain={self.polish_min_gain}, "
-                f"sequential_polish_limit={self.sequential_polish_limit})")
+                f"sequential_polish_limit={self.sequential_polish_limit}, "
+                f"group_size={self.group_size}, group_passes={self.group_passes}, "
+                f"group_time_limit={self.group_time_limit}, group_gap={self.group_gap})")
 
     def __call__(self, run, estimates: list[np.ndarray | None]) -> Plan | None:
         """A feasible plan repaired from ``estimates`` (one array of terms per block, in the
@@ -107,6 +133,8 @@ class _Repairing:
         # cost per unit of violating a share (ResourceDirectiveRepair's penalty_factor)
         self.penalty = options.penalty_factor * (1.0 + abs(run.scale)) / run.row_scale
         self.sequential_polish_limit = options.sequential_polish_limit
+        self.family, self.blocks = getattr(run, "family", None), getattr(run, "blocks", None)
+        self.is_mip = bool(getattr(run, "is_mip", False))
 
     def _fits(self, use: np.ndarray) -> bool:
         tol = self.options.feasibility_tol * np.maximum(1.0, np.abs(self.rhs))
@@ -190,6 +218,83 @@ class _Repairing:
             if not better or abs(before - sum(costs)) < min_gain * max(1.0, abs(before)):
                 return
 
+    def groups(self, shift: int = 0) -> list[list[int]]:
+        """The groups of group polishing: windows of ``group_size`` consecutive blocks (pairs
+        when that is all the blocks), each overlapping the next by one, around the cycle and
+        starting at block ``shift`` (each pass starts one block further, so that blocks which
+        ended two groups meet in one)."""
+        n, size = len(self.rows_of), self.options.group_size
+        if (not self.is_mip or self.family is None or self.options.group_passes == 0
+                or n < 2 or n > self.sequential_polish_limit):
+            return []
+        if n == 2:
+            return [[0, 1]] if size >= 2 else []
+        size = min(size, n - 1)
+        if size < 2:
+            return []
+        return [sorted({(shift + s + j) % n for j in range(size)})
+                for s in range(0, n, size - 1)]
+
+    def _arrays(self, k: int):
+        """Block ``k``'s arrays for the joint solves (compiled once per family and block)."""
+        from meio.models.compiled import block_arrays_of
+
+        try:
+            held = _ARRAYS.setdefault(self.family, {})
+        except TypeError:  # a family that cannot be a weak key: compile every time
+            held = {}
+        if k not in held:
+            held[k] = block_arrays_of(self.family, self.blocks[k], row_index(self.family))
+        return held[k]
+
+    def _group_polish(self, costs: list, used: list, sols: list) -> None:
+        """Group polishing (module docstring, step 3): each group solved as one MIP within the
+        room the other blocks leave; a cheaper joint solution's terms become limits that each
+        of the group's blocks re-solves its own problem within, and the group's new solutions
+        are kept if they cost less in all and every row holds."""
+        from meio.models.compiled import NotLinearError, solve_joint
+
+        if not self.groups():
+            return
+        opts = self.options
+        use = np.zeros(len(self.rhs))
+        for rows, t in zip(self.rows_of, used, strict=True):
+            np.add.at(use, rows, t)
+        try:
+            arrays = [self._arrays(k) for k in range(len(self.rows_of))]
+        except NotLinearError:
+            return
+        for p in range(opts.group_passes):
+            better = False
+            for group in self.groups(shift=p):
+                others = use.copy()
+                for k in group:
+                    np.add.at(others, self.rows_of[k], -used[k])
+                lo, hi = row_limits(self.sense, self.rhs - others)
+                joint = solve_joint([arrays[k] for k in group], lo, hi, len(self.rhs),
+                                    self.sense_sign, opts.group_gap, opts.group_time_limit)
+                old = sum(costs[k] for k in group)
+                tol = 1e-9 * max(1.0, abs(old))
+                if joint is None or self.sense_sign * (old - sum(c for c, _ in joint)) <= tol:
+                    continue
+                answers = self.ex.restricted([
+                    (k, *row_limits(self.sense[self.rows_of[k]], terms),
+                     self.penalty[self.rows_of[k]], None)
+                    for k, (_, terms) in zip(group, joint, strict=True)])
+                if any(a is None for a in answers):
+                    continue
+                trial = others.copy()
+                for k, a in zip(group, answers, strict=True):
+                    np.add.at(trial, self.rows_of[k], a[1])
+                new = sum(a[0] for a in answers)
+                if self.sense_sign * (old - new) > tol and self._fits(trial):
+                    for k, (cost, terms, sol) in zip(group, answers, strict=True):
+                        costs[k], used[k], sols[k] = cost, terms, sol
+                        self.pool.add(k, cost, terms)
+                    use, better = trial, True
+            if not better:
+                return
+
     def recover(self, estimates: list[np.ndarray | None]) -> Plan | None:
         """Repair from per-block estimates, then polish; the plan, or None.
 
@@ -227,4 +332,5 @@ class _Repairing:
                 return None
             costs, used, sols = plan
         self._polish(costs, used, sols)
+        self._group_polish(costs, used, sols)
         return Plan(float(sum(costs)), list(sols))

@@ -399,3 +399,81 @@ def compiled_or_persistent(family: BlockFamily, i: Hashable, mip_gap: float = 1e
         return CompiledBlock(family, i, mip_gap, time_limit, lean=lean)
     except NotLinearError:
         return BlockSubproblem(family, i, mip_gap, time_limit)
+
+
+def block_arrays_of(family: BlockFamily, i: Hashable, index: dict) -> BlockArrays:
+    """Block ``i``'s arrays: the family's fast compiler where it has one, else its Pyomo block
+    compiled (:func:`pyomo_arrays`; raises :class:`NotLinearError` for a nonlinear block)."""
+    arr = family.block_arrays(i, index)
+    return arr if arr is not None else pyomo_arrays(family, i, index)
+
+
+def solve_joint(arrays: list[BlockArrays], lo: np.ndarray, hi: np.ndarray, n_rows: int,
+                sense_sign: int = 1, mip_gap: float = 1e-4, time_limit: float = 1.0,
+                incumbent: list[np.ndarray] | None = None
+                ) -> list[tuple[float, np.ndarray]] | None:
+    """Several blocks solved together as one problem: each block's own constraints and cost,
+    and their summed terms in the linking rows (positions ``0 .. n_rows - 1``) within ``lo``
+    and ``hi`` (the room the other blocks leave; infinite limits are free). Each block's own
+    cost only, no prices: block-coordinate improvement of a plan a group at a time.
+
+    ``incumbent`` (one column vector per block, optional) is handed to HiGHS as a starting
+    solution. Returns ``(cost, terms)`` per block -- its own cost and its terms in its rows --
+    of the best solution found within ``time_limit`` seconds and relative gap ``mip_gap``, or
+    None when there is none (infeasible, or nothing found in time).
+
+    >>> from dataclasses import replace
+    >>> from meio.models.interface import BlockArrays
+    >>> one = BlockArrays(c=np.array([1.0]), c_const=0.0, A=([], [], []), row_lo=np.zeros(0),
+    ...     row_hi=np.zeros(0), col_lo=np.zeros(1), col_hi=np.array([5.0]),
+    ...     integer=np.array([True]), rows=np.array([0]), G=([0], [0], [1.0]),
+    ...     g_const=np.zeros(1), names=lambda: [("x", None)])
+    >>> cheap = replace(one, c=np.array([-2.0]))
+    >>> out = solve_joint([one, cheap], np.array([-np.inf]), np.array([4.0]), 1,
+    ...                   sense_sign=-1)  # maximize 1 x1 - 2 x2 with x1 + x2 <= 4
+    >>> [(c, t.tolist()) for c, t in out]
+    [(4.0, [4.0]), (0.0, [0.0])]
+    """
+    blocks = [_Arrays(a) for a in arrays]
+    sizes = [b.shape[1] for b in blocks]
+    offs = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    heights = [b.shape[0] for b in blocks]
+    row_offs = np.concatenate([[0], np.cumsum(heights)]).astype(np.int64)
+    n, m_own = int(offs[-1]), int(row_offs[-1])
+    r, c, v = [], [], []
+    link_const = np.zeros(n_rows)
+    for a, b, j0, r0 in zip(arrays, blocks, offs[:-1], row_offs[:-1], strict=True):
+        own = Coo(*a.A, b.shape)
+        r += [own.r + r0, m_own + np.asarray(a.rows, dtype=np.int64)[b.G.r]]
+        c += [own.c + j0, b.G.c + j0]
+        v += [own.v, b.G.v]
+        np.add.at(link_const, np.asarray(a.rows, dtype=np.int64), b.g_const)
+    matrix = Coo(np.concatenate(r), np.concatenate(c), np.concatenate(v), (m_own + n_rows, n))
+    lo = np.asarray(lo, dtype=float) - link_const
+    hi = np.asarray(hi, dtype=float) - link_const
+    row_lo = np.concatenate([b.row_lo for b in blocks] + [np.where(np.isfinite(lo), lo, -INF)])
+    row_hi = np.concatenate([b.row_hi for b in blocks] + [np.where(np.isfinite(hi), hi, INF)])
+    integer = np.concatenate([b.integer for b in blocks])
+    lp = highs_lp(np.concatenate([b.c for b in blocks]),
+                  np.concatenate([b.col_lo for b in blocks]),
+                  np.concatenate([b.col_hi for b in blocks]), row_lo, row_hi, matrix.csc(),
+                  integer=integer if integer.any() else None, maximize=sense_sign != 1)
+    h = new_highs(interruptible=False)
+    h.setOptionValue("time_limit", float(time_limit))
+    if integer.any():
+        h.setOptionValue("mip_rel_gap", float(mip_gap))
+    h.passModel(lp)
+    if incumbent is not None:
+        start = highspy.HighsSolution()
+        start.col_value = np.concatenate(incumbent).astype(float)
+        start.value_valid = True
+        h.setSolution(start)
+    h.run()
+    if h.getInfo().primal_solution_status != 2:
+        return None
+    x = np.asarray(h.getSolution().col_value)
+    out = []
+    for b, j0, j1 in zip(blocks, offs[:-1], offs[1:], strict=True):
+        xb = x[j0:j1]
+        out.append((float(b.c @ xb + b.c_const), b.G @ xb + b.g_const))
+    return out
