@@ -45,10 +45,14 @@ _ARRAYS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 @dataclass
 class Plan:
     """A feasible plan: its exact objective value (the sum of the blocks' own costs) and each
-    block's solution snapshot, in block order."""
+    block's solution snapshot, in block order; optionally each block's own cost (``costs``)
+    and terms in its linking rows (``terms``), which let the plan's blocks join the restricted
+    master (:mod:`meio.decomposition.certify`)."""
 
     cost: float
     solutions: list
+    costs: list | None = None
+    terms: list | None = None
 
 
 class ResourceDirectiveRepair:
@@ -333,4 +337,4 @@ class _Repairing:
             costs, used, sols = plan
         self._polish(costs, used, sols)
         self._group_polish(costs, used, sols)
-        return Plan(float(sum(costs)), list(sols))
+        return Plan(float(sum(costs)), list(sols), list(costs), list(used))
