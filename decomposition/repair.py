@@ -65,6 +65,10 @@ class ResourceDirectiveRepair:
       row_scale`` per unit it goes beyond its share (``scale``: the largest block objective
       value of the last iteration, ``row_scale = |rhs|``): large against the objective and
       relative to each row's size, so a block gives up the same fraction of any row.
+    - ``penalty_growth`` (>= 1, default 100): after a round whose plan breaks a row, that
+      row's penalty is multiplied by this, so a block that found a small excess cheaper than
+      keeping to its share (an integer decision costs more than the penalty of a sliver) keeps
+      to it in the next rounds and in the sequential last resort.
     - ``feasibility_tol`` (>= 0, default 1e-6): a plan meets a row when it is within this,
       relative to ``max(1, |rhs|)``.
     - ``polish_passes`` (>= 0, default 3) and ``polish_min_gain`` (>= 0, default 1e-4):
@@ -86,9 +90,10 @@ class ResourceDirectiveRepair:
                  feasibility_tol: float = 1e-6, polish_passes: int = 3,
                  polish_min_gain: float = 1e-4, sequential_polish_limit: int = 30,
                  group_size: int = 3, group_passes: int = 2, group_time_limit: float = 1.0,
-                 group_gap: float = 1e-4):
+                 group_gap: float = 1e-4, penalty_growth: float = 100.0):
         for name, value, least, integer in (
                 ("rounds", rounds, 1, True), ("penalty_factor", penalty_factor, None, False),
+                ("penalty_growth", penalty_growth, 1, False),
                 ("feasibility_tol", feasibility_tol, 0, False),
                 ("polish_passes", polish_passes, 0, True),
                 ("polish_min_gain", polish_min_gain, 0, False),
@@ -105,6 +110,7 @@ class ResourceDirectiveRepair:
                 raise ValueError(f"ResourceDirectiveRepair.{name} must be {what} {limit}, "
                                  f"got {value!r}")
         self.rounds, self.penalty_factor = rounds, penalty_factor
+        self.penalty_growth = penalty_growth
         self.feasibility_tol = feasibility_tol
         self.polish_passes, self.polish_min_gain = polish_passes, polish_min_gain
         self.sequential_polish_limit = sequential_polish_limit
@@ -114,6 +120,7 @@ class ResourceDirectiveRepair:
     def __repr__(self) -> str:
         return (f"ResourceDirectiveRepair(rounds={self.rounds}, "
                 f"penalty_factor={self.penalty_factor}, "
+                f"penalty_growth={self.penalty_growth}, "
                 f"feasibility_tol={self.feasibility_tol}, polish_passes={self.polish_passes}, "
                 f"polish_min_gain={self.polish_min_gain}, "
                 f"sequential_polish_limit={self.sequential_polish_limit}, "
@@ -140,10 +147,14 @@ class _Repairing:
         self.family, self.blocks = getattr(run, "family", None), getattr(run, "blocks", None)
         self.is_mip = bool(getattr(run, "is_mip", False))
 
-    def _fits(self, use: np.ndarray) -> bool:
+    def _violated(self, use: np.ndarray) -> np.ndarray:
+        """Rows the use breaks by more than the feasibility tolerance."""
         tol = self.options.feasibility_tol * np.maximum(1.0, np.abs(self.rhs))
         lo, hi = row_limits(self.sense, self.rhs)
-        return bool(((use <= hi + tol) & (use >= lo - tol)).all())
+        return (use > hi + tol) | (use < lo - tol)
+
+    def _fits(self, use: np.ndarray) -> bool:
+        return not self._violated(use).any()
 
     def _room(self, k: int, others: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Limits on block k's terms that keep every row satisfied given the others' use."""
@@ -310,6 +321,7 @@ class _Repairing:
         if any(e is None for e in estimates):
             return None
         n = len(self.rows_of)
+        growth = self.options.penalty_growth
         fixed = [np.zeros(len(rows), dtype=bool) for rows in self.rows_of]
         for _ in range(self.options.rounds):
             shares = allocate(self.sense, self.rhs, self.rows_of, estimates, fixed)
@@ -330,6 +342,8 @@ class _Repairing:
             if self._fits(use):
                 break
             estimates = used
+            # a row still over its right-hand side costs its users more in the next round
+            self.penalty = np.where(self._violated(use), self.penalty * growth, self.penalty)
         else:
             plan = self._sequential(estimates)
             if plan is None:
