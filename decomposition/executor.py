@@ -18,10 +18,10 @@ pieces (block terms) and primal snapshots come back. Back-ends:
   pipes;
 - :class:`DaskBlocks` -- one Dask actor per shard, on a ``LocalCluster`` listening on loopback
   by default, or on the scheduler at ``address`` (Rocklin 2015; Dask distributed actors).
-  A family read from files gives each worker its shard by reference
-  (``family.shard_reference(blocks)``, optional: a few bytes per block, whatever the data's
-  size) and the worker reads its blocks' data itself; a worker that cannot (no shared disk,
-  the files changed) gets the data from the driver instead.
+  On a scheduler at ``address``, a family read from files gives each worker its shard by
+  reference (``family.shard_reference(blocks)``, optional: a few bytes per block, whatever the
+  data's size) and the worker reads its blocks' data itself; a worker that cannot (no shared
+  disk, the files changed) gets the data from the driver instead.
 
 The answers are put back in block order, so every back-end gives the driver the same numbers.
 A worker that dies mid-run (killed, out of memory) raises :class:`WorkerError`, naming the
@@ -328,21 +328,24 @@ class DaskBlocks(_Sharded):
         else:
             self.client = Client(address)
         try:
-            self._start(family, blocks, (make, mip_gap, time_limit), workers)
+            self._start(family, blocks, (make, mip_gap, time_limit), workers,
+                        by_reference=address is not None)
         except BaseException:
             self.close()
             raise
 
     def _start(self, family: BlockFamily, blocks: Sequence[Hashable], args: tuple,
-               workers: int) -> None:
-        """One actor per shard; each worker reads its shard's data itself where the family
-        can say where it is, else (or when the worker cannot read it) the driver sends it."""
+               workers: int, by_reference: bool) -> None:
+        """One actor per shard. On a cluster of one's own (``by_reference``) each worker reads
+        its shard's data itself where the family can say where it is; else (a local cluster,
+        where sending is cheaper than reading the files again, or a worker that cannot read
+        them) the driver sends it."""
         n_workers = max(1, len(self.client.scheduler_info()["workers"]))
         self._setup(len(blocks), shard_ranges(len(blocks), max(workers, n_workers)))
         ids = [[blocks[k] for k in r] for r in self.shards]
         self.ids = ids
-        by_reference = getattr(family, "shard_reference", lambda _part: None)
-        shards = [by_reference(part) for part in ids]
+        reference = getattr(family, "shard_reference", None) if by_reference else None
+        shards = [None if reference is None else reference(part) for part in ids]
         #: per shard, how its data went: "read" by the worker itself, or "sent" by the driver
         self.data = ["read" if f is not None else "sent" for f in shards]
         futures = [self._submit(f if f is not None else family.shard(part), part, args)

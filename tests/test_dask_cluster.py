@@ -335,13 +335,14 @@ def test_an_instance_not_read_from_files_has_no_reference(tiny):
     assert fam.shard(fam.block_ids()).shard_reference(fam.block_ids()[:1]) is None
 
 
-@pytest.mark.slow  # a LocalCluster and two runs: several seconds
-def test_dask_workers_read_their_shards_and_give_the_same_run(tmp_path):
+@pytest.mark.slow  # a cluster and two runs: several seconds
+def test_dask_workers_read_their_shards_and_give_the_same_run(cluster, tmp_path):
+    c = cluster(2)
     save(load("tiny"), tmp_path / "tiny.zip")  # a Parquet bundle
     fam = InventoryModel(load(tmp_path / "tiny.zip"))
     blocks = fam.block_ids()
     theta = _prices(fam)
-    ex = make_executor(fam, blocks, backend="dask", workers=2)
+    ex = make_executor(fam, blocks, backend="dask", workers=2, address=c.address)
     try:
         assert ex.data == ["read", "read"]
         got = ex.evaluate(theta, 1)
@@ -349,20 +350,22 @@ def test_dask_workers_read_their_shards_and_give_the_same_run(tmp_path):
         ex.close()
     assert _outcomes(got) == _outcomes(LocalBlocks(fam, blocks).evaluate(theta, 1))
     ref = lagrangian_decomposition(InventoryModel(load("tiny")), max_iter=MAX_ITER)
-    res = lagrangian_decomposition(fam, max_iter=MAX_ITER, backend="dask", workers=2)
+    res = lagrangian_decomposition(fam, max_iter=MAX_ITER, backend="dask", workers=2,
+                                   address=c.address)
     assert res.bound == ref.bound and res.primal == ref.primal
     np.testing.assert_array_equal(res.theta, ref.theta)
 
 
 @pytest.mark.slow
-def test_dask_workers_that_cannot_read_the_files_get_the_data(tmp_path):
+def test_dask_workers_that_cannot_read_the_files_get_the_data(cluster, tmp_path):
+    c = cluster(2)
     folder = tmp_path / "tiny"
     save(load("tiny"), folder)
     fam = InventoryModel(load(folder))
     shutil.rmtree(folder)  # gone since the driver read it: the workers cannot read it
     blocks = fam.block_ids()
     theta = _prices(fam)
-    ex = make_executor(fam, blocks, backend="dask", workers=2)
+    ex = make_executor(fam, blocks, backend="dask", workers=2, address=c.address)
     try:
         assert ex.data == ["sent", "sent"]
         got = ex.evaluate(theta, 1)
