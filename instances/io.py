@@ -246,10 +246,26 @@ def _zip_parquet_tables(zf: zipfile.ZipFile, path: Path, keep: frozenset | None 
     return tables
 
 
+def _row_groups(pf, keep: frozenset) -> list[int]:
+    """The row groups of a Parquet file (text ``sku`` column) that may hold rows of the SKUs
+    ``keep``: those whose statistics (least and greatest SKU id) do not rule them out. In a
+    table sorted by SKU, a few SKUs' rows are a few row groups."""
+    meta, col = pf.metadata, pf.schema_arrow.get_field_index("sku")
+    lo, hi = min(keep), max(keep)
+    groups = []
+    for g in range(meta.num_row_groups):
+        st = meta.row_group(g).column(col).statistics
+        if (st is None or not st.has_min_max or not isinstance(st.min, str)
+                or not (st.max < lo or st.min > hi)):
+            groups.append(g)
+    return groups
+
+
 def _parquet_rows_of(data: bytes, keep: frozenset) -> pd.DataFrame:
     """The rows of the SKUs ``keep`` in a Parquet file (:func:`_rows_of`), read batch by
-    batch: only the rows kept become Python objects. A text ``sku`` column is filtered in
-    Arrow; another type (integer ids) in pandas, as validation reads it."""
+    batch from the row groups that may hold them (:func:`_row_groups`): only the rows kept
+    become Python objects. A text ``sku`` column is filtered in Arrow; another type (integer
+    ids) in pandas, as validation reads it."""
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
@@ -259,9 +275,12 @@ def _parquet_rows_of(data: bytes, keep: frozenset) -> pd.DataFrame:
     kind = pf.schema_arrow.field("sku").type
     if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
         return _rows_of(pf.read().to_pandas(), keep)
+    if not keep:
+        return pf.schema_arrow.empty_table().to_pandas()
     wanted = pa.array(sorted(keep), type=kind)
     parts = [batch.filter(pc.is_in(batch.column("sku"), value_set=wanted))
-             for batch in pf.iter_batches(batch_size=CHUNK_ROWS)]
+             for batch in pf.iter_batches(batch_size=CHUNK_ROWS,
+                                          row_groups=_row_groups(pf, keep))]
     return pa.Table.from_batches(parts, schema=pf.schema_arrow).to_pandas()
 
 
@@ -298,8 +317,14 @@ def read_bundle(path: str | os.PathLike, name: str | None = None,
     return _instance(tables, name or manifest.get("name") or path.stem, variant, path, skus)
 
 
+ROW_GROUP_ROWS = 1 << 17
+"""Rows per Parquet row group in a bundle: a process reading some SKUs' rows of a large table
+decodes only the row groups that may hold them (:func:`_row_groups`)."""
+
+
 def write_bundle(instance: Instance, path: str | os.PathLike) -> Path:
-    """Write all tables as Parquet into one ``.zip`` bundle (replaced atomically)."""
+    """Write all tables as Parquet into one ``.zip`` bundle (replaced atomically), in row
+    groups of :data:`ROW_GROUP_ROWS` rows."""
     path = Path(path)
     with atomic_file(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
         manifest = {"format": BUNDLE_FORMAT, "version": BUNDLE_VERSION, "name": instance.name,
@@ -307,7 +332,7 @@ def write_bundle(instance: Instance, path: str | os.PathLike) -> Path:
         zf.writestr("meio.json", json.dumps(manifest, indent=1))
         for tname, df in instance.tables.items():
             buf = io.BytesIO()
-            df.to_parquet(buf, engine="pyarrow", index=False)
+            df.to_parquet(buf, engine="pyarrow", index=False, row_group_size=ROW_GROUP_ROWS)
             zf.writestr(f"{tname}.parquet", buf.getvalue())
     return path
 

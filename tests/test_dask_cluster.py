@@ -267,6 +267,31 @@ def _outcomes(outs: list) -> list:
             for o in outs]
 
 
+def test_some_skus_of_a_bundle_sorted_by_sku_are_a_few_row_groups(tmp_path, monkeypatch):
+    """Row groups of 100 rows: the demand rows of two SKUs of ``small`` (sorted by SKU) are in
+    a few of them, and reading those gives the SKUs' rows."""
+    import zipfile
+
+    import pyarrow.parquet as pq
+    from meio.instances import io as instance_io
+
+    monkeypatch.setattr(instance_io, "ROW_GROUP_ROWS", 100)
+    small = load("small")
+    save(small, tmp_path / "small.zip")
+    keep = small.sku_ids[3:5]
+    demand = small.table("demand")
+    assert demand["sku"].is_monotonic_increasing
+    with zipfile.ZipFile(tmp_path / "small.zip") as zf:
+        pf = pq.ParquetFile(zf.open("demand.parquet"))
+        groups = instance_io._row_groups(pf, frozenset(keep))
+        first, last = np.flatnonzero(demand["sku"].isin(keep).to_numpy())[[0, -1]]
+        assert groups == list(range(first // 100, last // 100 + 1))
+        assert len(groups) < pf.metadata.num_row_groups
+    part = load(tmp_path / "small.zip", skus=keep)
+    expect = demand[demand["sku"].isin(keep)].reset_index(drop=True)
+    pd.testing.assert_frame_equal(part.table("demand"), expect, check_exact=True)
+
+
 @pytest.mark.parametrize("where", ["small", "small.zip"])
 def test_load_some_skus_reads_their_rows_as_the_whole_instance_has_them(on_disk, where):
     whole = load(on_disk / where)
