@@ -9,6 +9,8 @@ never on a particular model family.
 - :class:`DecompositionOptions` -- the run options, validated (:mod:`~.options`);
 - :mod:`meio.decomposition.methods` -- subgradient, volume and proximal bundle updates, and the
   :class:`DualMethod` protocol;
+- :mod:`meio.decomposition.certify` -- the restricted master that certifies a plan value every
+  iteration with LP blocks (:class:`RestrictedMasterBound`);
 - :mod:`meio.decomposition.heuristics` -- primal heuristics (restricted masters, column
   generation, the method's estimate, ergodic rounding) and :mod:`~.repair`, the repair that
   turns their estimates into plans;
@@ -21,6 +23,7 @@ never on a particular model family.
 from meio.models.status import Status
 
 from .cache import SubproblemCache
+from .certify import MasterColumns, RestrictedMasterBound
 from .compare import compare, plot_convergence
 from .driver import (
     LagrangianResult,
@@ -51,10 +54,10 @@ from .methods import (
 from .options import DecompositionOptions
 from .repair import Plan, ResourceDirectiveRepair
 
-__all__ = ["METHODS", "ColumnGeneration", "DecompositionEngine", "DecompositionOptions",
-           "DualMethod", "ErgodicRounding", "Evaluation", "Hook", "LagrangianResult",
+__all__ = ["ColumnGeneration", "DecompositionEngine", "DecompositionOptions", "DualMethod",
+           "ErgodicRounding", "Evaluation", "Hook", "LagrangianResult", "METHODS", "MasterColumns",
            "MethodEstimate", "MixedIterationError", "Plan", "PrimalHeuristic", "ProximalBundle",
-           "ResourceDirectiveRepair", "RestrictedMasterRounding", "RunState", "Status",
-           "StopRun", "Subgradient", "SubproblemCache", "Volume", "compare",
+           "ResourceDirectiveRepair", "RestrictedMasterBound", "RestrictedMasterRounding",
+           "RunState", "Status", "StopRun", "Subgradient", "SubproblemCache", "Volume", "compare",
            "default_heuristics", "lagrangian_bound", "lagrangian_decomposition", "make_method",
            "multipliers_vector", "plot_convergence", "relative_gap"]

@@ -116,11 +116,12 @@ def allowed_classes() -> dict[str, type]:
     :data:`FORMER_NAMES`)."""
     from meio.models.compiled import Snapshot
 
+    from .certify import MasterColumns
     from .methods import ProximalBundle, Subgradient, Volume
     from .recovery import ColumnPool, ErgodicAverage
 
     now = {_qualname(c): c for c in (Subgradient, Volume, ProximalBundle, ErgodicAverage,
-                                     ColumnPool, Snapshot)}
+                                     ColumnPool, MasterColumns, Snapshot)}
     return {**now, **{old: now[new] for old, new in FORMER_NAMES.items()}}
 
 

@@ -29,6 +29,7 @@ from meio.models import interrupt
 from meio.models.interface import BlockFamily
 
 from .cache import SubproblemCache
+from .certify import RestrictedMasterBound
 from .compiled import lean_compiled_or_persistent
 from .engine import (
     DecompositionEngine,
@@ -80,6 +81,7 @@ def lagrangian_decomposition(
     heuristics: Sequence[PrimalHeuristic] | None = None,
     repair: ResourceDirectiveRepair | None = None,
     hooks: Sequence[Hook] = (),
+    certifier: RestrictedMasterBound | None | str = "default",
 ) -> LagrangianResult:
     """Solve the Lagrangian dual of ``family`` by decomposition into its blocks.
 
@@ -135,7 +137,10 @@ def lagrangian_decomposition(
     ``repair``: how their estimates become plans (default
     :class:`~meio.decomposition.repair.ResourceDirectiveRepair()`). ``hooks``: objects called
     before and after each iteration and on a new bound or plan; one may stop the run
-    (:mod:`meio.decomposition.engine`).
+    (:mod:`meio.decomposition.engine`). ``certifier``: with LP blocks, the Dantzig-Wolfe
+    restricted master that certifies a plan value every iteration (default
+    :class:`~meio.decomposition.certify.RestrictedMasterBound()`; None: plans come from the
+    heuristics and the repair alone, every ``recover_every`` iterations).
 
     >>> from meio.instances import load
     >>> from meio.models import InventoryModel
@@ -156,13 +161,18 @@ def lagrangian_decomposition(
         dual = copy.deepcopy(dual)  # the caller's object stays as it was
     heuristics = default_heuristics() if heuristics is None else list(heuristics)
     repair = ResourceDirectiveRepair() if repair is None else repair
+    if isinstance(certifier, str):
+        if certifier != "default":
+            raise ValueError(f"certifier must be a RestrictedMasterBound, None or 'default', "
+                             f"got {certifier!r}")
+        certifier = RestrictedMasterBound()
     if opts.lean and subproblem is None:
         subproblem = lean_compiled_or_persistent
     state = RunState(family, opts, subproblem, cache)
     try:
         with interrupt.watching():
             engine = DecompositionEngine(state, dual, heuristics, repair, opts, hooks, theta0,
-                                         start_time=start)
+                                         start_time=start, certifier=certifier)
             return engine.run()
     finally:
         state.ex.close()

@@ -11,14 +11,25 @@ the algorithm::
         evaluate   -- every block at them: the Lagrangian bound, the subgradient, block cuts
         observe    -- keep the best bound (on_new_bound hooks), tell the dual method, update
                       the ergodic averages
-        recover    -- every few iterations: primal heuristics and repair (on_new_primal
+        certify    -- LP blocks: the restricted master over every block solution seen, a
+                      certified plan value (on_new_primal hooks)
+        recover    -- every few iterations, until the restricted master has a plan (with
+                      integer blocks: always): primal heuristics and repair (on_new_primal
                       hooks); a Farkas certificate when no plan is found
         record     -- one history row, progress, checkpoint
         after_iteration hooks
         stop       -- a status, or None to go on
-    finish       -- a last recovery, a last certificate, the result
+    finish       -- the plan behind the best value (one parallel pass of restricted block
+                    solves), a last recovery, a last certificate, the result
 
 Every step is a small method; a subclass may override one (e.g. ``record`` to log more).
+
+**Certification** (:mod:`meio.decomposition.certify`): with LP blocks, the Dantzig-Wolfe
+restricted master over the stored block solutions is solved every iteration; its value is the
+cost of a plan that exists, so the gap is certified at every iteration without a block solve.
+The repair (``recover``) only seeds that master with block solutions that together meet the
+rows, until the master first has a plan; the plan itself is built at the end (``finish``) from
+the master's combination, in one pass of restricted block solves that run in the workers.
 
 **Column generation** is a phase: when the dual method has converged with LP blocks and a
 heuristic that prices the phase (one with ``phase_prices(run)``, by default
@@ -59,6 +70,7 @@ from meio.models.solvers import status_of
 from meio.models.status import Status
 from tqdm.auto import tqdm
 
+from .certify import RestrictedMasterBound
 from .checkpoint import load_checkpoint, problem_digest, save_checkpoint
 from .executor import make_executor
 from .methods import Evaluation
@@ -166,13 +178,17 @@ class RunState:
     dual methods work on rows divided by it), ``lo``/``hi`` (the multipliers' sign cone),
     ``blocks``, ``rows_of`` (positions of each block's rows), ``is_mip``, ``ex`` (the block
     executor). Found so far (in D-space, ``sense_sign`` times the family's values, so larger
-    bounds and smaller plan values are better): ``best_bound``, ``best_primal``,
-    ``primal_solutions`` (per block, the best plan's snapshot), ``prices`` (the multipliers of
-    the best bound), ``scale`` (magnitude of the last block values), ``pool`` (column pool),
+    bounds and smaller plan values are better): ``best_bound``, ``best_primal`` (the best
+    certified plan value), ``primal_solutions`` (per block, the snapshot of the best plan built
+    so far) and ``plan_cost`` (its value: above ``best_primal`` while the restricted master's
+    better plan is not built yet), ``prices`` (the multipliers of the best bound), ``scale``
+    (magnitude of the last block values), ``pool`` (column pool), ``master`` (the restricted
+    master's columns, :class:`~meio.decomposition.certify.MasterColumns`), ``terms_budget``,
     and, set by the engine, ``dual`` (the dual method) and ``ergodic`` (running averages).
     """
 
-    STATE = ("best_bound", "best_primal", "primal_solutions", "scale", "pool", "prices")
+    STATE = ("best_bound", "best_primal", "primal_solutions", "plan_cost", "scale", "pool",
+             "prices", "master")
 
     def __init__(self, family: BlockFamily, options: DecompositionOptions, subproblem=None,
                  cache=None):
@@ -191,6 +207,9 @@ class RunState:
         self.best_bound = -np.inf
         self.best_primal = np.inf
         self.primal_solutions: list | None = None
+        self.plan_cost = np.inf
+        self.master = None
+        self.terms_budget = options.terms_budget
         self.scale = 1.0
         least, most = options.pool_columns
         width = sum(len(r) for r in self.rows_of)
@@ -251,6 +270,7 @@ class Iteration:
     highs_seconds: float = 0.0
     recovery_seconds: float = 0.0
     recovery_highs_seconds: float = 0.0
+    certify_seconds: float = 0.0
 
 
 class DecompositionEngine:
@@ -259,14 +279,18 @@ class DecompositionEngine:
     ``dual``: a dual method object (:class:`~meio.decomposition.methods.DualMethod` protocol),
     used as it is (the driver copies a user's object first); ``heuristics``: primal heuristics
     in order; ``repair``: turns their estimates into plans; ``hooks``: objects with any of
-    :data:`HOOK_EVENTS`.
+    :data:`HOOK_EVENTS`; ``certifier``: the restricted master that certifies a plan value every
+    iteration with LP blocks (:class:`~meio.decomposition.certify.RestrictedMasterBound`; None:
+    plans come from the repair alone).
     """
 
     def __init__(self, state: RunState, dual, heuristics: Sequence, repair,
                  options: DecompositionOptions, hooks: Sequence = (),
                  theta0: np.ndarray | pd.DataFrame | None = None,
-                 start_time: float | None = None):
+                 start_time: float | None = None,
+                 certifier: RestrictedMasterBound | None = None):
         self.state, self.dual, self.options = state, dual, options
+        self.certifier = certifier
         self.heuristics, self.repair = list(heuristics), repair
         self.hooks = list(hooks)
         for hook in self.hooks:
@@ -329,6 +353,7 @@ class DecompositionEngine:
                 self.status, k = status, k - 1
                 break
             self.observe(it)
+            self.certify(it)
             self.recover(it)
             record = self.record(it)
             bar.update(1)
@@ -380,7 +405,7 @@ class DecompositionEngine:
         t = time.perf_counter()
         if self.column_generation:
             it.theta = np.clip(self._phase_source().phase_prices(st), st.lo, st.hi)
-            it.scaled, it.added = it.theta * st.row_scale, st.pool.added
+            it.scaled, it.added = it.theta * st.row_scale, self._columns_added()
         else:
             it.scaled = self.dual.propose().copy()
             it.theta = it.scaled / st.row_scale
@@ -452,10 +477,37 @@ class DecompositionEngine:
                               weight() if weight is not None else None)
         it.master_seconds += time.perf_counter() - t
 
+    @property
+    def certifying(self) -> bool:
+        """The restricted master certifies plan values: LP blocks, a certifier, recovery on."""
+        return (self.certifier is not None and not self.state.is_mip
+                and bool(self.options.recover_every))
+
+    def certify(self, it: Iteration) -> None:
+        """LP blocks: the iteration's block solutions join the restricted master, which is
+        solved; its value, the cost of an existing plan, is kept when it is the best
+        (:mod:`meio.decomposition.certify`)."""
+        if not self.certifying or it.outcomes is None:
+            return
+        st, t = self.state, time.perf_counter()
+        outs = it.outcomes
+        if all(o.value is not None and o.terms is not None for o in outs):
+            own = [o.value - st.sense_sign * float(it.theta[rows] @ o.terms)
+                   for rows, o in zip(st.rows_of, outs, strict=True)]
+            self.certifier.add(st, own, [o.terms for o in outs])
+        value = self.certifier.solve(st)
+        if value is not None:
+            st.pool.prices = self.certifier.prices  # the restricted master's duals
+            self._improve(value)
+        it.certify_seconds = time.perf_counter() - t
+
     def recovery_due(self, k: int) -> bool:
         """A recovery every ``recover_every`` iterations, when the dual method has converged,
-        at the last iteration and in every column generation iteration."""
+        at the last iteration and in every column generation iteration -- while certifying,
+        only until the restricted master has a plan."""
         every = self.options.recover_every
+        if self.certifying and self.certifier.columns(self.state).best:
+            return False
         return bool(every) and (k % every == 0 or self.dual.converged
                                 or k == self.options.max_iter or self.column_generation)
 
@@ -467,7 +519,9 @@ class DecompositionEngine:
         if self.recovery_due(it.k):
             h = st.highs_seconds()
             it.recovered = self.run_heuristics()
-            if st.primal_solutions is None:  # no plan yet: is there none at all?
+            if self.certifying:  # the repaired plans' columns may let the master meet the rows
+                self.certify(it)
+            if not np.isfinite(st.best_primal):  # no plan yet: is there none at all?
                 self.infeasibility = self.farkas([it.subgradient, it.theta])
             it.recovery_highs_seconds = st.highs_seconds() - h
         it.recovery_seconds = time.perf_counter() - t
@@ -480,20 +534,72 @@ class DecompositionEngine:
             if estimates is None:
                 continue
             plan = self.repair(self.state, estimates)
+            if plan is not None and self.certifying and getattr(plan, "terms", None):
+                self.certifier.add(self.state, plan.costs, plan.terms)
             if plan is not None and self.offer(plan):
                 return True
         return False
 
     def offer(self, plan: Plan) -> bool:
-        """Keep ``plan`` if it is better than the best; True if it was."""
+        """Keep ``plan`` if it is better than the best plan built; True if it was (then it is
+        also the best value unless the restricted master certified a better one)."""
         st = self.state
-        if st.sense_sign * plan.cost < st.best_primal:
-            st.best_primal = st.sense_sign * plan.cost
-            st.primal_solutions = list(plan.solutions)
-            if self._notify("on_new_primal", self.primal):
-                self._stop_requested = True
+        value = st.sense_sign * plan.cost
+        if value < st.plan_cost:
+            st.plan_cost, st.primal_solutions = value, list(plan.solutions)
+            self._improve(value)
             return True
         return False
+
+    def _improve(self, value: float) -> None:
+        """A certified plan value (D-space): keep it if it is the best (on_new_primal)."""
+        st = self.state
+        if value < st.best_primal:
+            st.best_primal = value
+            if self._notify("on_new_primal", self.primal):
+                self._stop_requested = True
+
+    def build_plan(self) -> bool:
+        """The plan behind the restricted master's best value, when no better plan is built:
+        each block solves its own problem within its share of the rows (its terms in the
+        master's combination, which it meets at no more than its combination's cost), all
+        blocks in one parallel pass; the repair from the same shares if that pass falls short.
+        True if a plan at most the certified value (to the feasibility tolerance) was built."""
+        st = self.state
+        if not self.certifying or st.plan_cost <= st.best_primal:
+            return False
+        est = self.certifier.estimates(st)
+        if est is None:
+            return False
+        penalty = 10.0 * (1.0 + abs(st.scale)) / st.row_scale
+        answers = st.ex.restricted([(k, *row_limits(st.sense[rows], e), penalty[rows], None)
+                                    for k, (rows, e) in enumerate(zip(st.rows_of, est,
+                                                                      strict=True))])
+        plan = None
+        if all(a is not None for a in answers):
+            use = np.zeros(len(st.rhs))
+            for rows, a in zip(st.rows_of, answers, strict=True):
+                np.add.at(use, rows, a[1])
+            lo, hi = row_limits(st.sense, st.rhs)
+            tol = 1e-6 * np.maximum(1.0, np.abs(st.rhs))
+            if ((use <= hi + tol) & (use >= lo - tol)).all():
+                plan = Plan(float(sum(a[0] for a in answers)), [a[2] for a in answers],
+                            [a[0] for a in answers], [a[1] for a in answers])
+        if plan is None:
+            log.debug("the restricted master's shares gave no plan in one pass: repair")
+            plan = self.repair(st, est)
+        if plan is None:
+            return False
+        value = st.sense_sign * plan.cost
+        if value < st.plan_cost:
+            st.plan_cost, st.primal_solutions = value, list(plan.solutions)
+        tol = 1e-6 * max(1.0, abs(st.best_primal))
+        if st.plan_cost > st.best_primal + tol:
+            log.warning("the plan built from the restricted master costs %.10g, more than its "
+                        "certified value %.10g", st.sense_sign * st.plan_cost, self.primal)
+            return False
+        self._improve(st.plan_cost)  # the plan may cost less than the master's value
+        return True
 
     def record(self, it: Iteration) -> dict:
         """The iteration's history row; a checkpoint every ``checkpoint_every`` iterations."""
@@ -507,6 +613,7 @@ class DecompositionEngine:
                "highs_seconds": it.highs_seconds, "master_seconds": it.master_seconds,
                "recovery_seconds": it.recovery_seconds,
                "recovery_highs_seconds": it.recovery_highs_seconds,
+               "certify_seconds": it.certify_seconds,
                "seconds": time.perf_counter() - self.start_time}
         self.history.append(row)
         log.debug("iteration %d: bound %s, best bound %s, best plan %s, gap %s", it.k,
@@ -525,7 +632,7 @@ class DecompositionEngine:
         gap = st.gap()
         if gap is not None and gap <= opts.gap_tol:
             return Status.GAP
-        if self.column_generation and st.pool.added == it.added:
+        if self.column_generation and self._columns_added() == it.added:
             return Status.CONVERGED  # the master's duals price out no new column
         if dual.converged and not self.column_generation:
             source = self._phase_source()
@@ -545,15 +652,18 @@ class DecompositionEngine:
         return None
 
     def finish(self, k: int) -> LagrangianResult:
-        """A last recovery if no plan was found, a last infeasibility certificate, the last
-        checkpoint, and the result."""
+        """The plan behind the best certified value, a last recovery if no plan was found, a
+        last infeasibility certificate, the last checkpoint, and the result. With ``plan``,
+        the result's plan value is the value of the plan it returns."""
         st, opts = self.state, self.options
         ran = k > self.done
-        if (opts.recover_every and st.primal_solutions is None and ran
+        if opts.plan and not interrupt.requested():
+            self.build_plan()
+        if (opts.recover_every and not np.isfinite(st.best_primal) and ran
                 and self.status not in (Status.INTERRUPTED, Status.INFEASIBLE)):
             self.run_heuristics()  # one last try
         if (self.status in (Status.ITERATION_LIMIT, Status.TIME_LIMIT)
-                and st.primal_solutions is None and not interrupt.requested()):
+                and not np.isfinite(st.best_primal) and not interrupt.requested()):
             last = self.last_scaled / st.row_scale if ran else None
             self.infeasibility = self.farkas([self.last_subgradient, self.best_theta, last])
             self.status = Status.INFEASIBLE if self.infeasibility else self.status
@@ -563,9 +673,12 @@ class DecompositionEngine:
         table.insert(1, "key", st.rows["key"])
         values = st.primal_values() if opts.plan else None
         tables = st.family.primal_tables(values) if values is not None else {}
+        primal = self.primal
+        if opts.plan and st.plan_cost > st.best_primal:  # a certified value without its plan
+            primal = st.original(st.plan_cost)
         return LagrangianResult(
             method=self.method, sense=st.sense_sign, status=self.status, bound=self.bound,
-            primal=self.primal, iterations=k, seconds=time.perf_counter() - self.start_time,
+            primal=primal, iterations=k, seconds=time.perf_counter() - self.start_time,
             theta=self.best_theta, multipliers=table, history=pd.DataFrame(self.history),
             primal_values=values, primal_tables=tables, infeasibility=self.infeasibility,
             stop_reason=self.stop_reason)
@@ -607,10 +720,20 @@ class DecompositionEngine:
         return None
 
     def _phase_source(self):
-        """The first heuristic that prices the column generation phase (it has
-        ``phase_prices(run)``: the restricted master's duals, or None), or None."""
-        return next((h for h in self.heuristics
-                     if callable(getattr(h, "phase_prices", None))), None)
+        """What prices the column generation phase: the first heuristic that has
+        ``phase_prices(run)`` (the restricted master's duals, or None), else the certifier
+        while certifying; or None. While certifying, the pool's ``prices`` (what
+        :class:`~meio.decomposition.heuristics.ColumnGeneration` offers) are the certifier's
+        master's duals."""
+        first = next((h for h in self.heuristics
+                      if callable(getattr(h, "phase_prices", None))), None)
+        return self.certifier if first is None and self.certifying else first
+
+    def _columns_added(self) -> int:
+        """Columns added so far to the master that prices the column generation phase."""
+        if self.certifying:
+            return self.certifier.columns(self.state).added
+        return self.state.pool.added
 
     def _notify(self, event: str, *args) -> bool:
         """Call ``event`` on every hook that has it; True if one asked to stop."""

@@ -322,9 +322,14 @@ class ProximalBundle(DualMethod):
     - ``u`` (> 0 or None): the initial proximity weight; None sizes it from the first
       subgradient, ``||s||^2 / (u_start_fraction * max(1, |D|))``, so the first step aims at
       a ``u_start_fraction`` (default 0.05) relative increase. ``u`` is kept within
-      ``u_range`` (default 1e6) times or divided by its initial value; a serious step that
-      realized at least half of the predicted increase divides it by ``u_decrease`` (default
-      2), a null step that went downhill multiplies it by ``u_increase`` (default 1.2).
+      ``u_range`` (default 1e6) times or divided by its initial value. After a serious step
+      that realized at least half of the predicted increase, ``u_rule`` says how ``u`` shrinks:
+      ``"interpolation"`` (default; Kiwiel 1990's safeguarded quadratic interpolation: the
+      quadratic through the center's value, the step's slope and the value reached peaks at
+      ``u_new = 2 u (1 - realized / predicted)``, kept within ``u / u_shrink_max`` (default 10)
+      and ``u``), so a step whose model predicted well is followed by a much longer one; or
+      ``"halving"``: divided by ``u_decrease`` (default 2). A null step that went downhill
+      multiplies it by ``u_increase`` (default 1.2).
     - ``m_serious`` (in (0, 1), default 0.1): the fraction of the predicted increase a step
       must realize to be serious.
     - ``tol`` (>= 0, default 1e-10): converged when the predicted increase is below this
@@ -351,7 +356,8 @@ class ProximalBundle(DualMethod):
                  master_time_limit: float = 5.0, qp_iteration_limit: int = 2000,
                  qp_iterations_per_variable: int = 4, qp_retry_after: int = 3,
                  u_start_fraction: float = 0.05, u_range: float = 1e6,
-                 u_decrease: float = 2.0, u_increase: float = 1.2):
+                 u_decrease: float = 2.0, u_increase: float = 1.2,
+                 u_rule: str = "interpolation", u_shrink_max: float = 10.0):
         super().__init__()
         if u is not None:
             _check("ProximalBundle", "u", u, 0, True)
@@ -368,8 +374,12 @@ class ProximalBundle(DualMethod):
                 ("qp_iterations_per_variable", qp_iterations_per_variable, 0, False),
                 ("qp_retry_after", qp_retry_after, 0, False),
                 ("u_start_fraction", u_start_fraction, 0, True), ("u_range", u_range, 1, False),
-                ("u_decrease", u_decrease, 1, False), ("u_increase", u_increase, 1, False)):
+                ("u_decrease", u_decrease, 1, False), ("u_increase", u_increase, 1, False),
+                ("u_shrink_max", u_shrink_max, 1, False)):
             _check("ProximalBundle", key, value, least, strict)
+        if u_rule not in U_RULES:
+            raise ValueError(f"ProximalBundle.u_rule must be one of {', '.join(U_RULES)}, "
+                             f"got {u_rule!r}")
         if min_cuts > max_cuts:
             raise ValueError(f"ProximalBundle.min_cuts must be <= max_cuts ({max_cuts}), "
                              f"got {min_cuts!r}")
@@ -381,6 +391,7 @@ class ProximalBundle(DualMethod):
         self.qp_retry_after = qp_retry_after
         self.u_start_fraction, self.u_range = u_start_fraction, u_range
         self.u_decrease, self.u_increase = u_decrease, u_increase
+        self.u_rule, self.u_shrink_max = u_rule, u_shrink_max
         self.cuts: list[list] = []  # per block: [const, rows, g, age]
         self.center = None
         self.center_value = -np.inf
@@ -446,8 +457,9 @@ class ProximalBundle(DualMethod):
             self.u_min, self.u_max = self.u * (1.0 / self.u_range), self.u * self.u_range
         elif value >= self.center_value + self.m_serious * self.predicted:
             # serious step; a model that predicted well earns a longer leash
-            if value - self.center_value >= 0.5 * self.predicted:
-                self.u = max(self.u_min, self.u / self.u_decrease)
+            realized = value - self.center_value
+            if realized >= 0.5 * self.predicted:
+                self.u = max(self.u_min, self._shrunk(realized))
             self.center, self.center_value = ev.theta.copy(), value
         elif value < self.center_value:
             # null step that went downhill: shorten the leash (the new cut enriches the model)
@@ -455,6 +467,13 @@ class ProximalBundle(DualMethod):
         if any(not c for c in self.cuts):
             raise RuntimeError("the bundle method needs a cut for every block")
         self._master()
+
+    def _shrunk(self, realized: float) -> float:
+        """The proximity weight after a good serious step (``u_rule``, class docstring)."""
+        if self.u_rule == "halving":
+            return self.u / self.u_decrease
+        ratio = realized / self.predicted if self.predicted > 0 else 1.0
+        return min(self.u, max(self.u / self.u_shrink_max, 2.0 * self.u * (1.0 - ratio)))
 
     def model_at(self, theta: np.ndarray) -> float:
         """The cutting-plane model ``sum_i min_k (c_ik + g_ik . theta) - rhs . theta``."""
@@ -558,6 +577,8 @@ class ProximalBundle(DualMethod):
         """Per-block convex combinations of the cuts' terms (None for an aggregated model)."""
         return self._estimate if self.piece_of is None else None
 
+
+U_RULES = ("interpolation", "halving")  # ProximalBundle.u_rule
 
 METHODS = {"subgradient": lambda rhs=None, **params: Subgradient("polyak", **params),
            "subgradient-diminishing":

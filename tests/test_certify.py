@@ -1,0 +1,159 @@
+"""The restricted master as a certified plan value every iteration, and the bundle's step rule.
+
+Oracles: the exact optimum of the monolithic model (every certified value must lie on the
+feasible side of it), the plan's own check (every block constraint and linking row evaluated
+on a freshly built model, its cost recomputed), LP duality (column generation over the master
+ends at the LP optimum) and the closed form of a quadratic's maximizer (the step rule).
+"""
+
+from __future__ import annotations
+
+import pyomo.environ as pyo
+import pytest
+from meio.decomposition import (
+    ProximalBundle,
+    RestrictedMasterBound,
+    lagrangian_decomposition,
+)
+from meio.instances import load
+from meio.models import InventoryModel, solve_monolithic
+
+from meio.testing import check_primal_solution
+
+from .toy import ToyFamily
+
+TOL = 1e-6
+
+
+class _Values:
+    """Every certified plan value, and the number of groups of the run's master."""
+
+    def __init__(self):
+        self.values, self.groups = [], None
+
+    def on_new_primal(self, engine, value):
+        self.values.append(value)
+        master = engine.state.master
+        self.groups = None if master is None else master.n_groups
+
+
+def _feasible_side(value: float, exact: float, sense: int) -> bool:
+    scale = TOL * max(1.0, abs(exact))
+    return value >= exact - scale if sense == pyo.minimize else value <= exact + scale
+
+
+def _check_plan(family, res, exact: float, sense: int) -> None:
+    """The plan meets every constraint, costs what the run says, and the bound and plan
+    bracket the optimum."""
+    check = check_primal_solution(family, res.primal_values, tol=TOL)
+    assert check.feasible, (check.block_violations[:5], check.rows[~check.rows["ok"]])
+    assert check.objective == pytest.approx(res.primal, rel=1e-9, abs=1e-9)
+    assert _feasible_side(res.primal, exact, sense)
+    assert not _feasible_side(res.bound, exact, sense) or res.bound == pytest.approx(
+        exact, rel=TOL)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("sense", [pyo.minimize, pyo.maximize])
+def test_every_certified_value_is_on_the_feasible_side_and_the_plan_is_built(seed, sense):
+    """No heuristic: every plan value comes from the restricted master; each one is a value
+    no better than the optimum, and the plan built at the end meets every row."""
+    family = ToyFamily(seed=seed, n_blocks=6, sense=sense)
+    exact = solve_monolithic(family).objective
+    hook = _Values()
+    res = lagrangian_decomposition(family, heuristics=[], max_iter=60, gap_tol=1e-7,
+                                   hooks=[hook])
+    assert hook.values, "the restricted master certified no plan"
+    assert all(_feasible_side(v, exact, sense) for v in hook.values)
+    _check_plan(family, res, exact, sense)
+
+
+@pytest.mark.parametrize("groups", [1, 2, 3])
+def test_a_grouped_master_still_certifies_plan_values(groups):
+    """Blocks summed into a few groups (one weight per group): the master stays a bound, and
+    it has exactly that many convexity rows."""
+    family = ToyFamily(seed=4, n_blocks=7, sense=pyo.minimize)
+    exact = solve_monolithic(family).objective
+    hook = _Values()
+    res = lagrangian_decomposition(family, max_iter=60, gap_tol=1e-7, hooks=[hook],
+                                   certifier=RestrictedMasterBound(max_groups=groups))
+    assert hook.groups == groups
+    assert all(_feasible_side(v, exact, pyo.minimize) for v in hook.values)
+    _check_plan(family, res, exact, pyo.minimize)
+
+
+def test_column_generation_on_the_master_reaches_the_lp_optimum():
+    """LP duality: with LP blocks, column generation priced by the master's duals ends with
+    the master at the LP optimum (both bounds meet it)."""
+    family = ToyFamily(seed=5, n_blocks=5, sense=pyo.maximize)
+    exact = solve_monolithic(family).objective
+    res = lagrangian_decomposition(family, heuristics=[], max_iter=200, gap_tol=0.0)
+    assert res.primal == pytest.approx(exact, rel=1e-6)
+    assert res.bound == pytest.approx(exact, rel=1e-6)
+    _check_plan(family, res, exact, pyo.maximize)
+
+
+def test_tiny_inventory_plan_from_the_master():
+    family = InventoryModel(load("tiny"))
+    exact = solve_monolithic(family).objective
+    hook = _Values()
+    res = lagrangian_decomposition(family, max_iter=60, gap_tol=1e-5, hooks=[hook])
+    assert all(_feasible_side(v, exact, pyo.minimize) for v in hook.values)
+    _check_plan(family, res, exact, pyo.minimize)
+
+
+def test_the_master_is_off_with_integer_blocks_and_without_recovery():
+    """A combination of integer solutions is no integer solution: no value from the master;
+    ``recover_every=0`` asks for bounds only."""
+    family = ToyFamily(seed=2, n_blocks=4, sense=pyo.minimize, integer=True)
+    exact = solve_monolithic(family).objective
+    hook = _Values()
+    res = lagrangian_decomposition(family, max_iter=10, gap_tol=1e-7, hooks=[hook])
+    assert hook.groups is None  # the master was never made
+    assert res.primal is None or _feasible_side(res.primal, exact, pyo.minimize)
+    bounds = lagrangian_decomposition(ToyFamily(seed=2, n_blocks=4), max_iter=10,
+                                      recover_every=0)
+    assert bounds.primal is None
+
+
+def test_certifier_options_are_checked():
+    for key, value in (("max_groups", 0), ("time_limit", -1.0), ("max_columns", 2.5)):
+        with pytest.raises(ValueError, match=f"RestrictedMasterBound.{key}"):
+            RestrictedMasterBound(**{key: value})
+    with pytest.raises(ValueError, match="certifier"):
+        lagrangian_decomposition(ToyFamily(seed=0), certifier="fast")
+
+
+@pytest.mark.parametrize(("a", "target", "u"), [(2.0, 3.0, 4.5), (0.5, 10.0, 4.0),
+                                                (3.0, 1.0, 10.0), (3.0, 1.0, 2.0)])
+def test_the_interpolation_rule_finds_a_quadratics_curvature(a, target, u):
+    """Kiwiel's rule on D(t) = -(a/2)(t - target)^2 from the center 0, whose one cut has slope
+    a*target: the step (slope / u) realizes a share of the linear prediction, and the new
+    weight is the curvature a (closed form), so the next step lands on the maximizer."""
+    bundle = _with(u, 0.0, u_shrink_max=1e9)
+    slope = a * target
+    step = slope / u
+    bundle.predicted = slope * step
+    realized = (-(a / 2) * (step - target) ** 2) - (-(a / 2) * target ** 2)
+    new = bundle._shrunk(realized)
+    if a <= u:  # the step fell short of the maximizer
+        assert new == pytest.approx(a, rel=1e-12)
+        assert step + a * (target - step) / new == pytest.approx(target, rel=1e-12)
+    else:  # it overshot: a serious step never raises the weight
+        assert new == u
+
+
+def test_the_rules_safeguards_and_the_halving_rule():
+    assert _with(8.0, 1.0)._shrunk(0.9) == pytest.approx(1.6)  # 2 u (1 - 0.9)
+    assert _with(8.0, 1.0)._shrunk(0.99) == pytest.approx(0.8)  # at most u_shrink_max = 10
+    assert _with(8.0, 1.0, u_rule="halving", u_decrease=4.0)._shrunk(0.99) == 2.0
+    with pytest.raises(ValueError, match="u_rule"):
+        ProximalBundle(u_rule="golden")
+    with pytest.raises(ValueError, match="u_shrink_max"):
+        ProximalBundle(u_shrink_max=0.5)
+
+
+def _with(u: float, predicted: float, **params) -> ProximalBundle:
+    bundle = ProximalBundle(**params)
+    bundle.u, bundle.predicted = u, predicted
+    return bundle
