@@ -3,14 +3,15 @@
 Runs what ``meio evaluate INSTANCE`` runs -- :func:`meio.simulation.report.evaluate` with the
 command's default options (read from the command itself) unless given -- and writes one row per
 (plan, policy): the summary table (expected cost and its 95% interval, share of demand met
-within its promise, ...), the paired saving against the single-echelon baseline, the share of
-the plan's units held at the distribution centers, and how the plan was made (its status, its
-objective on the optimizer's own scenarios, seconds). The settings and the machine's core count
-are repeated on every row.
+within its promise, ...), the paired saving against the single-echelon baseline, the paired
+difference to the look-ahead policy on the same plan with the share of the look-ahead-to-
+clairvoyant gap recovered, the share of the plan's units held at the distribution centers, and
+how the plan was made (its status, its objective on the optimizer's own scenarios, seconds).
+The settings and the machine's core count are repeated on every row.
 
     python benchmarks/evaluation.py small
     python benchmarks/evaluation.py medium --methods single_echelon,no_targets,exact \\
-        --policies lookahead --samples 60 --seed 3
+        --samples 60 --seed 3
 
 writes ``benchmarks/evaluation_<instance>.csv``; ``python benchmarks/readme.py`` turns it into
 the README's table.
@@ -62,6 +63,9 @@ def run(instance: str, methods: str | None = None, policies: str | None = None,
     out = t["summary"]
     if "savings" in t:
         out = out.merge(t["savings"], on=["method", "policy"], how="left")
+    if "policies" in t:  # paired differences to the look-ahead policy, gap recovered
+        out = out.merge(t["policies"].rename(columns={"reference": "policy_reference"}),
+                        on=["method", "policy"], how="left")
     nodes = t["nodes"]
     at_dc = nodes["echelon"] == nodes["echelon"].min()
     units = nodes.groupby(["method", "policy"])["position_units"].sum()

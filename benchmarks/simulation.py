@@ -4,6 +4,9 @@ Instances of the benchmark shape (2 distribution centers, 8 fulfillment centers,
 3 speeds; capacities from the generator's proxy loads) with growing SKU counts; the plan is the
 single-echelon baseline (cheap to make at any size); 100 fresh samples. Times: compiling the
 network arrays, drawing the samples, and each dynamic policy; peak memory of the process.
+``bid_price`` is the default :class:`~meio.simulation.BidPrice` with prices that scale to any
+SKU count, :func:`~meio.simulation.prices.newsvendor_prices` of the plan's positions (no LP;
+their seconds are ``price_seconds``).
 
     python benchmarks/simulation.py --skus 1000 10000 --samples 100
 
@@ -13,14 +16,16 @@ writes ``benchmarks/simulation.csv`` (and prints it).
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import time
 from pathlib import Path
 
 import pandas as pd
 from meio.instances import generate, preset
-from meio.simulation import draw_samples, network_arrays, simulate
+from meio.simulation import BidPrice, draw_samples, network_arrays, simulate
 from meio.simulation.baselines import single_echelon
+from meio.simulation.prices import newsvendor_prices
 
 
 def run(n_skus: int, n_samples: int, seed: int = 0) -> list[dict]:
@@ -33,15 +38,20 @@ def run(n_skus: int, n_samples: int, seed: int = 0) -> list[dict]:
     t0 = time.perf_counter()
     smp = draw_samples(net, n_samples, seed=seed)
     t_draw = time.perf_counter() - t0
-    for policy in ("cheapest", "lookahead"):
+    t0 = time.perf_counter()
+    prices = newsvendor_prices(net, plan.positions(net))
+    t_price = time.perf_counter() - t0
+    for policy in ("cheapest", "lookahead", "bid_price"):
         t0 = time.perf_counter()
-        out = simulate(net, plan, smp, policy)
+        out = simulate(net, plan, smp, BidPrice(prices) if policy == "bid_price" else policy)
         rows.append({"skus": n_skus, "samples": n_samples, "policy": policy,
                      "classes": len(net.classes), "nodes": len(net.nodes),
                      "network_seconds": t_net, "sample_seconds": t_draw,
                      "simulate_seconds": time.perf_counter() - t0,
+                     "price_seconds": t_price if policy == "bid_price" else 0.0,
                      "expected_cost": float(out.total @ out.weight),
-                     "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20})
+                     "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+                     "load_average": os.getloadavg()[0]})
     return rows
 
 

@@ -84,44 +84,88 @@ def shipping_cost(arcs: ClassArcs, volume: np.ndarray) -> np.ndarray:
     return arcs.g0[:, None] + volume[None, :] * arcs.g1[:, None]
 
 
-def greedy(sl: OrderSlice, score: np.ndarray) -> np.ndarray:
+def greedy(sl: OrderSlice, score: np.ndarray, used: np.ndarray | None = None,
+           reserve: np.ndarray | None = None) -> np.ndarray:
     """The allocation that sends each SKU's and sample's orders to the arc of lowest ``score``
     ((J, I) or (J, I, K); ``inf``: never), then the next, each node within its stock and its
     remaining throughput (a node short of throughput scales its SKUs down together), SKU
-    ranges of :attr:`ClassArcs.segments` in turn. Ties go to the lower arc index."""
+    ranges of :attr:`ClassArcs.segments` in turn. Ties go to the lower arc index. ``used``
+    (J, I, K): units already taken along each arc (its node's stock is that much lower);
+    ``reserve`` (J, I) or (J, I, K): units each arc's node keeps back.
+
+    Vectorized over arcs: at each rank every SKU and sample takes from its own arc at once (an
+    arc's throughput is only drawn by the orders ranked to it, so the order of the arcs within a
+    rank does not matter). Where no node can run out of throughput in the slice (the slice's
+    orders are below every eligible node's throughput left) and the score is the same in every
+    sample, each rank is one gather of its arcs' stock rows and one scatter of what they give."""
     arcs = sl.arcs
     n_j = len(arcs.nodes)
-    n_i, k = sl.demand.shape
+    n_i, n_k = sl.demand.shape
     score = np.asarray(score, dtype=float)
-    if score.ndim == 2:
-        score = score[:, :, None]
-    score = np.where(sl.eligible[:, None, None], np.broadcast_to(score, (n_j, n_i, k)), np.inf)
+    if score.ndim == 3 and score.shape[2] == 1:
+        score = score[:, :, 0]
+    elig_col = sl.eligible.reshape((n_j,) + (1,) * (score.ndim - 1))
+    score = np.where(elig_col, score, np.inf)
     rank = np.argsort(score, axis=0, kind="stable")
     usable = np.isfinite(np.take_along_axis(score, rank, axis=0))
-    alloc = np.zeros((n_j, n_i, k))
-    avail = sl.stock[arcs.nodes].copy()
-    thru = sl.throughput[arcs.nodes].copy()
+    alloc = np.zeros((n_j, n_i, n_k))
     rem = sl.demand.copy()
-    elig = np.flatnonzero(sl.eligible)
-    for a, b, _ in arcs.segments:
-        for r in range(len(elig)):
+    n_elig = int(sl.eligible.sum())
+    if not n_elig:
+        return alloc
+    thru = sl.throughput[arcs.nodes]
+    free = bool((rem.sum(0)[None, :] * (1.0 + 1e-9) < thru[sl.eligible]).all())
+    if reserve is not None and reserve.ndim == 2:
+        reserve = reserve[:, :, None]
+    if free and rank.ndim == 2:
+        ii = np.arange(n_i)
+        for r in range(n_elig):
+            ok = usable[r]
+            if not ok.any():
+                continue
+            rows = rank[r]
+            cur = sl.stock[arcs.nodes[rows], ii]
+            if used is not None:
+                cur = cur - used[rows, ii]
+            if reserve is not None:
+                cur = np.maximum(cur - reserve[rows, ii], 0.0)
+            take = np.minimum(rem, cur)
+            if not ok.all():
+                take = np.where(ok[:, None], take, 0.0)
+            rem -= take
+            alloc[rows, ii] = take
+        return alloc
+    avail = sl.stock[arcs.nodes]
+    if used is not None:
+        avail = avail - used
+    if reserve is not None:
+        avail = np.maximum(avail - reserve, 0.0)
+    thru = thru.copy()
+    ranges = [(0, n_i)] if free else [(a, b) for a, b, _ in arcs.segments]
+    arange = np.arange(n_j)
+    for a, b in ranges:
+        for r in range(n_elig):
             rk, ok = rank[r, a:b], usable[r, a:b]
-            for j in elig:
-                mask = (rk == j) & ok
-                if not mask.any():
-                    continue
-                take = np.minimum(rem[a:b], avail[j, a:b])
-                if not mask.all():
-                    take = np.where(mask, take, 0.0)
-                tot = take.sum(0)
-                over = tot > thru[j]
+            if not ok.any():
+                continue
+            idx = rk[None, :, None] if rk.ndim == 1 else rk[None]
+            idx = np.broadcast_to(idx, (1, b - a, n_k))
+            okk = np.broadcast_to(ok[:, None] if ok.ndim == 1 else ok, (b - a, n_k))
+            cur = np.take_along_axis(avail[:, a:b], idx, 0)[0]
+            take = np.where(okk, np.minimum(rem[a:b], cur), 0.0)
+            if not free:
+                onehot = idx == arange[:, None, None]  # (J, I', K)
+                tot = (onehot * take[None]).sum(1)
+                over = tot > thru
                 if over.any():
-                    take *= np.where(over, thru[j] / np.where(tot > 0, tot, 1.0), 1.0)[None, :]
-                    tot = take.sum(0)
-                avail[j, a:b] -= take
-                rem[a:b] -= take
-                thru[j] -= tot
-                alloc[j, a:b] += take
+                    factor = np.where(over, thru / np.where(tot > 0, tot, 1.0), 1.0)
+                    take = take * np.take_along_axis(factor, idx[0], 0)
+                    tot = (onehot * take[None]).sum(1)
+                thru -= tot
+            np.put_along_axis(avail[:, a:b], idx, (cur - take)[None], 0)
+            rem[a:b] -= take
+            got = np.take_along_axis(alloc[:, a:b], idx, 0)[0]
+            np.put_along_axis(alloc[:, a:b], idx, (got + take)[None], 0)
     return alloc
 
 
@@ -295,10 +339,14 @@ class BidPrice(Policy):
 
     def opportunity(self, sl: OrderSlice) -> np.ndarray:
         """(J, I, K) the opportunity cost of a unit along each arc at this moment."""
+        return np.broadcast_to(self._opportunity(sl), (len(sl.arcs.nodes),) + sl.demand.shape)
+
+    def _opportunity(self, sl: OrderSlice) -> np.ndarray:
+        """:meth:`opportunity`, (J, I, 1) where it is the same in every sample."""
         nodes = sl.arcs.nodes
         base = self._base[nodes]
         if self.scaling == "static":
-            return np.broadcast_to(base, (len(nodes),) + sl.demand.shape)
+            return base
         s = sl.stock[nodes]
         if self.scaling == "run_rate":
             share = np.full((len(nodes), s.shape[1]), 1.0 - sl.u0)
@@ -314,7 +362,7 @@ class BidPrice(Policy):
     def allocate(self, sl: OrderSlice) -> np.ndarray:
         self._maybe_resolve(sl)
         self._observe(sl)
-        opp = self.opportunity(sl)
+        opp = self._opportunity(sl)
         score = sl.shipping[:, :, None] + opp
         if self.reject:
             pen = sl.net.penalty[sl.arcs.speed][None, :, None]
@@ -327,14 +375,13 @@ class BidPrice(Policy):
         """The greedy fill in the look-ahead policy's passes: first within the stock above the
         high protection level at every eligible node, then above Littlewood's."""
         s, nodes = sl.arcs.speed, sl.arcs.nodes
-        alloc = np.zeros((len(nodes),) + sl.demand.shape)
-        rem, stock, thru = sl.demand.copy(), sl.stock.copy(), sl.throughput.copy()
+        alloc = None
+        rem, thru = sl.demand, sl.throughput
         for z in self._passes:
             zs = z[s]
             fin = np.isfinite(zs)
-            avail = stock
+            reserve = None
             if fin.any():
-                avail = stock.copy()
                 for j in np.flatnonzero(sl.eligible):
                     f = self.forecast(int(nodes[j]), s, sl.u1)
                     if f is None:
@@ -345,14 +392,22 @@ class BidPrice(Policy):
                     else:
                         keep = fin
                     level = np.where(keep, np.maximum(f[0] + zz * f[1], 0.0), 0.0)
-                    if level.ndim == 1:
+                    if reserve is None:
+                        reserve = np.zeros((len(nodes),) + level.shape)
+                    if level.ndim < reserve.ndim - 1:
                         level = level[:, None]
-                    avail[nodes[j]] = np.maximum(stock[nodes[j]] - level, 0.0)
-            a = greedy(replace(sl, demand=rem, stock=avail, throughput=thru), score)
-            alloc += a
+                    if level.shape != reserve.shape[1:]:
+                        reserve = np.broadcast_to(reserve, (len(nodes),) + sl.demand.shape).copy()
+                    reserve[j] = level
+            a = greedy(replace(sl, demand=rem, throughput=thru), score, alloc, reserve)
+            if alloc is None:
+                alloc = a
+            else:
+                alloc += a
             rem = rem - a.sum(0)
-            for j, n in enumerate(nodes):
-                if a[j].any():
-                    stock[n] -= a[j]
-                    thru[n] -= a[j].sum(0)
+            moved = a.sum(1)  # (J, K)
+            if moved.any():
+                thru = thru.copy()
+                for j, n in enumerate(nodes):
+                    thru[n] -= moved[j]
         return alloc

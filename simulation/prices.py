@@ -27,10 +27,14 @@ The table routes orders in the simulator's ``bid_price`` policy
 cycle, sample by sample: :func:`routing_prices` -- the availability duals of the routing LP of
 the rest of the cycle (the deterministic LP of Talluri and van Ryzin 1998, re-solved as in
 Acimovic and Graves 2015), given the stock and throughput left and the demand rates expected.
+Where no LP can be solved (tens of thousands of SKUs), :func:`newsvendor_prices` values a unit
+from the forecast alone, vectorized: the penalty it saves times the probability that the node's
+expected load exceeds its stock.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 
@@ -214,3 +218,45 @@ def routing_prices(net: Network, stock: np.ndarray, throughput: np.ndarray, u: f
                            f"{h.modelStatusToString(h.getModelStatus())}")
     duals = np.asarray(h.getSolution().row_dual)
     return np.maximum(-duals[avail], 0.0) + 0.0
+
+
+def newsvendor_prices(net: Network, positions: np.ndarray) -> np.ndarray:
+    """(N, I) value of a unit per node and SKU without an LP, for any number of SKUs: each
+    class's forecast demand (mean m_ci, standard deviation s_ci) is shared among its nodes in
+    proportion to their ``positions`` (N, I) (where all are empty, equally), which gives node
+    n a normal load L_in; a unit is worth the penalty it saves, pi_s - g (load-weighted over
+    the classes), when the load exceeds the position: (pi - g) P(L_in > y_in). A
+    newsvendor's marginal value (Arrow, Harris and Marschak 1951); it ignores what the LP
+    prices see (capacities, transfers, other nodes' stock beyond the shares).
+
+    >>> from meio.instances import load
+    >>> from meio.simulation import network_arrays
+    >>> net = network_arrays(load("tiny"))
+    >>> empty = newsvendor_prices(net, np.zeros((len(net.nodes), len(net.skus))))
+    >>> ample = newsvendor_prices(net, np.full((len(net.nodes), len(net.skus)), 1e6))
+    >>> bool((empty >= ample).all() and (ample < 1e-6).all() and (empty > 0).any())
+    True
+    """
+    n_n, n_i = len(net.nodes), len(net.skus)
+    mean, var, value = np.zeros((n_n, n_i)), np.zeros((n_n, n_i)), np.zeros((n_n, n_i))
+    y = np.maximum(np.asarray(positions, dtype=float), 0.0)
+    for c, cls in enumerate(net.classes):
+        if not len(cls.nodes):
+            continue
+        held = y[cls.nodes] * net.stocks[cls.nodes]  # (J, I)
+        tot = held.sum(0)
+        n_stock = net.stocks[cls.nodes].sum(0)
+        share = np.where(tot > 0, held / np.where(tot > 0, tot, 1.0),
+                         net.stocks[cls.nodes] / np.maximum(n_stock, 1))
+        g = cls.g0[:, None] + cls.g1[:, None] * net.volume[None, :]
+        gain = np.maximum(net.penalty[cls.speed][None, :] - g, 0.0)
+        for j, n in enumerate(cls.nodes):
+            m = share[j] * net.demand_mean[c]
+            mean[n] += m
+            var[n] += (share[j] * net.demand_sd[c]) ** 2
+            value[n] += m * gain[j]
+    value = np.divide(value, mean, out=np.zeros_like(value), where=mean > 0)
+    sd = np.sqrt(var)
+    z = np.divide(y - mean, sd, out=np.where(mean > y, -np.inf, np.inf), where=sd > 0)
+    tail = 0.5 * np.vectorize(math.erfc, otypes=[float])(z / math.sqrt(2.0))  # P(Z > -z)
+    return value * tail * net.stocks

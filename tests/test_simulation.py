@@ -171,13 +171,27 @@ def test_meio_evaluate_writes_the_full_report(tmp_path, name):
     summ = pd.read_csv(out / "summary.csv")
     assert set(summ["method"]) == {"single_echelon", "no_network", "exact", "decomposition",
                                    "no_targets"}
-    assert set(summ["policy"]) == {"cheapest", "lookahead", "clairvoyant"}
+    assert set(summ["policy"]) == {"cheapest", "lookahead", "bid_price", "clairvoyant"}
     for png in ("cost_breakdown.png", "service.png", "placement.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     page = (out / "report.html").read_text()
     assert "<table" in page and "Multi-echelon advantage" in page
+    assert "Policies compared" in page
     sv = pd.read_csv(out / "savings.csv")
-    assert {"saving", "saving_ci95"} <= set(sv.columns) and len(sv) == 12
+    assert {"saving", "saving_ci95"} <= set(sv.columns) and len(sv) == 16
+    # policies against lookahead, sample by sample: the mean paired difference is the
+    # difference of the means, the gap recovered their ratio, the oracle's gap all of it
+    pg = pd.read_csv(out / "policies.csv").set_index(["method", "policy"])
+    assert len(pg) == 5 * 3
+    tot = summ.set_index(["method", "policy"])["total"]
+    for (m, p), r in pg.iterrows():
+        assert r["difference"] == pytest.approx(tot[m, p] - tot[m, "lookahead"], rel=1e-9,
+                                                abs=1e-6)
+        assert r["difference_ci95"] >= 0
+        gap = tot[m, "lookahead"] - tot[m, "clairvoyant"]
+        assert r["gap_recovered"] == pytest.approx((tot[m, "lookahead"] - tot[m, p]) / gap,
+                                                   rel=1e-9)
+    assert (pg.xs("clairvoyant", level="policy")["gap_recovered"] == 1.0).all()
     # a written plan read back through --plan gives the same numbers as the method that made it
     again = tmp_path / "again"
     proc = run_cli("evaluate", name, "--samples", "30", "--methods", "single_echelon",
