@@ -7,7 +7,7 @@ variant of :class:`meio.simulation.BidPrice` below next to ``cheapest``, ``looka
 difference to ``lookahead`` with its interval, the share of the look-ahead-to-clairvoyant gap
 recovered (with its interval), the share of demand met within its promise and its change, and
 the seconds the simulation took (the machine's load average is on every row). Then
-:func:`meio.simulation.refine.refine_under_policy` (rows ``kind=refinement``): the one-shot
+:func:`meio.simulation.baselines.refine_under_policy` (rows ``kind=refinement``): the one-shot
 plan and its policy-aware refinements, judged under the default bid-price policy.
 
     python benchmarks/bid_price.py small
@@ -93,7 +93,7 @@ def refinement(instance: str, n_samples: int, seed: int, rounds: int,
                step: float) -> pd.DataFrame:
     from meio.instances import load
     from meio.simulation import draw_samples, network_arrays
-    from meio.simulation.refine import refine_under_policy
+    from meio.simulation.baselines import refine_under_policy
 
     inst = load(instance)
     smp = draw_samples(network_arrays(inst), n_samples, seed)
