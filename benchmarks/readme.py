@@ -208,7 +208,7 @@ def _compare_prose(by: pd.DataFrame) -> str:
 
 LABELS = {"single_echelon": "(a) single_echelon", "no_network": "(b) no_network",
           "exact": "(c) exact", "decomposition": "(d) decomposition", "no_targets": "no_targets"}
-SHOWN_POLICIES = ("lookahead", "clairvoyant")
+SHOWN_POLICIES = ("lookahead", "bid_price", "clairvoyant")
 
 
 def _saving(r) -> str:
@@ -286,7 +286,33 @@ def _evaluation_prose(df: pd.DataFrame) -> str:
                    "could still recover"
                    + (": the multi-echelon plans depend more on coordinated routing than the "
                       "baseline does." if len(gaps) == 2 and gaps[0][0] > gaps[1][0] else "."))
-    return _wrap(" ".join(out)) if out else ""
+    out.append(_bid_price_prose(df))
+    return _wrap(" ".join(o for o in out if o)) if any(out) else ""
+
+
+def _bid_price_prose(df: pd.DataFrame) -> str:
+    """The bid-price policy's paired gain over the look-ahead policy, from the evaluation CSV's
+    policy columns (``gap_recovered``: the share of the look-ahead-to-clairvoyant gap)."""
+    if "gap_recovered" not in df or not (df["policy"] == "bid_price").any():
+        return ""
+    bp = df[df["policy"] == "bid_price"].set_index("method")
+    m = "exact" if "exact" in bp.index else bp.index[0]
+    r = bp.loc[m]
+    word = ("cheaper than" if r["difference"] + r["difference_ci95"] < 0 else
+            "dearer than" if r["difference"] - r["difference_ci95"] > 0 else
+            "indistinguishable from")
+    half = "at least half" if (bp["gap_recovered"] >= 0.5).all() else "less than half"
+    return (f"The `bid_price` policy (the LP's prices within the look-ahead protection levels) "
+            f"is {word} `lookahead` on {LABELS.get(m, m).split()[0]}: "
+            f"{signed(r['difference'])} ± {r['difference_ci95']:,.0f} per cycle, paired, "
+            f"{signed(100 * r['met_difference'], 1)} points of demand within its promise, "
+            f"recovering {100 * r['gap_recovered']:.0f}% ± {100 * r['gap_recovered_ci95']:.0f}% of "
+            f"the gap to `clairvoyant` ({_range(bp['gap_recovered'])} over the plans): "
+            + ("at least half of it on every plan." if half == "at least half" else
+               "less than half of it. The gap is penalty the oracle avoids by knowing the "
+               "whole sample at the start of the cycle and choosing the transfers with it, "
+               "which no routing policy can (measured in [docs/evaluation.md]"
+               "(docs/evaluation.md))."))
 
 
 def _pm(r) -> str:
@@ -303,7 +329,7 @@ def evaluation_medium(d: dict[str, pd.DataFrame]) -> str:
     """One sentence on the evaluation of ``medium`` (``evaluation.py medium ...``)."""
     df = d["evaluation_medium.csv"]
     first = df.iloc[0]
-    policy = df["policy"].iat[0]
+    policy = "lookahead" if (df["policy"] == "lookahead").any() else df["policy"].iat[0]
     by = df[df["policy"] == policy].set_index("method")
     methods = ",".join(dict.fromkeys(df["method"]))
     policies = ",".join(dict.fromkeys(df["policy"]))
@@ -320,7 +346,21 @@ def evaluation_medium(d: dict[str, pd.DataFrame]) -> str:
         f"`benchmarks/evaluation_{first['instance']}.csv`), like for like the network plan is "
         f"{saving(nt)} than (a), and the target-meeting optimum {saving(ex)} while meeting "
         f"{pct(ex['met_within_promise'])} of demand within its promise against the "
-        f"baseline's {pct(a['met_within_promise'])}.")
+        f"baseline's {pct(a['met_within_promise'])} (under `{policy}`). "
+        + _bid_price_medium(df))
+
+
+def _bid_price_medium(df: pd.DataFrame) -> str:
+    if "gap_recovered" not in df or not (df["policy"] == "bid_price").any():
+        return ""
+    bp = df[df["policy"] == "bid_price"].set_index("method")
+    m = "exact" if "exact" in bp.index else bp.index[0]
+    r = bp.loc[m]
+    return (f"There `bid_price` changes the {LABELS.get(m, m).split()[0]} plan's cost by "
+            f"{signed(r['difference'])} ± {r['difference_ci95']:,.0f} per cycle against "
+            f"`lookahead` ({signed(100 * r['met_difference'], 1)} points within the promise), "
+            f"{100 * r['gap_recovered']:.0f}% ± {100 * r['gap_recovered_ci95']:.0f}% of the gap to "
+            f"`clairvoyant` ({_range(bp['gap_recovered'])} over the plans).")
 
 
 def simulation_throughput(d: dict[str, pd.DataFrame]) -> str:
@@ -329,13 +369,23 @@ def simulation_throughput(d: dict[str, pd.DataFrame]) -> str:
     big = df[df["skus"] == df["skus"].max()].set_index("policy")
     first = big.iloc[0]
     times = [f"{sig(big.loc[p, 'simulate_seconds'], 2)} s (`{p}`)" for p in big.index]
-    return _wrap(
+    text = (
         f"The simulator runs {int(first['skus']):,} SKUs × {int(first['samples'])} samples of the "
         f"benchmark shape in {_join(times)} (`benchmarks/simulation.py`, "
         f"`benchmarks/simulation.csv`); drawing the samples takes "
         f"{sig(first['sample_seconds'], 2)} s, and the process peaks at "
         f"{sig(big['peak_rss_gb'].max(), 2)} GB, most of it the generated instance's demand "
         "table.")
+    if "bid_price" in big.index and "lookahead" in big.index:
+        bp = big.loc["bid_price"]
+        ratio = bp["simulate_seconds"] / big.loc["lookahead", "simulate_seconds"]
+        text += (f" `bid_price` takes {ratio:.1f} times the look-ahead policy's time; at this "
+                 "size its prices are newsvendor values of the plan's positions "
+                 f"({sig(bp['price_seconds'], 2)} s, no LP: they time the policy, they do "
+                 "not route as well as the LP's prices).")
+    if "load_average" in big:
+        text += f" Load average during the run: {big['load_average'].max():.1f} on 2 cores."
+    return _wrap(text)
 
 
 def _scale_summary() -> Callable[[pd.DataFrame], pd.DataFrame]:
