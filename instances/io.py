@@ -26,7 +26,7 @@ import re
 import stat
 import zipfile
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path, PurePosixPath
 from typing import IO
 
@@ -98,10 +98,12 @@ def _header_problems(table: str, label: str, line: bytes) -> list[Problem]:
 
 
 def _parse_csv(table: str, label: str, open_binary: Callable[[], IO[bytes]],
-               keep: frozenset | None = None) -> tuple[pd.DataFrame | None, list[Problem]]:
+               keep: frozenset | None = None, span: tuple[int, int] | None = None
+               ) -> tuple[pd.DataFrame | None, list[Problem]]:
     """Read one CSV table, every cell as text; problems name the table, and rows as counted in
     validation messages (data rows from 1, the header excluded). ``keep``: only the rows of
-    these SKUs (:func:`_rows_of`)."""
+    these SKUs (:func:`_rows_of`); ``span``: with ``keep``, the data rows ``[start, stop)``
+    (from 0) that hold them, the only ones parsed."""
     try:
         with open_binary() as fh:
             problems = _header_problems(table, label, fh.readline())
@@ -112,9 +114,18 @@ def _parse_csv(table: str, label: str, open_binary: Callable[[], IO[bytes]],
                 df = pd.read_csv(fh, dtype=str, keep_default_na=False, na_values=[""],
                                  skipinitialspace=True)
             else:  # only the rows of some SKUs: read in chunks, so memory follows the rows kept
-                chunks = pd.read_csv(fh, dtype=str, keep_default_na=False, na_values=[""],
-                                     skipinitialspace=True, chunksize=CHUNK_ROWS)
-                df = pd.concat([_rows_of(c, keep) for c in chunks], ignore_index=True)
+                where: dict = {}
+                if span is not None:  # the header, then only the span's rows
+                    where = {"header": None, "skiprows": span[0] + 1,
+                             "nrows": max(0, span[1] - span[0]),
+                             "names": list(pd.read_csv(fh, dtype=str, nrows=0,
+                                                       skipinitialspace=True).columns)}
+                    fh.seek(0)
+                chunks = [_rows_of(c, keep) for c in pd.read_csv(
+                    fh, dtype=str, keep_default_na=False, na_values=[""],
+                    skipinitialspace=True, chunksize=CHUNK_ROWS, **where)]
+                df = (pd.concat(chunks, ignore_index=True) if chunks else  # an empty span
+                      pd.DataFrame({c: pd.Series(dtype=object) for c in where["names"]}))
     except pd.errors.ParserError as exc:
         text = str(exc).strip()
         line = _PARSER_LINE.search(text)
@@ -157,14 +168,18 @@ def _raise_if(problems: list[Problem]) -> None:
 
 
 def read_csv_dir(path: str | os.PathLike, name: str | None = None,
-                 variant: str | None = None, skus: Iterable[str] | None = None) -> Instance:
+                 variant: str | None = None, skus: Iterable[str] | None = None,
+                 rows: Mapping[str, tuple[int, int]] | None = None) -> Instance:
     """Read and validate a directory holding one ``<table>.csv`` per table.
 
     A file that cannot be read (permissions, a broken link, a FIFO), a header with another
     separator than the comma or a column named twice is reported by table, all at once.
     ``skus``: read only these SKUs' rows (never holding the others), checked table by table
     but not as an instance of its own (a part of a valid instance may miss a network-wide
-    target): the rows, dtypes and values the whole instance has for those SKUs."""
+    target): the rows, dtypes and values the whole instance has for those SKUs. ``rows``
+    (with ``skus``): per table, the data rows ``[start, stop)`` (from 0, the header excluded)
+    that hold all of those SKUs' rows, the only ones parsed (a table sorted by SKU); a row
+    number in a message about such a table then counts from ``start``."""
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(f"instance directory not found: {path}")
@@ -180,7 +195,8 @@ def read_csv_dir(path: str | os.PathLike, name: str | None = None,
         if bad is not None:
             problems.append(bad)
             continue
-        df, found = _parse_csv(f.stem, f.name, functools.partial(open, f, "rb"), keep)
+        df, found = _parse_csv(f.stem, f.name, functools.partial(open, f, "rb"), keep,
+                               (rows or {}).get(f.stem))
         problems += found
         if df is not None:
             tables[f.stem] = df
@@ -204,7 +220,8 @@ def write_csv_dir(instance: Instance, path: str | os.PathLike, force: bool = Fal
 ONE_TABLE_SUFFIXES = (".csv", ".parquet")
 
 
-def _zip_csv_tables(zf: zipfile.ZipFile, path: Path, keep: frozenset | None = None
+def _zip_csv_tables(zf: zipfile.ZipFile, path: Path, keep: frozenset | None = None,
+                    rows: Mapping[str, tuple[int, int]] | None = None
                     ) -> dict[str, pd.DataFrame]:
     """The CSV tables of a zip file, at its top level or in one folder, read like a directory
     (macOS metadata such as ``__MACOSX/`` and ``._name`` entries is skipped)."""
@@ -218,7 +235,7 @@ def _zip_csv_tables(zf: zipfile.ZipFile, path: Path, keep: frozenset | None = No
     for m in members:
         table = PurePosixPath(m).stem
         df, found = _parse_csv(table, f"{m} in {path.name}", functools.partial(zf.open, m),
-                               keep)
+                               keep, (rows or {}).get(table))
         problems += found
         if df is not None:
             tables[table] = df
@@ -285,9 +302,11 @@ def _parquet_rows_of(data: bytes, keep: frozenset) -> pd.DataFrame:
 
 
 def read_bundle(path: str | os.PathLike, name: str | None = None,
-                variant: str | None = None, skus: Iterable[str] | None = None) -> Instance:
+                variant: str | None = None, skus: Iterable[str] | None = None,
+                rows: Mapping[str, tuple[int, int]] | None = None) -> Instance:
     """Read and validate a ``.zip`` bundle written by :func:`write_bundle`, or a ``.zip`` of
-    CSV tables (read like a CSV directory); ``skus`` as in :func:`read_csv_dir`."""
+    CSV tables (read like a CSV directory); ``skus`` and ``rows`` as in :func:`read_csv_dir`
+    (``rows`` for CSV tables: a Parquet table decodes the row groups that may hold the SKUs)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"instance bundle not found: {path}")
@@ -308,7 +327,7 @@ def read_bundle(path: str | os.PathLike, name: str | None = None,
                                                  "not a meio instance bundle")])
                 tables = _zip_parquet_tables(zf, path, keep)
             elif any(m.endswith(".csv") for m in zf.namelist()):
-                tables = _zip_csv_tables(zf, path, keep)
+                tables = _zip_csv_tables(zf, path, keep, rows)
             else:
                 raise InstanceError([Problem("", "", f"{path.name} is neither a meio bundle "
                                              "(no meio.json) nor a zip of CSV tables")])
@@ -338,9 +357,10 @@ def write_bundle(instance: Instance, path: str | os.PathLike) -> Path:
 
 
 def load(source: str | os.PathLike, variant: str | None = None,
-         skus: Iterable[str] | None = None) -> Instance:
+         skus: Iterable[str] | None = None,
+         rows: Mapping[str, tuple[int, int]] | None = None) -> Instance:
     """Load an instance by bundled name, CSV directory or ``.zip`` bundle; ``skus``: only
-    these SKUs' rows (as in :func:`read_csv_dir`).
+    these SKUs' rows, ``rows``: where they are (as in :func:`read_csv_dir`).
 
     >>> load("tiny").name
     'tiny'
@@ -349,15 +369,15 @@ def load(source: str | os.PathLike, variant: str | None = None,
     """
     text = str(source)
     if isinstance(source, str) and text in bundled_names() and not Path(text).exists():
-        inst = read_csv_dir(BUNDLED_DIR / text, text, variant, skus)
+        inst = read_csv_dir(BUNDLED_DIR / text, text, variant, skus, rows)
         if skus is None:  # by name: found wherever meio is installed
             inst._cache[SOURCE] = (text, variant)
         return inst
     path = Path(source)
     if path.is_dir():
-        return read_csv_dir(path, variant=variant, skus=skus)
+        return read_csv_dir(path, variant=variant, skus=skus, rows=rows)
     if path.is_file():
-        return read_bundle(path, variant=variant, skus=skus)
+        return read_bundle(path, variant=variant, skus=skus, rows=rows)
     raise FileNotFoundError(
         f"no instance '{text}': not a bundled name ({', '.join(bundled_names())}), "
         "a directory of CSV tables, or a .zip bundle")

@@ -31,7 +31,7 @@ import pyomo.environ as pyo
 from meio.instances import Instance
 
 from .interface import BlockFamily, hash_array
-from .inventory_data import Sku, SkuShard, SkuTable
+from .inventory_data import SKU_TABLES, Sku, SkuShard, SkuTable
 
 VARIANTS = ("continuous", "integer")
 LABELS = ("node", "scenario", "speed", "from_node", "to_node")
@@ -272,8 +272,37 @@ class InventoryModel(BlockFamily):
         if where is None:
             return None
         part = self.shard(blocks)
-        part.skus = SkuShard(where[0], where[1], part.skus, self.variant == "integer")
+        rows = None if where[0].lower().endswith(".zip") else self._csv_rows(blocks)
+        part.skus = SkuShard(where[0], where[1], part.skus, self.variant == "integer", rows)
         return part
+
+    def _csv_rows(self, blocks) -> dict[str, tuple[int, int]]:
+        """Per SKU table, the data rows ``[start, stop)`` of the instance's table that hold
+        every row of the SKUs ``blocks`` (one span: a table sorted by SKU keeps it short), so
+        that a worker parses only those of a CSV table. Each SKU's first and last row are
+        found once per instance."""
+        key = ("sku rows", tuple(SKU_TABLES))
+        cache = self.instance._cache
+        if key not in cache:
+            spans = {}
+            for name in SKU_TABLES:
+                df = self.instance.table(name)
+                pos = self.skus.index.get_indexer(df["sku"])
+                ok = pos >= 0
+                rows = np.arange(len(df))[ok]
+                first = np.full(len(self.skus), len(df), dtype=np.int64)
+                last = np.full(len(self.skus), -1, dtype=np.int64)
+                np.minimum.at(first, pos[ok], rows)
+                np.maximum.at(last, pos[ok], rows)
+                spans[name] = (first, last)
+            cache[key] = spans
+        pos = self.skus.index.get_indexer(list(blocks))
+        pos = pos[pos >= 0]
+        out = {}
+        for name, (first, last) in cache[key].items():
+            lo, hi = (int(first[pos].min()), int(last[pos].max())) if len(pos) else (0, -1)
+            out[name] = (lo, hi + 1) if hi >= lo else (0, 0)
+        return out
 
     def block_arrays(self, i: str, row_index: dict):
         """SKU i compiled straight to arrays (:mod:`meio.models.inventory_arrays`); None in a

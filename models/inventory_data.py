@@ -176,7 +176,8 @@ class SkuTable(Mapping):
 
 class SkuShard(Mapping):
     """Some SKUs' :class:`SkuTable` by reference: the process that uses it reads the SKUs' rows
-    from the instance's files (``load(location, variant, skus=ids)``), on first use.
+    from the instance's files (``load(location, variant, skus=ids, rows=rows)``; ``rows``: per
+    table, the span of data rows that holds them), on first use.
 
     Pickled, it is the location, the ids, the few network data a table needs and a digest of
     the data: a few bytes per SKU, however many rows the SKUs have. The data read must have the
@@ -184,8 +185,10 @@ class SkuShard(Mapping):
     since the driver read them, or another instance at the same path, never give other
     numbers."""
 
-    def __init__(self, location: str, variant: str | None, table: SkuTable, integer: bool):
+    def __init__(self, location: str, variant: str | None, table: SkuTable, integer: bool,
+                 rows: Mapping[str, tuple[int, int]] | None = None):
         self.location, self.variant, self.integer = location, variant, integer
+        self.rows = None if rows is None else dict(rows)  # where the rows are, as load takes it
         self.ids = list(table.index)
         self.transfer_arcs, self.arcs_rs = table.transfer_arcs, table.arcs_rs
         self.expected = table.digest()
@@ -200,7 +203,7 @@ class SkuShard(Mapping):
             from meio.instances import load
 
             try:
-                inst = load(self.location, self.variant, skus=self.ids)
+                inst = load(self.location, self.variant, skus=self.ids, rows=self.rows)
             except Exception as exc:
                 raise ShardSourceError(f"cannot read SKUs {self.ids[:3]}... of the instance "
                                        f"at {self.location}: {exc}") from exc

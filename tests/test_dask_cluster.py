@@ -303,6 +303,14 @@ def test_load_some_skus_reads_their_rows_as_the_whole_instance_has_them(on_disk,
         pd.testing.assert_frame_equal(part.table(name), expect, check_exact=True)
     assert source(whole) == (str((on_disk / where).resolve()), None)
     assert source(part) is None  # a part is not what the files hold
+    if where == "small":  # the rows of a CSV table parsed are those of a span
+        rows = np.flatnonzero(whole.table("demand")["sku"].isin(keep).to_numpy())
+        span = (int(rows[0]), int(rows[-1]) + 1)
+        exact = load(on_disk / where, skus=keep, rows={"demand": span})
+        pd.testing.assert_frame_equal(exact.table("demand"), part.table("demand"))
+        short = load(on_disk / where, skus=keep, rows={"demand": (span[0] + 1, span[1])})
+        pd.testing.assert_frame_equal(short.table("demand"), part.table("demand").iloc[1:]
+                                      .reset_index(drop=True))
 
 
 def test_a_shard_by_reference_gives_the_blocks_of_the_data_sent(on_disk):
@@ -311,6 +319,9 @@ def test_a_shard_by_reference_gives_the_blocks_of_the_data_sent(on_disk):
     sent = pickle.loads(pickle.dumps(fam.shard(part)))
     read = pickle.loads(pickle.dumps(fam.shard_reference(part)))
     assert list(read.skus) == part and len(read.skus) == len(part)
+    for name, span in read.skus.rows.items():  # a CSV folder: the rows to parse, per table
+        rows = np.flatnonzero(fam.instance.table(name)["sku"].isin(part).to_numpy())
+        assert span == (rows[0], rows[-1] + 1), name
     for i in part:  # read from the files by the shard == taken from the whole instance
         assert read.skus[i] == fam.skus[i] == sent.skus[i]
     theta = _prices(fam)
