@@ -2,13 +2,17 @@
 
 Instances of the benchmark shape (the ``medium`` preset: 2 DCs + 8 FCs, 20 regions, 3 speeds,
 20 scenarios; proxy-calibrated capacities so that generation stays cheap) with growing SKU
-counts. For every size, side by side with the same instance: monolithic HiGHS (simplex and
-interior point) and the decomposition (subgradient and the proximal bundle; 1 and 2 workers).
+counts. For every size, side by side with the same instance: monolithic HiGHS (simplex, interior
+point, and PDLP, the first-order LP solver, at its default tolerance) and the decomposition
+(subgradient and the proximal bundle; 1 and 2 workers).
 Each case runs in its own spawned process, so its peak memory (max RSS) is its own and a time
 limit can stop it. Recorded: time to a certified 1% and 0.1% gap (exact solves: time to the
-optimum), peak memory, iterations, time per iteration and the HiGHS share of it (the blocks'
-HiGHS time, Lagrangian and recovery solves, per worker), and the
-ratio of the best monolithic time to each decomposition's time to 1%. Also a re-planning case:
+optimum; PDLP: to its own tolerance, which is no certificate), peak memory of the driver and of
+the workers, iterations, passes over all blocks (iterations plus the recovery's restricted block
+solves divided by the number of blocks), time per iteration split into block solves, dual
+master, restricted master (certification), recovery and the rest (communication, bookkeeping),
+the HiGHS share of it (the blocks' HiGHS time, Lagrangian and recovery solves, per worker), and
+the ratio of the best monolithic time to each decomposition's time to 1%. Also a re-planning case:
 after new demand scenarios for 5% of the SKUs and one changed capacity, the run warm-started
 from the previous multipliers and the previous run's compiled subproblems (only the changed
 SKUs are compiled again; :class:`meio.decomposition.SubproblemCache`), against a cold one and
@@ -32,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 SHAPE = dict(calibrate="proxy")
-CASES = [("monolithic", "simplex", 1), ("monolithic", "ipm", 1),
+CASES = [("monolithic", "simplex", 1), ("monolithic", "ipm", 1), ("monolithic", "pdlp", 1),
          ("decomposition", "subgradient", 1), ("decomposition", "bundle", 1),
          ("decomposition", "subgradient", 2), ("decomposition", "bundle", 2)]
 
@@ -88,11 +92,16 @@ def _case(kind: str, method: str, workers: int, n: int, limit: float, queue) -> 
                                        lean=n >= LEAN_FROM, plan=False)
         h = res.history
         t1, it1 = _first(h, 1e-2)
-        t01, _ = _first(h, 1e-3)
+        t01, it01 = _first(h, 1e-3)
         step = h["seconds"].diff().iloc[1:]
+        certify = h["certify_seconds"] if "certify_seconds" in h else 0.0 * h["seconds"]
+        parts = (h["subproblem_seconds"] + h["master_seconds"] + certify
+                 + h["recovery_seconds"])
         row.update(status=res.status, objective=res.bound, feasible=res.primal, gap=res.gap,
                    lean=n >= LEAN_FROM,
                    iterations=res.iterations, iterations_to_1pct=it1, t_1pct=t1, t_01pct=t01,
+                   iterations_to_01pct=it01,
+                   passes=res.iterations + float(h["restricted_solves"].iat[-1]) / n,
                    setup_s=float(h["seconds"].iat[0] - h["subproblem_seconds"].iat[0]),
                    total_s=time.perf_counter() - t0,
                    iteration_s=float(step.mean()) if len(step) else None,
@@ -100,7 +109,10 @@ def _case(kind: str, method: str, workers: int, n: int, limit: float, queue) -> 
                    highs_s_per_worker=float((h["highs_seconds"]
                                              + h["recovery_highs_seconds"]).mean()) / workers,
                    master_s=float(h["master_seconds"].mean()),
-                   recovery_s=float(h["recovery_seconds"].mean()))
+                   certify_s=float(certify.mean()),
+                   recovery_s=float(h["recovery_seconds"].mean()),
+                   other_s=float((h["seconds"].diff().iloc[1:] - parts.iloc[1:]).mean())
+                   if len(h) > 1 else None)
     row["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     row["worker_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     queue.put(row)
@@ -166,6 +178,16 @@ def _share(r, column: str) -> float | None:
     return part / whole
 
 
+def _driver_share(r) -> float | None:
+    """The driver's share of an iteration: dual master, restricted master and the rest
+    (communication, bookkeeping) -- everything but the block solves and the recovery's."""
+    parts = [getattr(r, c, None) for c in ("master_s", "certify_s", "other_s")]
+    whole = getattr(r, "iteration_s", None)
+    if r.kind != "decomposition" or not whole or any(p is None or pd.isna(p) for p in parts):
+        return None
+    return sum(parts) / whole
+
+
 def summary(df: pd.DataFrame) -> pd.DataFrame:
     """Per size and case: time to 1% / 0.1%, iterations, per-iteration split, memory, and the
     best monolithic time over the case's time to 1% (a lower bound when none finished)."""
@@ -183,10 +205,11 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
                          else f">= {floor / r.t_1pct:.2f}" if floor else None)
             rows.append({"SKUs": n, "case": label, "status": r.status,
                          "time to 1% (s)": r.t_1pct, "time to 0.1% (s)": r.t_01pct,
-                         "iterations": r.iterations, "s / iteration": getattr(r, "iteration_s",
-                                                                             None),
+                         "iterations": r.iterations, "passes": getattr(r, "passes", None),
+                         "s / iteration": getattr(r, "iteration_s", None),
                          "HiGHS share": _share(r, "highs_s_per_worker"),
                          "recovery share": _share(r, "recovery_s"),
+                         "driver share": _driver_share(r),
                          "peak MB": r.peak_rss_mb, "monolithic / this (1%)": ratio})
     return pd.DataFrame(rows)
 

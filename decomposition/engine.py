@@ -200,9 +200,10 @@ class RunState:
         self.row_scale = np.where(np.abs(self.rhs) > 0, np.abs(self.rhs), 1.0)
         self.lo, self.hi = sign_cone(self.sense)
         self.blocks: list[Hashable] = list(family.block_ids())
-        self.ex = make_executor(family, self.blocks, subproblem, options.mip_gap,
-                                options.subproblem_time_limit, options.backend,
-                                options.workers, options.address, cache)
+        self.ex = CountedExecutor(make_executor(family, self.blocks, subproblem,
+                                                options.mip_gap, options.subproblem_time_limit,
+                                                options.backend, options.workers,
+                                                options.address, cache))
         self.rows_of, self.is_mip = self.ex.meta()
         self.best_bound = -np.inf
         self.best_primal = np.inf
@@ -250,6 +251,22 @@ class RunState:
     def highs_seconds(self) -> float:
         """HiGHS run time summed over the blocks (NaN if a subproblem does not report it)."""
         return self.ex.highs_seconds()
+
+
+class CountedExecutor:
+    """A block executor that counts the restricted (recovery) block solves sent to it
+    (``restricted_solves``); everything else goes to the executor as it is."""
+
+    def __init__(self, ex):
+        self.ex = ex
+        self.restricted_solves = 0
+
+    def restricted(self, requests: list[tuple]) -> list:
+        self.restricted_solves += len(requests)
+        return self.ex.restricted(requests)
+
+    def __getattr__(self, name: str):
+        return getattr(self.ex, name)
 
 
 @dataclass
@@ -483,15 +500,15 @@ class DecompositionEngine:
         return (self.certifier is not None and not self.state.is_mip
                 and bool(self.options.recover_every))
 
-    def certify(self, it: Iteration) -> None:
-        """LP blocks: the iteration's block solutions join the restricted master, which is
-        solved; its value, the cost of an existing plan, is kept when it is the best
-        (:mod:`meio.decomposition.certify`)."""
+    def certify(self, it: Iteration, add: bool = True) -> None:
+        """LP blocks: the iteration's block solutions join the restricted master (with
+        ``add``), which is solved; its value, the cost of an existing plan, is kept when it is
+        the best (:mod:`meio.decomposition.certify`)."""
         if not self.certifying or it.outcomes is None:
             return
         st, t = self.state, time.perf_counter()
         outs = it.outcomes
-        if all(o.value is not None and o.terms is not None for o in outs):
+        if add and all(o.value is not None and o.terms is not None for o in outs):
             own = [o.value - st.sense_sign * float(it.theta[rows] @ o.terms)
                    for rows, o in zip(st.rows_of, outs, strict=True)]
             self.certifier.add(st, own, [o.terms for o in outs])
@@ -499,7 +516,7 @@ class DecompositionEngine:
         if value is not None:
             st.pool.prices = self.certifier.prices  # the restricted master's duals
             self._improve(value)
-        it.certify_seconds = time.perf_counter() - t
+        it.certify_seconds += time.perf_counter() - t
 
     def recovery_due(self, k: int) -> bool:
         """A recovery every ``recover_every`` iterations, when the dual method has converged,
@@ -520,7 +537,7 @@ class DecompositionEngine:
             h = st.highs_seconds()
             it.recovered = self.run_heuristics()
             if self.certifying:  # the repaired plans' columns may let the master meet the rows
-                self.certify(it)
+                self.certify(it, add=False)
             if not np.isfinite(st.best_primal):  # no plan yet: is there none at all?
                 self.infeasibility = self.farkas([it.subgradient, it.theta])
             it.recovery_highs_seconds = st.highs_seconds() - h
@@ -614,6 +631,7 @@ class DecompositionEngine:
                "recovery_seconds": it.recovery_seconds,
                "recovery_highs_seconds": it.recovery_highs_seconds,
                "certify_seconds": it.certify_seconds,
+               "restricted_solves": st.ex.restricted_solves,
                "seconds": time.perf_counter() - self.start_time}
         self.history.append(row)
         log.debug("iteration %d: bound %s, best bound %s, best plan %s, gap %s", it.k,
