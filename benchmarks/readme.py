@@ -307,7 +307,7 @@ def _bid_price_prose(df: pd.DataFrame) -> str:
             f"{signed(r['difference'])} ± {r['difference_ci95']:,.0f} per cycle, paired, "
             f"{signed(100 * r['met_difference'], 1)} points of demand within its promise, "
             f"recovering {100 * r['gap_recovered']:.0f}% ± {100 * r['gap_recovered_ci95']:.0f}% of "
-            f"the gap to `clairvoyant` ({_range(bp['gap_recovered'])} over the plans): "
+            f"the gap to `clairvoyant` ({_shares(bp['gap_recovered'])} over the plans): "
             + ("at least half of it on every plan." if half == "at least half" else
                "less than half of it. The gap is penalty the oracle avoids by knowing the "
                "whole sample at the start of the cycle and choosing the transfers with it, "
@@ -333,6 +333,8 @@ def evaluation_medium(d: dict[str, pd.DataFrame]) -> str:
     by = df[df["policy"] == policy].set_index("method")
     methods = ",".join(dict.fromkeys(df["method"]))
     policies = ",".join(dict.fromkeys(df["policy"]))
+    default = {"cheapest", "lookahead", "bid_price", "clairvoyant"}
+    policies = "" if set(df["policy"]) == default else f" --policies {policies}"
     nt, ex, a = by.loc["no_targets"], by.loc["exact"], by.loc["single_echelon"]
 
     def saving(r) -> str:
@@ -341,7 +343,7 @@ def evaluation_medium(d: dict[str, pd.DataFrame]) -> str:
                 f"{100 * abs(_saving_share_ci(r)):.1f}% {word}")
 
     return _wrap(
-        f"On `{first['instance']}` (`--methods {methods} --policies {policies} --samples "
+        f"On `{first['instance']}` (`--methods {methods}{policies} --samples "
         f"{first['n_samples']} --seed {first['seed']}`; "
         f"`benchmarks/evaluation_{first['instance']}.csv`), like for like the network plan is "
         f"{saving(nt)} than (a), and the target-meeting optimum {saving(ex)} while meeting "
@@ -359,8 +361,15 @@ def _bid_price_medium(df: pd.DataFrame) -> str:
     return (f"There `bid_price` changes the {LABELS.get(m, m).split()[0]} plan's cost by "
             f"{signed(r['difference'])} ± {r['difference_ci95']:,.0f} per cycle against "
             f"`lookahead` ({signed(100 * r['met_difference'], 1)} points within the promise), "
-            f"{100 * r['gap_recovered']:.0f}% ± {100 * r['gap_recovered_ci95']:.0f}% of the gap to "
-            f"`clairvoyant` ({_range(bp['gap_recovered'])} over the plans).")
+            f"recovering {100 * r['gap_recovered']:.0f}% ± {100 * r['gap_recovered_ci95']:.0f}% "
+            f"of the gap to `clairvoyant` ({_shares(bp['gap_recovered'])} over the plans; the "
+            "prices are the exact plan's LP prices, only approximate for the others).")
+
+
+def _shares(x: pd.Series) -> str:
+    """The range of signed shares, whole percents (``−15% to +11%``)."""
+    lo, hi = (signed(100 * v) + "%" for v in (x.min(), x.max()))
+    return lo if lo == hi else f"{lo} to {hi}"
 
 
 def simulation_throughput(d: dict[str, pd.DataFrame]) -> str:
