@@ -300,3 +300,19 @@ def test_learning_from_the_orders_so_far_tracks_the_samples_demand(tiny):
         a, b = m[ok] ** 2 / v[ok], m[ok] / v[ok]
         want = (a[:, None] + u * d[ok]) / (b[:, None] + u)
         assert rate[ok] == pytest.approx(want, rel=1e-9), u
+
+
+def test_newsvendor_prices_are_the_penalty_saved_when_the_load_exceeds_the_stock():
+    """One node, one SKU, a certain demand of 100 (one scenario): a unit is worth penalty -
+    shipping = 49 below the load and nothing above it; two equal nodes share the load in
+    proportion to their positions."""
+    from meio.simulation.prices import newsvendor_prices
+
+    net = network_arrays(cutoff_instance((1.0,)))
+    assert newsvendor_prices(net, np.array([[50.0]]))[0, 0] == pytest.approx(49.0)
+    assert newsvendor_prices(net, np.array([[150.0]]))[0, 0] == 0.0
+    two = network_arrays(cutoff_instance((1.0, 1.0)))
+    # shares 30/90 and 60/90 of the load of 100: 33.3 > 30 at n0, 66.7 > 60 at n1
+    assert newsvendor_prices(two, np.array([[30.0], [60.0]]))[:, 0] == pytest.approx([49, 49])
+    # 50 units each: a load of 50 each, no excess (P(L > y) = 0 for a certain load of y)
+    assert newsvendor_prices(two, np.array([[50.0], [50.0]]))[:, 0] == pytest.approx([0, 0])
