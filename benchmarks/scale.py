@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import os
 import resource
 import time
 from pathlib import Path
@@ -113,6 +114,7 @@ def _case(kind: str, method: str, workers: int, n: int, limit: float, queue) -> 
                    recovery_s=float(h["recovery_seconds"].mean()),
                    other_s=float((h["seconds"].diff().iloc[1:] - parts.iloc[1:]).mean())
                    if len(h) > 1 else None)
+    row["load_avg"] = os.getloadavg()[0]  # the machine's load when the case ended
     row["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     row["worker_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     queue.put(row)

@@ -39,6 +39,8 @@ import numpy as np
 from meio.models.highs import highs_lp, new_highs
 from meio.models.interface import row_limits
 
+from .repair import ResourceDirectiveRepair
+
 __all__ = ["MasterColumns", "RestrictedMasterBound"]
 
 log = logging.getLogger(__name__)
@@ -84,12 +86,17 @@ class RestrictedMasterBound:
       stopped by it certifies nothing that iteration).
     - ``max_columns`` (int >= 1, default 200): columns per group at most; the oldest unused
       leave first.
+    - ``seed``: the repair that turns the primal heuristics' estimates into plans until the
+      master first meets the rows (its plans' blocks become columns); default
+      ``ResourceDirectiveRepair(polish_passes=0, group_passes=0)``: polishing is left out,
+      since the master's combinations improve on the plan anyway. Pass the run's own repair
+      to seed with it.
     """
 
     name = "restricted-master-bound"
 
     def __init__(self, max_groups: int = 256, time_limit: float = 60.0,
-                 max_columns: int = 200):
+                 max_columns: int = 200, seed: ResourceDirectiveRepair | None = None):
         for key, value, integer in (("max_groups", max_groups, True),
                                     ("time_limit", time_limit, False),
                                     ("max_columns", max_columns, True)):
@@ -98,6 +105,8 @@ class RestrictedMasterBound:
                 what = "a whole number >= 1" if integer else "a number of seconds > 0"
                 raise ValueError(f"RestrictedMasterBound.{key} must be {what}, got {value!r}")
         self.max_groups, self.time_limit, self.max_columns = max_groups, time_limit, max_columns
+        self.seed = (ResourceDirectiveRepair(polish_passes=0, group_passes=0) if seed is None
+                     else seed)
         self._h = None  # the HiGHS model (rebuilt from the columns after a restore)
         self._in_model: list[int] = []  # column ids, in the model's column order
         self._weights: dict[int, float] = {}
@@ -107,7 +116,8 @@ class RestrictedMasterBound:
 
     def __repr__(self) -> str:
         return (f"RestrictedMasterBound(max_groups={self.max_groups}, "
-                f"time_limit={self.time_limit}, max_columns={self.max_columns})")
+                f"time_limit={self.time_limit}, max_columns={self.max_columns}, "
+                f"seed={self.seed!r})")
 
     # -- columns ----------------------------------------------------------------------------
     def columns(self, run) -> MasterColumns:

@@ -545,12 +545,14 @@ class DecompositionEngine:
 
     def run_heuristics(self) -> bool:
         """Every heuristic's estimates (in order), then the repair of each until one gives a
-        better plan than the best; True if one did."""
+        better plan than the best; True if one did. While certifying, the repair is the
+        certifier's ``seed`` (its plans' blocks join the restricted master)."""
         candidates = [h.estimates(self.state) for h in self.heuristics]
+        repair = self.certifier.seed if self.certifying else self.repair
         for estimates in candidates:
             if estimates is None:
                 continue
-            plan = self.repair(self.state, estimates)
+            plan = repair(self.state, estimates)
             if plan is not None and self.certifying and getattr(plan, "terms", None):
                 self.certifier.add(self.state, plan.costs, plan.terms)
             if plan is not None and self.offer(plan):
