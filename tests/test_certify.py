@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import pyomo.environ as pyo
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from meio.decomposition import (
     ProximalBundle,
     RestrictedMasterBound,
@@ -157,3 +159,18 @@ def _with(u: float, predicted: float, **params) -> ProximalBundle:
     bundle = ProximalBundle(**params)
     bundle.u, bundle.predicted = u, predicted
     return bundle
+
+
+@settings(max_examples=6, deadline=None, derandomize=True)
+@given(st.integers(0, 10_000), st.sampled_from([pyo.minimize, pyo.maximize]),
+       st.integers(2, 8), st.integers(1, 8))
+def test_property_certified_values_never_cross_the_optimum(seed, sense, n_blocks, groups):
+    """Random families, both senses, disaggregated and grouped masters: every value the master
+    certifies is on the feasible side of the exact optimum, and so is the plan built."""
+    family = ToyFamily(seed=seed, n_blocks=n_blocks, sense=sense)
+    exact = solve_monolithic(family).objective
+    hook = _Values()
+    res = lagrangian_decomposition(family, max_iter=40, gap_tol=1e-7, hooks=[hook],
+                                   certifier=RestrictedMasterBound(max_groups=groups))
+    assert all(_feasible_side(v, exact, sense) for v in hook.values)
+    _check_plan(family, res, exact, sense)
