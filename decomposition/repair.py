@@ -12,6 +12,7 @@ and returns the plan; it never changes the run's best plan itself.
    right-hand side among the blocks by an estimate of their use, let every block solve its own
    problem within its elastic shares, re-split from what they used; as a last resort, blocks
    one after another with the room left.
+   With few integer blocks, relax-and-fix (:meth:`_Repairing._relax_and_fix`) comes after that.
 2. Block-coordinate polishing: each block re-solves its own problem within the room the others
    leave and keeps a cheaper solution; the plan stays feasible and its cost never rises
    (Gauss-Seidel passes for a few blocks, parallel Jacobi rounds for many).
@@ -40,6 +41,9 @@ __all__ = ["Plan", "ResourceDirectiveRepair"]
 
 # the blocks' arrays of group polishing, per family (compiled once, dropped with the family)
 _ARRAYS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+# per run (its column pool): the group solves that found nothing cheaper, by group, room and
+# the group's current terms -- the same question is not asked again in a later recovery
+_TRIED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 @dataclass
@@ -80,16 +84,22 @@ class ResourceDirectiveRepair:
       blocks, at most ``sequential_polish_limit`` of them; fewer than two blocks per group, or
       fewer blocks than two, turn it off). Groups are windows of consecutive blocks that
       overlap by one; with ``group_size`` blocks or fewer in all, the groups are pairs.
-    - ``group_passes`` (>= 0, default 2): passes over the groups, each starting one block
-      further, while a pass improves the plan (0: no group polishing).
-    - ``group_time_limit`` (> 0, default 1.0) and ``group_gap`` (>= 0, default 1e-4): seconds
-      and relative MIP gap of each group's joint solve.
+    - ``group_passes`` (>= 0, default 1): passes over the groups, each starting one block
+      further, while a pass improves the plan (0: no group polishing). Group polishing is
+      spent only on a plan that is better than the run's best so far (the plan the run will
+      keep), and a group solve that found nothing is not repeated with the same room.
+      With few integer blocks, groups of ``group_size`` blocks are also the steps of the last
+      resort after the sequential pass: relax-and-fix (each group a MIP with the blocks after
+      it relaxed to LPs, then fixed; a group left no room is solved again with the one
+      before).
+    - ``group_time_limit`` (> 0, default 0.5) and ``group_gap`` (>= 0, default 1e-4): seconds
+      and relative MIP gap of each joint solve (group polishing and relax-and-fix).
     """
 
     def __init__(self, rounds: int = 6, penalty_factor: float = 10.0,
                  feasibility_tol: float = 1e-6, polish_passes: int = 3,
                  polish_min_gain: float = 1e-4, sequential_polish_limit: int = 30,
-                 group_size: int = 3, group_passes: int = 2, group_time_limit: float = 1.0,
+                 group_size: int = 3, group_passes: int = 1, group_time_limit: float = 0.5,
                  group_gap: float = 1e-4, penalty_growth: float = 100.0):
         for name, value, least, integer in (
                 ("rounds", rounds, 1, True), ("penalty_factor", penalty_factor, None, False),
@@ -146,6 +156,7 @@ class _Repairing:
         self.sequential_polish_limit = options.sequential_polish_limit
         self.family, self.blocks = getattr(run, "family", None), getattr(run, "blocks", None)
         self.is_mip = bool(getattr(run, "is_mip", False))
+        self.best = getattr(run, "best_primal", -np.inf)  # D-space: smaller is better
 
     def _violated(self, use: np.ndarray) -> np.ndarray:
         """Rows the use breaks by more than the feasibility tolerance."""
@@ -279,6 +290,10 @@ class _Repairing:
             arrays = [self._arrays(k) for k in range(len(self.rows_of))]
         except NotLinearError:
             return
+        try:
+            tried = _TRIED.setdefault(self.pool, set())
+        except TypeError:
+            tried = set()
         for p in range(opts.group_passes):
             better = False
             for group in self.groups(shift=p):
@@ -286,11 +301,16 @@ class _Repairing:
                 for k in group:
                     np.add.at(others, self.rows_of[k], -used[k])
                 lo, hi = row_limits(self.sense, self.rhs - others)
+                key = (tuple(group), np.round(others, 9).tobytes(),
+                       tuple(np.round(used[k], 9).tobytes() for k in group))
+                if key in tried:
+                    continue
                 joint = solve_joint([arrays[k] for k in group], lo, hi, len(self.rhs),
                                     self.sense_sign, opts.group_gap, opts.group_time_limit)
                 old = sum(costs[k] for k in group)
                 tol = 1e-9 * max(1.0, abs(old))
                 if joint is None or self.sense_sign * (old - sum(c for c, _ in joint)) <= tol:
+                    tried.add(key)
                     continue
                 answers = self.ex.restricted([
                     (k, *row_limits(self.sense[self.rows_of[k]], terms),
@@ -309,6 +329,58 @@ class _Repairing:
                     use, better = trial, True
             if not better:
                 return
+
+    def _relax_and_fix(self):
+        """The last resort after the sequential pass (integer blocks, few of them): relax-and-
+        fix over groups of ``group_size`` consecutive blocks taken in order -- each group solved
+        as one MIP together with the LP relaxations of the blocks not yet fixed, within the room
+        the fixed ones leave, then fixed; a group left no room is merged with the one before,
+        which is solved again -- and the blocks' own solves within the terms it gave them.
+        Returns (costs, terms, solutions) per block, or None."""
+        from meio.models.compiled import NotLinearError, solve_joint
+
+        n = len(self.rows_of)
+        if not self.groups():
+            return None
+        try:
+            arrays = [self._arrays(k) for k in range(n)]
+        except NotLinearError:
+            return None
+        opts = self.options
+        size = max(2, min(opts.group_size, n - 1)) if n > 2 else 2
+        order = [list(range(s, min(s + size, n))) for s in range(0, n, size)]
+        terms: list = [None] * n
+        g = 0
+        while g < len(order):
+            group, rest = order[g], [k for later in order[g + 1:] for k in later]
+            fixed_use = np.zeros(len(self.rhs))
+            for k in (k for earlier in order[:g] for k in earlier):
+                np.add.at(fixed_use, self.rows_of[k], terms[k])
+            lo, hi = row_limits(self.sense, self.rhs - fixed_use)
+            joint = solve_joint([arrays[k] for k in group + rest], lo, hi, len(self.rhs),
+                                self.sense_sign, opts.group_gap, opts.group_time_limit,
+                                relax=[False] * len(group) + [True] * len(rest))
+            if joint is None and g == 0:
+                return None
+            if joint is None:  # what was fixed leaves this group no room: unfix the group
+                order[g - 1:g + 1] = [order[g - 1] + group]  # before and solve both together
+                g -= 1
+                continue
+            for k, (_, t) in zip(group, joint, strict=False):
+                terms[k] = t
+            g += 1
+        answers = self.ex.restricted([
+            (k, *row_limits(self.sense[self.rows_of[k]], terms[k]),
+             self.penalty[self.rows_of[k]], None) for k in range(n)])
+        if any(a is None for a in answers):
+            return None
+        use = np.zeros(len(self.rhs))
+        for k, a in enumerate(answers):
+            np.add.at(use, self.rows_of[k], a[1])
+            self.pool.add(k, a[0], a[1])
+        if not self._fits(use):
+            return None
+        return [a[0] for a in answers], [a[1] for a in answers], [a[2] for a in answers]
 
     def recover(self, estimates: list[np.ndarray | None]) -> Plan | None:
         """Repair from per-block estimates, then polish; the plan, or None.
@@ -347,8 +419,11 @@ class _Repairing:
         else:
             plan = self._sequential(estimates)
             if plan is None:
+                plan = self._relax_and_fix()
+            if plan is None:
                 return None
             costs, used, sols = plan
         self._polish(costs, used, sols)
-        self._group_polish(costs, used, sols)
+        if self.sense_sign * sum(costs) < self.best:  # the run's best plan so far: worth more
+            self._group_polish(costs, used, sols)
         return Plan(float(sum(costs)), list(sols), list(costs), list(used))

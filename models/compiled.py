@@ -123,12 +123,30 @@ class CompiledBlock:
     ``repair_time_limit``: the relative MIP gap and seconds of a MIP block's restricted
     (repair) solves, which need a good feasible point, not a proof; set them through
     ``subproblem=functools.partial(CompiledBlock, repair_gap=...)``.
+
+    ``reuse_gap`` (default 1e-6; 0 turns it off): an LP block with a held model first checks
+    whether its last Lagrangian solution is still good at the new multipliers, without a
+    solve. The solution is feasible whatever the prices, so its value is an upper bound of the
+    block's minimum. For a lower bound, the duals ``y`` of the last optimal basis at the new
+    costs ``c`` (one solve with the transposed basis factorization HiGHS holds, ``B'y =
+    c_B``) enter weak duality with the column and row limits: ``sum_j min over [l_j, u_j] of
+    (c - A'y)_j x_j + sum_i min over [lo_i, hi_i] of y_i r_i`` (reduced costs and duals within
+    HiGHS's dual feasibility tolerance count as zero against an infinite limit, as in HiGHS's
+    own optimality test). When the basis is still optimal the two bounds meet; when they are
+    within ``reuse_gap`` (relative), the block answers with the lower bound as its bound and
+    the last solution as its solution -- a proven bound and a solution within the gap of
+    optimal (an inexact oracle; de Oliveira, Sagastizabal & Lemarechal 2014) -- without a
+    simplex run. ``reused`` counts such answers.
     """
 
     def __init__(self, family: BlockFamily, i: Hashable, mip_gap: float = 1e-6,
                  time_limit: float | None = None, via_pyomo: bool = False,
-                 lean: bool = False, repair_gap: float = 1e-3, repair_time_limit: float = 1.0):
+                 lean: bool = False, repair_gap: float = 1e-3, repair_time_limit: float = 1.0,
+                 reuse_gap: float = 1e-6):
         self.block, self.sense_sign = i, family.sense_sign
+        self.reuse_gap, self.reused = reuse_gap, 0
+        self._last: np.ndarray | None = None  # the Lagrangian x of the factorization held
+        self._col_of: np.ndarray | None = None
         self.mip_gap, self.time_limit = mip_gap, time_limit
         self.repair_gap, self.repair_time_limit = repair_gap, repair_time_limit
         index = row_index(family)
@@ -256,11 +274,39 @@ class CompiledBlock:
         self.highs_seconds += h.getRunTime() - before
         return h.getModelStatus(), h.getInfo()
 
+    def _reused(self, cost: np.ndarray, const: float, tag: int) -> BlockOutcome | None:
+        """The last Lagrangian solution as the answer at ``cost``, when the duals of its basis
+        at ``cost`` prove it within ``reuse_gap`` of optimal (class docstring); else None."""
+        x, h, a = self._last, self.highs, self.a
+        obj = self.sense_sign * cost  # the HiGHS model minimizes obj . x
+        _, basic = h.getBasicVariables()
+        basic = np.asarray(basic)
+        y = h.getBasisTransposeSolve(np.where(basic >= 0, obj[np.maximum(basic, 0)], 0.0))
+        y = np.asarray(y[1] if isinstance(y, tuple) else y, dtype=float)
+        start, index, value = a.csc
+        if self._col_of is None:
+            self._col_of = np.repeat(np.arange(self.n), np.diff(start))
+        aty = np.bincount(self._col_of, value * y[index], minlength=self.n)
+        upper = float(obj @ x)
+        lower = max(_least(obj - aty, a.col_lo, a.col_hi) + _least(y, a.row_lo, a.row_hi),
+                    _least(obj + aty, a.col_lo, a.col_hi) + _least(-y, a.row_lo, a.row_hi))
+        if not upper - lower <= self.reuse_gap * max(1.0, abs(upper)):
+            return None
+        self.reused += 1
+        self._x = x
+        return BlockOutcome(self.block, tag, self.sense_sign * lower + const,
+                            self.sense_sign * upper + const, a.G @ x + a.g_const, "Optimal")
+
     def solve(self, theta: np.ndarray, tag: int) -> BlockOutcome:
         th = np.asarray(theta, dtype=float)[self.rows]
         a = self.a
         cost = a.c + self.sense_sign * (a.G.rmatvec(th))
         const = a.c_const + self.sense_sign * float(th @ a.g_const)
+        if self._last is not None:
+            reused = self._reused(cost, const, tag)
+            if reused is not None:
+                return reused
+        self._last = None
         self._model()
         self._mode(False)
         status, info = self._run(cost)
@@ -268,8 +314,11 @@ class CompiledBlock:
         has_sol = info.primal_solution_status == 2  # kSolutionStatusFeasible
         value = bound = terms = None
         if has_sol:
-            x = np.asarray(self.highs.getSolution().col_value)[: self.n]
+            sol = self.highs.getSolution()
+            x = np.asarray(sol.col_value)[: self.n]
             self._x = None if self.lean else x
+            if ok and not (self.is_mip or self.lean) and self.reuse_gap > 0:
+                self._last = x  # the factorization HiGHS holds is this solve's basis
             terms = a.G @ x + a.g_const
             value = info.objective_function_value + const
             if self.is_mip:
@@ -288,6 +337,7 @@ class CompiledBlock:
         full direction vector; None when the minimum is unbounded or not proven."""
         a = self.a
         dd = np.asarray(d, dtype=float)[self.rows]
+        self._last = None  # another basis is factored from here on
         self._model()
         self._mode(False)
         status, info = self._run(self.sense_sign * a.G.rmatvec(dd))
@@ -306,6 +356,7 @@ class CompiledBlock:
         block's own problem with ``g(x) + under >= lo``, ``g(x) - over <= hi`` (infinite limits
         are left free), ``over`` and ``under`` at ``penalty`` per unit; on the block's own
         HiGHS model, started from its last basis (:meth:`_mode`)."""
+        self._last = None  # another basis is factored from here on
         k, a = len(self.rows), self.a
         lo = np.asarray(lo, dtype=float) - a.g_const
         hi = np.asarray(hi, dtype=float) - a.g_const
@@ -343,6 +394,24 @@ class CompiledBlock:
         for (name, idx), v in zip(self._names(), x, strict=True):
             out.setdefault(name, {})[idx] = float(v)
         return out
+
+
+def _least(coef: np.ndarray, lo: np.ndarray, hi: np.ndarray, tol: float = 1e-7) -> float:
+    """``min sum_j coef_j v_j`` over ``lo <= v <= hi`` (-inf when unbounded below); a
+    coefficient within ``tol`` (HiGHS's default dual feasibility tolerance) counts as zero
+    against an infinite limit.
+
+    >>> _least(np.array([1.0, -2.0, 1e-9]), np.array([0.0, 0.0, -np.inf]),
+    ...        np.array([5.0, 3.0, np.inf]))
+    -6.0
+    >>> _least(np.array([1.0]), np.array([-np.inf]), np.array([0.0]))
+    -inf
+    """
+    with np.errstate(invalid="ignore"):
+        term = np.where(coef > 0, coef * lo, coef * hi)
+    term = np.where(coef == 0, 0.0, term)
+    term = np.where(~np.isfinite(term) & (np.abs(coef) <= tol), 0.0, term)
+    return float(term.sum())
 
 
 def pyomo_arrays(family: BlockFamily, i: Hashable, index: dict) -> BlockArrays:
@@ -410,17 +479,18 @@ def block_arrays_of(family: BlockFamily, i: Hashable, index: dict) -> BlockArray
 
 def solve_joint(arrays: list[BlockArrays], lo: np.ndarray, hi: np.ndarray, n_rows: int,
                 sense_sign: int = 1, mip_gap: float = 1e-4, time_limit: float = 1.0,
-                incumbent: list[np.ndarray] | None = None
+                relax: list[bool] | None = None
                 ) -> list[tuple[float, np.ndarray]] | None:
     """Several blocks solved together as one problem: each block's own constraints and cost,
     and their summed terms in the linking rows (positions ``0 .. n_rows - 1``) within ``lo``
     and ``hi`` (the room the other blocks leave; infinite limits are free). Each block's own
     cost only, no prices: block-coordinate improvement of a plan a group at a time.
 
-    ``incumbent`` (one column vector per block, optional) is handed to HiGHS as a starting
-    solution. Returns ``(cost, terms)`` per block -- its own cost and its terms in its rows --
-    of the best solution found within ``time_limit`` seconds and relative gap ``mip_gap``, or
-    None when there is none (infeasible, or nothing found in time).
+    ``relax`` (one flag per block, optional): the flagged blocks' integrality is dropped (their
+    LP relaxation stands in for them: relax-and-fix). Returns ``(cost, terms)`` per block --
+    its own cost and its terms in its rows -- of the best solution found within
+    ``time_limit`` seconds and relative gap ``mip_gap``, or None when there is none
+    (infeasible, or nothing found in time).
 
     >>> from dataclasses import replace
     >>> from meio.models.interface import BlockArrays
@@ -453,7 +523,8 @@ def solve_joint(arrays: list[BlockArrays], lo: np.ndarray, hi: np.ndarray, n_row
     hi = np.asarray(hi, dtype=float) - link_const
     row_lo = np.concatenate([b.row_lo for b in blocks] + [np.where(np.isfinite(lo), lo, -INF)])
     row_hi = np.concatenate([b.row_hi for b in blocks] + [np.where(np.isfinite(hi), hi, INF)])
-    integer = np.concatenate([b.integer for b in blocks])
+    relax = [False] * len(blocks) if relax is None else relax
+    integer = np.concatenate([b.integer & (not r) for b, r in zip(blocks, relax, strict=True)])
     lp = highs_lp(np.concatenate([b.c for b in blocks]),
                   np.concatenate([b.col_lo for b in blocks]),
                   np.concatenate([b.col_hi for b in blocks]), row_lo, row_hi, matrix.csc(),
@@ -463,11 +534,6 @@ def solve_joint(arrays: list[BlockArrays], lo: np.ndarray, hi: np.ndarray, n_row
     if integer.any():
         h.setOptionValue("mip_rel_gap", float(mip_gap))
     h.passModel(lp)
-    if incumbent is not None:
-        start = highspy.HighsSolution()
-        start.col_value = np.concatenate(incumbent).astype(float)
-        start.value_valid = True
-        h.setSolution(start)
     h.run()
     if h.getInfo().primal_solution_status != 2:
         return None
