@@ -93,14 +93,18 @@ class ResourceDirectiveRepair:
       it relaxed to LPs, then fixed; a group left no room is solved again with the one
       before).
     - ``group_time_limit`` (> 0, default 0.5) and ``group_gap`` (>= 0, default 1e-4): seconds
-      and relative MIP gap of each joint solve (group polishing and relax-and-fix).
+      and relative MIP gap of each joint solve of group polishing (the gap also of
+      relax-and-fix's).
+    - ``fix_time_limit`` (> 0, default 5): seconds of each relax-and-fix step, the last
+      resort when the run has no plan otherwise (a merged step may be the blocks' whole MIP).
     """
 
     def __init__(self, rounds: int = 6, penalty_factor: float = 10.0,
                  feasibility_tol: float = 1e-6, polish_passes: int = 3,
                  polish_min_gain: float = 1e-4, sequential_polish_limit: int = 30,
                  group_size: int = 3, group_passes: int = 1, group_time_limit: float = 0.5,
-                 group_gap: float = 1e-4, penalty_growth: float = 100.0):
+                 group_gap: float = 1e-4, penalty_growth: float = 100.0,
+                 fix_time_limit: float = 5.0):
         for name, value, least, integer in (
                 ("rounds", rounds, 1, True), ("penalty_factor", penalty_factor, None, False),
                 ("penalty_growth", penalty_growth, 1, False),
@@ -110,7 +114,8 @@ class ResourceDirectiveRepair:
                 ("sequential_polish_limit", sequential_polish_limit, 0, True),
                 ("group_size", group_size, 0, True), ("group_passes", group_passes, 0, True),
                 ("group_time_limit", group_time_limit, None, False),
-                ("group_gap", group_gap, 0, False)):
+                ("group_gap", group_gap, 0, False),
+                ("fix_time_limit", fix_time_limit, None, False)):
             kind = numbers.Integral if integer else numbers.Real
             ok = isinstance(value, kind) and not isinstance(value, bool) and (
                 value > 0 if least is None else value >= least)
@@ -120,7 +125,7 @@ class ResourceDirectiveRepair:
                 raise ValueError(f"ResourceDirectiveRepair.{name} must be {what} {limit}, "
                                  f"got {value!r}")
         self.rounds, self.penalty_factor = rounds, penalty_factor
-        self.penalty_growth = penalty_growth
+        self.penalty_growth, self.fix_time_limit = penalty_growth, fix_time_limit
         self.feasibility_tol = feasibility_tol
         self.polish_passes, self.polish_min_gain = polish_passes, polish_min_gain
         self.sequential_polish_limit = sequential_polish_limit
@@ -135,7 +140,8 @@ class ResourceDirectiveRepair:
                 f"polish_min_gain={self.polish_min_gain}, "
                 f"sequential_polish_limit={self.sequential_polish_limit}, "
                 f"group_size={self.group_size}, group_passes={self.group_passes}, "
-                f"group_time_limit={self.group_time_limit}, group_gap={self.group_gap})")
+                f"group_time_limit={self.group_time_limit}, group_gap={self.group_gap}, "
+                f"fix_time_limit={self.fix_time_limit})")
 
     def __call__(self, run, estimates: list[np.ndarray | None]) -> Plan | None:
         """A feasible plan repaired from ``estimates`` (one array of terms per block, in the
@@ -358,7 +364,7 @@ class _Repairing:
                 np.add.at(fixed_use, self.rows_of[k], terms[k])
             lo, hi = row_limits(self.sense, self.rhs - fixed_use)
             joint = solve_joint([arrays[k] for k in group + rest], lo, hi, len(self.rhs),
-                                self.sense_sign, opts.group_gap, opts.group_time_limit,
+                                self.sense_sign, opts.group_gap, opts.fix_time_limit,
                                 relax=[False] * len(group) + [True] * len(rest))
             if joint is None and g == 0:
                 return None
