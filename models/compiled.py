@@ -124,7 +124,7 @@ class CompiledBlock:
     (repair) solves, which need a good feasible point, not a proof; set them through
     ``subproblem=functools.partial(CompiledBlock, repair_gap=...)``.
 
-    ``reuse_gap`` (default 1e-6; 0 turns it off): an LP block with a held model first checks
+    ``reuse_gap`` (default 0: off; e.g. 1e-6): an LP block with a held model first checks
     whether its last Lagrangian solution is still good at the new multipliers, without a
     solve. The solution is feasible whatever the prices, so its value is an upper bound of the
     block's minimum. For a lower bound, the duals ``y`` of the last optimal basis at the new
@@ -142,7 +142,7 @@ class CompiledBlock:
     def __init__(self, family: BlockFamily, i: Hashable, mip_gap: float = 1e-6,
                  time_limit: float | None = None, via_pyomo: bool = False,
                  lean: bool = False, repair_gap: float = 1e-3, repair_time_limit: float = 1.0,
-                 reuse_gap: float = 1e-6):
+                 reuse_gap: float = 0.0):
         self.block, self.sense_sign = i, family.sense_sign
         self.reuse_gap, self.reused = reuse_gap, 0
         self._last: np.ndarray | None = None  # the Lagrangian x of the factorization held
