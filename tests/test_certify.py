@@ -161,7 +161,8 @@ def _with(u: float, predicted: float, **params) -> ProximalBundle:
     return bundle
 
 
-@settings(max_examples=6, deadline=None, derandomize=True)
+@pytest.mark.slow
+@settings(max_examples=12, deadline=None, derandomize=True)
 @given(st.integers(0, 10_000), st.sampled_from([pyo.minimize, pyo.maximize]),
        st.integers(2, 8), st.integers(1, 8))
 def test_property_certified_values_never_cross_the_optimum(seed, sense, n_blocks, groups):
