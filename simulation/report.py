@@ -294,7 +294,8 @@ def _sections(ev: Evaluation) -> list:
                        "costs more than" if r.difference - r.difference_ci95 > 0 else
                        "is not distinguishable in cost from")
             gap = ("" if not np.isfinite(r.gap_recovered) or r.policy == "clairvoyant" else
-                   f"; it recovers {r.gap_recovered:.0%} ± {r.gap_recovered_ci95:.0%} of the "
+                   f"; it recovers {_whole_percent(r.gap_recovered)} ± "
+                   f"{_whole_percent(r.gap_recovered_ci95)} of the "
                    "gap to the clairvoyant routing")
             lines.append(f"- **{r.method}**: {r.policy} {verdict} {r.reference}: "
                          f"{r.difference:+,.0f} ± {r.difference_ci95:,.0f} per cycle, "
@@ -368,3 +369,12 @@ def _inline(text: str) -> str:
     esc = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", esc)
     return esc.replace("\n- ", "<br>&bull; ").replace("- ", "&bull; ", 1) \
         if esc.startswith("- ") else esc.replace("\n- ", "<br>&bull; ")
+
+
+def _whole_percent(x: float) -> str:
+    """A share in whole percents, never ``-0%``.
+
+    >>> _whole_percent(-0.001), _whole_percent(0.184)
+    ('0%', '18%')
+    """
+    return f"{int(round(100 * x)) or 0}%"
