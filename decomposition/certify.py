@@ -31,6 +31,7 @@ the engine does not use it (the repair and the 0/1 restricted master of
 
 from __future__ import annotations
 
+import copy
 import logging
 import numbers
 import time
@@ -112,7 +113,17 @@ class RestrictedMasterBound:
         self._weights: dict[int, float] = {}
         self.prices: np.ndarray | None = None
         self.seconds = 0.0
-        self._seen: set = set()  # (group, cost, terms) of the columns added, to skip repeats
+        self._key_of: dict[int, tuple] = {}  # column id -> (group, cost, terms), no repeats
+        self._seen: set = set()
+        self._for: MasterColumns | None = None  # the columns the HiGHS model was built from
+
+    def __deepcopy__(self, memo: dict) -> RestrictedMasterBound:
+        """The options, with a fresh state (no HiGHS model, no columns seen)."""
+        new = copy.copy(self)
+        new.seed = copy.deepcopy(self.seed, memo)
+        new._h, new._in_model, new._for, new._weights = None, [], None, {}
+        new._key_of, new._seen, new.prices, new.seconds = {}, set(), None, 0.0
+        return new
 
     def __repr__(self) -> str:
         return (f"RestrictedMasterBound(max_groups={self.max_groups}, "
@@ -121,11 +132,15 @@ class RestrictedMasterBound:
 
     # -- columns ----------------------------------------------------------------------------
     def columns(self, run) -> MasterColumns:
-        """The run's columns (made on first use)."""
+        """The run's columns (made on first use). The HiGHS model and the bookkeeping belong
+        to one set of columns: another run's, or a restored checkpoint's, starts afresh."""
         if getattr(run, "master", None) is None:
             n = len(run.rows_of)
             groups = min(n, self.max_groups)
             run.master = MasterColumns(np.arange(n) * groups // max(n, 1), groups)
+        if run.master is not self._for:
+            self._for, self._h, self._in_model = run.master, None, []
+            self._key_of, self._seen, self._weights, self.prices = {}, set(), {}, None
         return run.master
 
     def add(self, run, costs: list[float], terms: list[np.ndarray]) -> int:
@@ -146,6 +161,7 @@ class RestrictedMasterBound:
                 continue
             self._seen.add(key)
             rows = np.flatnonzero(dense)
+            self._key_of[cols.next_id] = key
             cols.ids.append(cols.next_id)
             cols.next_id += 1
             cols.group.append(g)
@@ -181,6 +197,8 @@ class RestrictedMasterBound:
         if not drop:
             return
         gone = {cols.ids[c] for c in drop}
+        for i in gone:  # a column that left may be priced again later: it is new then
+            self._seen.discard(self._key_of.pop(i, None))
         for name in ("ids", "group", "cost", "rows", "vals", "parts", "age"):
             values = getattr(cols, name)
             setattr(cols, name, [v for c, v in enumerate(values) if c not in drop])
@@ -233,7 +251,8 @@ class RestrictedMasterBound:
             return None
         self._sync(run, cols)
         h = self._h
-        h.setOptionValue("time_limit", float(self.time_limit))
+        # HiGHS's clock runs on over the solves of one object: the limit is per solve
+        h.setOptionValue("time_limit", h.getRunTime() + float(self.time_limit))
         h.run()
         self.seconds = time.perf_counter() - t
         if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:

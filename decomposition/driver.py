@@ -133,7 +133,8 @@ def lagrangian_decomposition(
     its default value leaves the field as ``options`` has it: change such a field in
     ``options`` itself).
     ``heuristics``: the primal heuristics in order (default
-    :func:`~meio.decomposition.heuristics.default_heuristics`; ``[]`` recovers no plan);
+    :func:`~meio.decomposition.heuristics.default_heuristics`; ``[]`` runs none: then only the
+    certifier's restricted master, with LP blocks, gives plans);
     ``repair``: how their estimates become plans (default
     :class:`~meio.decomposition.repair.ResourceDirectiveRepair()`). ``hooks``: objects called
     before and after each iteration and on a new bound or plan; one may stop the run
@@ -166,6 +167,8 @@ def lagrangian_decomposition(
             raise ValueError(f"certifier must be a RestrictedMasterBound, None or 'default', "
                              f"got {certifier!r}")
         certifier = RestrictedMasterBound()
+    elif certifier is not None:
+        certifier = copy.deepcopy(certifier)  # the caller's object stays as it was
     if opts.lean and subproblem is None:
         subproblem = lean_compiled_or_persistent
     state = RunState(family, opts, subproblem, cache)

@@ -225,6 +225,9 @@ class RunState:
         return {name: getattr(self, name) for name in self.STATE}
 
     def restore(self, state: dict) -> None:
+        # a checkpoint written before the restricted master certified values holds neither
+        # its columns nor a separate plan value: its best plan is the built one
+        state = {"master": None, "plan_cost": state.get("best_primal", np.inf), **state}
         for name in self.STATE:
             setattr(self, name, state[name])
 
@@ -400,6 +403,8 @@ class DecompositionEngine:
         if opts.resume and opts.checkpoint is not None and Path(opts.checkpoint).exists():
             saved = load_checkpoint(opts.checkpoint, self.digest, self.method)
             self.dual, st.ergodic, self.history = saved["dual"], saved["ergodic"], saved["history"]
+            if self.history:  # the count of restricted solves goes on from the saved one
+                st.ex.restricted_solves = int(self.history[-1].get("restricted_solves") or 0)
             self.best_theta, self.done = saved["best_theta"], saved["iteration"]
             st.restore(saved["run"])
         else:
@@ -590,10 +595,7 @@ class DecompositionEngine:
         est = self.certifier.estimates(st)
         if est is None:
             return False
-        penalty = 10.0 * (1.0 + abs(st.scale)) / st.row_scale
-        answers = st.ex.restricted([(k, *row_limits(st.sense[rows], e), penalty[rows], None)
-                                    for k, (rows, e) in enumerate(zip(st.rows_of, est,
-                                                                      strict=True))])
+        answers = self._within_shares(est)
         plan = None
         if all(a is not None for a in answers):
             use = np.zeros(len(st.rhs))
@@ -614,11 +616,36 @@ class DecompositionEngine:
             st.plan_cost, st.primal_solutions = value, list(plan.solutions)
         tol = 1e-6 * max(1.0, abs(st.best_primal))
         if st.plan_cost > st.best_primal + tol:
-            log.warning("the plan built from the restricted master costs %.10g, more than its "
-                        "certified value %.10g", st.sense_sign * st.plan_cost, self.primal)
+            log.warning("the plan built from the restricted master has the value %.10g, "
+                        "worse than its certified value %.10g",
+                        st.sense_sign * st.plan_cost, self.primal)
             return False
         self._improve(st.plan_cost)  # the plan may cost less than the master's value
         return True
+
+    def _within_shares(self, est: list[np.ndarray], attempts: int = 4) -> list:
+        """Every block's restricted solve within its share ``est`` (one parallel pass); a
+        block that pays to break its share -- its penalty was below what the room is worth to
+        it -- solves again with a thousand times the penalty, at most ``attempts`` times in
+        all. The shares can be met (they are combinations of the block's own solutions), so
+        a large enough penalty keeps every block within them."""
+        st = self.state
+        penalty = 10.0 * (1.0 + abs(st.scale)) / st.row_scale
+        limits = [row_limits(st.sense[rows], e) for rows, e in zip(st.rows_of, est,
+                                                                   strict=True)]
+        answers: list = [None] * len(est)
+        todo, factor = list(range(len(est))), 1.0
+        for _ in range(attempts):
+            out = st.ex.restricted([(k, *limits[k], factor * penalty[st.rows_of[k]], None)
+                                    for k in todo])
+            for k, a in zip(todo, out, strict=True):
+                answers[k] = a
+            todo = [k for k, a in zip(todo, out, strict=True) if a is not None and not _within(
+                a[1], *limits[k])]
+            if not todo:
+                break
+            factor *= 1000.0
+        return answers
 
     def record(self, it: Iteration) -> dict:
         """The iteration's history row; a checkpoint every ``checkpoint_every`` iterations."""
@@ -696,6 +723,15 @@ class DecompositionEngine:
         primal = self.primal
         if opts.plan and st.plan_cost > st.best_primal:  # a certified value without its plan
             primal = st.original(st.plan_cost)
+            bound = self.bound
+            gap = None if primal is None or bound is None else (
+                relative_gap(bound, primal) if st.sense_sign == 1
+                else relative_gap(primal, bound))
+            if self.status == Status.GAP and (gap is None or gap > opts.gap_tol):
+                self.status = Status.FEASIBLE
+                self.stop_reason = self.stop_reason or (
+                    "the restricted master certified the gap, but the plan built from it "
+                    "falls short; the result's plan and gap are that plan's")
         return LagrangianResult(
             method=self.method, sense=st.sense_sign, status=self.status, bound=self.bound,
             primal=primal, iterations=k, seconds=time.perf_counter() - self.start_time,
@@ -772,6 +808,13 @@ class DecompositionEngine:
                 self.stop_reason = self.stop_reason or (
                     str(request) or f"{event} hook {type(hook).__name__} raised StopRun")
         return stop
+
+
+def _within(terms: np.ndarray, lo: np.ndarray, hi: np.ndarray, tol: float = 1e-9) -> bool:
+    """``lo <= terms <= hi`` to ``tol`` relative to each limit's size."""
+    with np.errstate(invalid="ignore"):
+        return bool(((terms >= lo - tol * np.maximum(1.0, np.abs(lo)))
+                     & (terms <= hi + tol * np.maximum(1.0, np.abs(hi)))).all())
 
 
 def _key_text(key) -> str:

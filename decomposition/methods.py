@@ -349,6 +349,9 @@ class ProximalBundle(DualMethod):
 
     name = "bundle"
     max_pieces: int | None = None  # above this many blocks, cuts are summed over pieces
+    # what a bundle restored from a checkpoint written before these options existed used
+    u_rule: str = "halving"
+    u_shrink_max: float = 10.0
 
     def __init__(self, rhs: np.ndarray | None = None, u: float | None = None,
                  m_serious: float = 0.1, tol: float = 1e-10, max_cuts: int = 60, *,

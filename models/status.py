@@ -18,7 +18,9 @@ decomposition                ``gap`` (the relative gap between the best plan and
                              certificate), ``iteration_limit``, ``time_limit``, ``infeasible`` (a
                              block has no feasible plan, or the linking rows cannot be met),
                              ``interrupted`` (Ctrl-C), ``stopped`` (a user's hook ended the
-                             run)
+                             run), ``feasible`` (the restricted master certified the gap, but
+                             the plan built from it fell short: the plan and gap reported are
+                             that plan's)
 ============================ ====================================================================
 
 A status not in this table (a solver's termination condition that has no member) is kept as its

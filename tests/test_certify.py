@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from meio.decomposition import (
+    DecompositionOptions,
     ProximalBundle,
     RestrictedMasterBound,
     lagrangian_decomposition,
@@ -175,3 +176,67 @@ def test_property_certified_values_never_cross_the_optimum(seed, sense, n_blocks
                                    certifier=RestrictedMasterBound(max_groups=groups))
     assert all(_feasible_side(v, exact, sense) for v in hook.values)
     _check_plan(family, res, exact, sense)
+
+
+def test_the_plan_built_meets_the_certified_value():
+    """A status of ``gap`` means the plan returned closes the gap: the shares of the master's
+    combination are kept by every block (its penalty grows until they are), so the plan built
+    is worth the certified value."""
+    for seed in (0, 3):
+        family = ToyFamily(seed=seed, n_blocks=6, sense=pyo.minimize)
+        hook = _Values()
+        res = lagrangian_decomposition(family, max_iter=60, hooks=[hook])
+        assert res.status == "gap" and res.gap <= 1e-4
+        assert res.primal <= hook.values[-1] + 1e-6 * abs(hook.values[-1])
+
+
+def test_column_generation_converges_only_at_the_optimum_with_a_tiny_budget():
+    """Columns pruned to fit a small terms budget may be priced again: they come back, so
+    column generation never stops with an open gap for want of a 'new' column."""
+    family = InventoryModel(load("tiny"))
+    exact = solve_monolithic(family).objective
+    res = lagrangian_decomposition(family, max_iter=60,
+                                   options=DecompositionOptions(terms_budget=200))
+    assert res.status != "converged" or res.gap <= 1e-5
+    assert _feasible_side(res.primal, exact, pyo.minimize)
+
+
+def test_a_certifier_object_serves_several_runs():
+    """The driver works on a copy: the caller's object keeps no state from a run, and a
+    second run on other data certifies only values of its own problem."""
+    cert = RestrictedMasterBound()
+    first = ToyFamily(seed=1, n_blocks=3, sense=pyo.minimize)
+    lagrangian_decomposition(first, max_iter=8, certifier=cert, heuristics=[])
+    assert cert._h is None and not cert._seen
+    second = ToyFamily(seed=1, n_blocks=3, sense=pyo.minimize)
+    second.c = 2 * second.c
+    exact = solve_monolithic(second).objective
+    hook = _Values()
+    res = lagrangian_decomposition(second, max_iter=40, certifier=cert, heuristics=[],
+                                   hooks=[hook])
+    assert all(_feasible_side(v, exact, pyo.minimize) for v in hook.values)
+    _check_plan(second, res, exact, pyo.minimize)
+
+
+def test_a_checkpoint_from_before_the_restricted_master_resumes(tmp_path):
+    """A checkpoint without the master's columns, the plan value and the bundle's step rule
+    (as written before they existed) resumes, with the step rule it was run with."""
+    from meio.decomposition.checkpoint import problem_digest, read_checkpoint, save_checkpoint
+    from meio.models.interface import check_rows
+
+    family = ToyFamily(seed=2, n_blocks=4, sense=pyo.minimize)
+    path = tmp_path / "run.ckpt"
+    lagrangian_decomposition(family, max_iter=4, gap_tol=0.0, checkpoint=path,
+                             checkpoint_every=2)
+    state = read_checkpoint(path)
+    for key in ("plan_cost", "master"):
+        del state["run"][key]
+    for key in ("u_rule", "u_shrink_max"):
+        del state["dual"].__dict__[key]
+    assert state["digest"] == problem_digest(family, list(family.block_ids()),
+                                             check_rows(family.linking_rows()))
+    save_checkpoint(path, state)
+    exact = solve_monolithic(family).objective
+    res = lagrangian_decomposition(family, max_iter=30, checkpoint=path, resume=True)
+    assert res.iterations > 4
+    _check_plan(family, res, exact, pyo.minimize)
