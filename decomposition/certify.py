@@ -71,6 +71,10 @@ class MasterColumns:
         self.added = 0
         self.best: dict[int, float] = {}
         self.best_value = np.inf
+        self.last: dict[int, float] = {}  # the weights of the last master solved
+        # the last master's basis (HiGHS statuses of its columns, in column order, and rows):
+        # a master rebuilt from a checkpoint starts where the saved run's would have
+        self.basis: tuple[np.ndarray, np.ndarray] | None = None
 
     def numbers(self) -> int:
         """Numbers held in the columns' per-block terms."""
@@ -139,8 +143,12 @@ class RestrictedMasterBound:
             groups = min(n, self.max_groups)
             run.master = MasterColumns(np.arange(n) * groups // max(n, 1), groups)
         if run.master is not self._for:
-            self._for, self._h, self._in_model = run.master, None, []
-            self._key_of, self._seen, self._weights, self.prices = {}, set(), {}, None
+            cols = run.master
+            self._for, self._h, self._in_model, self.prices = cols, None, [], None
+            self._weights = dict(getattr(cols, "last", {}))
+            self._key_of = {i: (g, round(c, 6), np.round(p, 9).tobytes()) for i, g, c, p in
+                            zip(cols.ids, cols.group, cols.cost, cols.parts, strict=True)}
+            self._seen = set(self._key_of.values())
         return run.master
 
     def add(self, run, costs: list[float], terms: list[np.ndarray]) -> int:
@@ -225,6 +233,7 @@ class RestrictedMasterBound:
             self._in_model = []
         have = set(self._in_model)
         new = [c for c, i in enumerate(cols.ids) if i not in have]
+        restart = not have and getattr(cols, "basis", None) is not None
         if not new:
             return
         starts, index, value = [0], [], []
@@ -238,6 +247,16 @@ class RestrictedMasterBound:
                         np.array(starts[:-1], dtype=np.int32),
                         np.concatenate(index).astype(np.int32), np.concatenate(value))
         self._in_model += [cols.ids[c] for c in new]
+        if restart and len(cols.basis[0]) <= len(new):  # the saved columns come first
+            import highspy
+
+            basis = highspy.HighsBasis()
+            status = np.full(len(new), int(highspy.HighsBasisStatus.kLower), dtype=np.int8)
+            status[:len(cols.basis[0])] = cols.basis[0]
+            basis.col_status = [highspy.HighsBasisStatus(int(v)) for v in status]
+            basis.row_status = [highspy.HighsBasisStatus(int(v)) for v in cols.basis[1]]
+            basis.valid = True
+            self._h.setBasis(basis)
 
     def solve(self, run) -> float | None:
         """Solve the master; its value in D-space (``sense_sign`` times the cost: smaller is
@@ -266,6 +285,10 @@ class RestrictedMasterBound:
         self.prices = -np.asarray(sol.row_dual)[:m]
         self._weights = {i: float(w) for i, w in zip(self._in_model, lam, strict=True)
                          if w > 1e-12}
+        cols.last = dict(self._weights)
+        basis = h.getBasis()
+        cols.basis = (np.array([int(v) for v in basis.col_status], dtype=np.int8),
+                      np.array([int(v) for v in basis.row_status], dtype=np.int8))
         position = {i: c for c, i in enumerate(cols.ids)}
         for i in self._in_model:
             c = position[i]

@@ -120,8 +120,11 @@ def lagrangian_decomposition(
     rebuild their HiGHS model for each (about a fifth of the memory held per block, at some
     10-50% more time per solve): for more blocks than fit in memory otherwise.
     ``plan=False``: do not assemble the recovered plan as variable values and tables
-    (``primal_values``, ``primal_tables`` stay empty; bound, primal value and gap are unchanged):
-    at 10,000 SKUs of the benchmark shape the plan is 77 million values.
+    (``primal_values``, ``primal_tables`` stay empty; the bound and the iterations are
+    unchanged): at 10,000 SKUs of the benchmark shape the plan is 77 million values. The plan
+    value is then the best certified one; with ``plan=True`` it is the value of the plan
+    returned, built from the restricted master's combination at the end, which is worth at
+    most that.
     Ctrl-C (:mod:`meio.models.interrupt`) ends the run with status ``interrupted``: the block
     solves of the current iteration stop (their iteration is dropped); once all its blocks are
     solved, an iteration finishes its dual step and recovery, so the state kept (and

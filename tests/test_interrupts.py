@@ -109,8 +109,11 @@ def test_sigint_mid_decomposition_checkpoints_and_resumes(tmp_path):
     done = int(history["iteration"].max())
     assert done >= 3 and (tmp_path / "run.ckpt").exists()
     # the checkpoint holds the finished iterations: resumed, the run goes on as one that was
-    # never interrupted (to the precision of the bundle's master QP, which a resumed run solves
-    # from a cold start)
+    # never interrupted -- its first iteration evaluates the multipliers the saved state
+    # proposed. After that the two runs agree to the precision of the block solves (a resumed
+    # run starts its blocks cold), which the bundle's QP master may amplify (a degenerate
+    # master that fails in one run falls back to the box-step LP), so the later iterations
+    # are compared for validity, not equality.
     more = ["--max-iter", str(done + 3)]
     resumed = subprocess.run([*MEIO, "-v", *args[:-2], "--resume", *more, "--out", "res2"],
                              cwd=tmp_path, capture_output=True, text=True, timeout=600)
@@ -123,7 +126,10 @@ def test_sigint_mid_decomposition_checkpoints_and_resumes(tmp_path):
     again = pd.read_csv(tmp_path / "res2" / "history.csv")[cols]
     reference = pd.read_csv(tmp_path / "res3" / "history.csv")[cols]
     assert again["iteration"].tolist() == list(range(1, done + 4))
-    pd.testing.assert_frame_equal(again, reference, rtol=1e-8)
+    pd.testing.assert_frame_equal(again.iloc[:done + 1].drop(columns="step"),
+                                  reference.iloc[:done + 1].drop(columns="step"), rtol=1e-8)
+    pd.testing.assert_frame_equal(again.iloc[:done], reference.iloc[:done], rtol=1e-8)
+    assert again["best_bound"].is_monotonic_increasing and again["bound"].notna().all()
 
 
 def test_interrupt_module_records_instead_of_raising():
