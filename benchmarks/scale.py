@@ -197,14 +197,16 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
     for n, g in df[df["kind"] != "re-planning"].groupby("skus"):
         mono = g[g["kind"] == "monolithic"]
         best = mono["t_1pct"].min()
-        floor = mono["total_s"].max() if mono["t_1pct"].isna().all() else None
+        floor = (mono["total_s"].max() if len(mono) and mono["t_1pct"].isna().all()
+                 else None)  # no monolithic case at this size: no ratio
         for r in g.itertuples(index=False):
             label = (f"{r.kind} {r.method}" + (f" x{r.workers}" if r.kind != "monolithic"
                                               else ""))
             ratio = None
             if r.kind == "decomposition" and pd.notna(r.t_1pct):
                 ratio = (f"{best / r.t_1pct:.2f}" if pd.notna(best)
-                         else f">= {floor / r.t_1pct:.2f}" if floor else None)
+                         else f">= {floor / r.t_1pct:.2f}" if floor and pd.notna(floor)
+                         else None)
             rows.append({"SKUs": n, "case": label, "status": r.status,
                          "time to 1% (s)": r.t_1pct, "time to 0.1% (s)": r.t_01pct,
                          "iterations": r.iterations, "passes": getattr(r, "passes", None),
