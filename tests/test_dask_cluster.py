@@ -372,19 +372,25 @@ def test_an_instance_not_read_from_files_has_no_reference(tiny):
 
 
 @pytest.mark.slow  # a cluster and two runs: several seconds
-def test_dask_workers_read_their_shards_and_give_the_same_run(cluster, tmp_path):
-    c = cluster(2)
-    save(load("tiny"), tmp_path / "tiny.zip")  # a Parquet bundle
-    fam = InventoryModel(load(tmp_path / "tiny.zip"))
+def _same_first_evaluation(fam, address: str, route: str) -> None:
+    """Both workers got their shard by ``route`` ("read" or "sent") and answer the first
+    evaluation as the blocks do in this process."""
     blocks = fam.block_ids()
     theta = _prices(fam)
-    ex = make_executor(fam, blocks, backend="dask", workers=2, address=c.address)
+    ex = make_executor(fam, blocks, backend="dask", workers=2, address=address)
     try:
-        assert ex.data == ["read", "read"]
+        assert ex.data == [route, route]
         got = ex.evaluate(theta, 1)
     finally:
         ex.close()
     assert _outcomes(got) == _outcomes(LocalBlocks(fam, blocks).evaluate(theta, 1))
+
+
+def test_dask_workers_read_their_shards_and_give_the_same_run(cluster, tmp_path):
+    c = cluster(2)
+    save(load("tiny"), tmp_path / "tiny.zip")  # a Parquet bundle
+    fam = InventoryModel(load(tmp_path / "tiny.zip"))
+    _same_first_evaluation(fam, c.address, "read")
     ref = lagrangian_decomposition(InventoryModel(load("tiny")), max_iter=MAX_ITER)
     res = lagrangian_decomposition(fam, max_iter=MAX_ITER, backend="dask", workers=2,
                                    address=c.address)
@@ -399,12 +405,4 @@ def test_dask_workers_that_cannot_read_the_files_get_the_data(cluster, tmp_path)
     save(load("tiny"), folder)
     fam = InventoryModel(load(folder))
     shutil.rmtree(folder)  # gone since the driver read it: the workers cannot read it
-    blocks = fam.block_ids()
-    theta = _prices(fam)
-    ex = make_executor(fam, blocks, backend="dask", workers=2, address=c.address)
-    try:
-        assert ex.data == ["sent", "sent"]
-        got = ex.evaluate(theta, 1)
-    finally:
-        ex.close()
-    assert _outcomes(got) == _outcomes(LocalBlocks(fam, blocks).evaluate(theta, 1))
+    _same_first_evaluation(fam, c.address, "sent")
