@@ -110,6 +110,9 @@ class RestrictedMasterBound:
                 what = "a whole number >= 1" if integer else "a number of seconds > 0"
                 raise ValueError(f"RestrictedMasterBound.{key} must be {what}, got {value!r}")
         self.max_groups, self.time_limit, self.max_columns = max_groups, time_limit, max_columns
+        if seed is not None and not callable(seed):
+            raise ValueError(f"RestrictedMasterBound.seed must be a repair (called with the run "
+                             f"and the estimates), got {seed!r}")
         self.seed = (ResourceDirectiveRepair(polish_passes=0, group_passes=0) if seed is None
                      else seed)
         self._h = None  # the HiGHS model (rebuilt from the columns after a restore)

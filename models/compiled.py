@@ -144,6 +144,10 @@ class CompiledBlock:
                  lean: bool = False, repair_gap: float = 1e-3, repair_time_limit: float = 1.0,
                  reuse_gap: float = 0.0):
         self.block, self.sense_sign = i, family.sense_sign
+        if isinstance(reuse_gap, bool) or not isinstance(reuse_gap, (int, float)) or not (
+                0 <= reuse_gap < 1):
+            raise ValueError(f"CompiledBlock.reuse_gap must be a number in [0, 1), got "
+                             f"{reuse_gap!r}")
         self.reuse_gap, self.reused = reuse_gap, 0
         self._last: np.ndarray | None = None  # the Lagrangian x of the factorization held
         self._col_of: np.ndarray | None = None

@@ -123,6 +123,8 @@ def test_certifier_options_are_checked():
     for key, value in (("max_groups", 0), ("time_limit", -1.0), ("max_columns", 2.5)):
         with pytest.raises(ValueError, match=f"RestrictedMasterBound.{key}"):
             RestrictedMasterBound(**{key: value})
+    with pytest.raises(ValueError, match="RestrictedMasterBound.seed"):
+        RestrictedMasterBound(seed="polish")
     with pytest.raises(ValueError, match="certifier"):
         lagrangian_decomposition(ToyFamily(seed=0), certifier="fast")
 

@@ -90,3 +90,10 @@ def test_a_decomposition_with_reused_answers_brackets_the_optimum():
                           rtol=1e-6)
     assert check_primal_solution(family, res.primal_values).feasible
     assert sum(sp.reused for sp in made) > 0
+
+
+@pytest.mark.parametrize("gap", [-1e-6, 1.0, "small", True])
+def test_reuse_gap_is_checked(gap):
+    family = ToyFamily(seed=0, n_blocks=2)
+    with pytest.raises(ValueError, match="CompiledBlock.reuse_gap"):
+        CompiledBlock(family, 0, reuse_gap=gap)
