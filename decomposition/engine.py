@@ -75,9 +75,9 @@ from .checkpoint import load_checkpoint, problem_digest, save_checkpoint
 from .executor import make_executor
 from .methods import Evaluation
 from .options import DecompositionOptions
-from .recovery import ColumnPool, ErgodicAverage, per_block
+from .recovery import ColumnPool, ErgodicAverage, per_block, violated_rows
 from .repair import Plan
-from .result import LagrangianResult, relative_gap
+from .result import LagrangianResult, certified_gap
 from .subproblem import BlockOutcome
 
 __all__ = ["DecompositionEngine", "Hook", "MixedIterationError", "RunState", "StopRun",
@@ -237,12 +237,8 @@ class RunState:
 
     def gap(self) -> float | None:
         """The certified relative gap of the best bound and plan."""
-        bound, primal = self.original(self.best_bound), self.original(self.best_primal)
-        if bound is None or primal is None:
-            return None
-        if self.sense_sign == 1:
-            return relative_gap(bound, primal)
-        return relative_gap(primal, bound)
+        return certified_gap(self.sense_sign, self.original(self.best_bound),
+                             self.original(self.best_primal))
 
     def primal_values(self) -> dict | None:
         """The best primal solution as variable values per block."""
@@ -281,6 +277,7 @@ class Iteration:
     scaled: np.ndarray | None = None  # the same, scaled (what the dual method sees)
     added: int = 0  # the pool's column count when a column-generation price was proposed
     outcomes: list | None = None
+    own: list | None = None  # each block's own cost at its solution (no priced terms)
     bound: float | None = None  # L(theta) in the family's sense
     subgradient: np.ndarray | None = None
     cuts: list | None = None
@@ -445,9 +442,12 @@ class DecompositionEngine:
             vals = [abs(o.value) for o in outs if o.value is not None]
             if vals:
                 st.scale = max(vals)
-            for k, (rows, o) in enumerate(zip(st.rows_of, outs, strict=True)):
-                if o.value is not None and o.terms is not None:
-                    own = o.value - st.sense_sign * float(it.theta[rows] @ o.terms)
+            # each block's own cost (its value without the priced terms): for the pools
+            it.own = [None if o.value is None or o.terms is None else
+                      o.value - st.sense_sign * float(it.theta[rows] @ o.terms)
+                      for rows, o in zip(st.rows_of, outs, strict=True)]
+            for k, (own, o) in enumerate(zip(it.own, outs, strict=True)):
+                if own is not None:
                     st.pool.add(k, own, o.terms)
             it.bound = lagrangian_bound(outs, it.k, it.theta, st.rhs, st.sense_sign)
             if all(o.terms is not None for o in outs):
@@ -513,10 +513,8 @@ class DecompositionEngine:
             return
         st, t = self.state, time.perf_counter()
         outs = it.outcomes
-        if add and all(o.value is not None and o.terms is not None for o in outs):
-            own = [o.value - st.sense_sign * float(it.theta[rows] @ o.terms)
-                   for rows, o in zip(st.rows_of, outs, strict=True)]
-            self.certifier.add(st, own, [o.terms for o in outs])
+        if add and it.own is not None and all(c is not None for c in it.own):
+            self.certifier.add(st, it.own, [o.terms for o in outs])
         value = self.certifier.solve(st)
         if value is not None:
             st.pool.prices = self.certifier.prices  # the restricted master's duals
@@ -602,9 +600,7 @@ class DecompositionEngine:
             use = np.zeros(len(st.rhs))
             for rows, a in zip(st.rows_of, answers, strict=True):
                 np.add.at(use, rows, a[1])
-            lo, hi = row_limits(st.sense, st.rhs)
-            tol = 1e-6 * np.maximum(1.0, np.abs(st.rhs))
-            if ((use <= hi + tol) & (use >= lo - tol)).all():
+            if not violated_rows(st.sense, st.rhs, use).any():
                 plan = Plan(float(sum(a[0] for a in answers)), [a[2] for a in answers],
                             [a[0] for a in answers], [a[1] for a in answers])
         if plan is None:
@@ -724,10 +720,7 @@ class DecompositionEngine:
         primal = self.primal
         if opts.plan and st.plan_cost > st.best_primal:  # a certified value without its plan
             primal = st.original(st.plan_cost)
-            bound = self.bound
-            gap = None if primal is None or bound is None else (
-                relative_gap(bound, primal) if st.sense_sign == 1
-                else relative_gap(primal, bound))
+            gap = certified_gap(st.sense_sign, self.bound, primal)
             if self.status == Status.GAP and (gap is None or gap > opts.gap_tol):
                 self.status = Status.FEASIBLE
                 self.stop_reason = self.stop_reason or (

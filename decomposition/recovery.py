@@ -58,6 +58,19 @@ def allocate(sense: np.ndarray, rhs: np.ndarray, block_rows: list[np.ndarray],
     return out
 
 
+def violated_rows(sense: np.ndarray, rhs: np.ndarray, use: np.ndarray,
+                  tol: float = 1e-6) -> np.ndarray:
+    """The rows whose ``use`` breaks the row's sense by more than ``tol`` relative to
+    ``max(1, |rhs|)`` (a boolean per row).
+
+    >>> violated_rows(np.array(["<=", ">="]), np.array([10.0, 5.0]), np.array([10.0, 4.0]))
+    array([False,  True])
+    """
+    slack_tol = tol * np.maximum(1.0, np.abs(rhs))
+    lo, hi = row_limits(sense, rhs)
+    return (use > hi + slack_tol) | (use < lo - slack_tol)
+
+
 def per_block(budget: int, width: int, least: int, most: int) -> int:
     """How many copies of the blocks' terms (``width`` numbers per copy, over all blocks) fit
     in ``budget`` numbers, between ``least`` and ``most``.

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 from meio.models.interface import row_index, row_limits
 
-from .recovery import allocate
+from .recovery import allocate, violated_rows
 
 __all__ = ["Plan", "ResourceDirectiveRepair"]
 
@@ -166,9 +166,7 @@ class _Repairing:
 
     def _violated(self, use: np.ndarray) -> np.ndarray:
         """Rows the use breaks by more than the feasibility tolerance."""
-        tol = self.options.feasibility_tol * np.maximum(1.0, np.abs(self.rhs))
-        lo, hi = row_limits(self.sense, self.rhs)
-        return (use > hi + tol) | (use < lo - tol)
+        return violated_rows(self.sense, self.rhs, use, self.options.feasibility_tol)
 
     def _fits(self, use: np.ndarray) -> bool:
         return not self._violated(use).any()

@@ -14,6 +14,18 @@ import pandas as pd
 __all__ = ["LagrangianResult", "relative_gap"]
 
 
+def certified_gap(sense_sign: int, bound: float | None, primal: float | None) -> float | None:
+    """The relative gap of a bound and a plan value in a family's sense (``sense_sign`` +1
+    minimize, -1 maximize); None when either is missing.
+
+    >>> certified_gap(1, 90.0, 100.0) == certified_gap(-1, 100.0, 90.0) == 0.1
+    True
+    """
+    if bound is None or primal is None:
+        return None
+    return relative_gap(bound, primal) if sense_sign == 1 else relative_gap(primal, bound)
+
+
 def relative_gap(lb: float | None, ub: float | None) -> float | None:
     """``(UB - LB) / |UB|`` (None when either is unknown).
 
