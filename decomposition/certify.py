@@ -95,7 +95,12 @@ class RestrictedMasterBound:
       master first meets the rows (its plans' blocks become columns); default
       ``ResourceDirectiveRepair(polish_passes=0, group_passes=0)``: polishing is left out,
       since the master's combinations improve on the plan anyway. Pass the run's own repair
-      to seed with it.
+      to seed with it. It is called with the run, the estimates and ``on_round``
+      (:meth:`seed_round`): every split-and-solve round's block solutions join the master,
+      and the seed stops at the first round after which the master meets the rows -- often
+      the first, since the master combines that round's solutions with the Lagrangian ones.
+      The seed runs when the run's recovery is due (``recover_every``), not earlier: the
+      dual method's estimates of the first iterations make plans far from the optimum.
     """
 
     name = "restricted-master-bound"
@@ -260,6 +265,12 @@ class RestrictedMasterBound:
             basis.row_status = [highspy.HighsBasisStatus(int(v)) for v in cols.basis[1]]
             basis.valid = True
             self._h.setBasis(basis)
+
+    def seed_round(self, run, costs: list[float], terms: list[np.ndarray]) -> bool:
+        """The seed's ``on_round``: one round's block solutions join the master, which is
+        solved; True (stop the seed) when it meets the rows."""
+        self.add(run, costs, terms)
+        return self.solve(run) is not None
 
     def solve(self, run) -> float | None:
         """Solve the master; its value in D-space (``sense_sign`` times the cost: smaller is

@@ -551,14 +551,20 @@ class DecompositionEngine:
         """Every heuristic's estimates (in order), then the repair of each until one gives a
         better plan than the best; True if one did. While certifying, the repair is the
         certifier's ``seed`` (its plans' blocks join the restricted master)."""
-        candidates = [h.estimates(self.state) for h in self.heuristics]
-        repair = self.certifier.seed if self.certifying else self.repair
+        st = self.state
+        candidates = [h.estimates(st) for h in self.heuristics]
         for estimates in candidates:
             if estimates is None:
                 continue
-            plan = repair(self.state, estimates)
+            if not self.certifying:
+                plan = self.repair(st, estimates)
+            else:  # each round's solutions join the master; it stops when the master has a plan
+                plan = self.certifier.seed(
+                    st, estimates, on_round=lambda c, t: self.certifier.seed_round(st, c, t))
+                if plan is None and self.certifier.columns(st).best:
+                    return True
             if plan is not None and self.certifying and getattr(plan, "terms", None):
-                self.certifier.add(self.state, plan.costs, plan.terms)
+                self.certifier.add(st, plan.costs, plan.terms)
             if plan is not None and self.offer(plan):
                 return True
         return False

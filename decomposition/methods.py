@@ -336,9 +336,11 @@ class ProximalBundle(DualMethod):
       (relative).
     - ``max_cuts`` (>= 1, default 60) and ``min_cuts`` (>= 1, default 5): cuts kept per block,
       fewer than ``max_cuts`` (down to ``min_cuts``) where the run's memory budget asks.
-    - ``max_pieces`` (>= 1 or None, default None): with more blocks than this, the cuts are
-      summed over this many contiguous pieces of blocks. (The class attribute of the same name
-      is the default used when the argument is None.)
+    - ``max_pieces`` (>= 1 or None, default None: the class attribute, 64): with more blocks
+      than this, the cuts are summed over this many contiguous pieces of blocks, so that the
+      master's size depends on the linking rows, not on the number of blocks. Measured at
+      1,000 SKUs of the benchmark shape (2 workers): a master takes 0.1-0.7 s instead of
+      0.4-6.8 s, and the run certifies 1% at the same iteration (benchmarks/scale.py).
     - ``master_time_limit`` (seconds > 0, default 5): HiGHS's time limit for one QP master.
     - ``qp_iteration_limit`` (default 2000) and ``qp_iterations_per_variable`` (default 4):
       the QP master's iteration limit is ``qp_iteration_limit + qp_iterations_per_variable *
@@ -348,7 +350,7 @@ class ProximalBundle(DualMethod):
     """
 
     name = "bundle"
-    max_pieces: int | None = None  # above this many blocks, cuts are summed over pieces
+    max_pieces: int | None = 64  # above this many blocks, cuts are summed over pieces
     # what a bundle restored from a checkpoint written before these options existed used
     u_rule: str = "halving"
     u_shrink_max: float = 10.0

@@ -69,6 +69,10 @@ class ResourceDirectiveRepair:
       row_scale`` per unit it goes beyond its share (``scale``: the largest block objective
       value of the last iteration, ``row_scale = |rhs|``): large against the objective and
       relative to each row's size, so a block gives up the same fraction of any row.
+    - ``rework_factor`` (> 0, default 20): after a round whose plan breaks rows, the next
+      round solves again only the largest users of the broken rows, as many as use
+      ``rework_factor`` times each row's excess (the others keep their solutions): a round
+      after the first costs a fraction of a pass over the blocks.
     - ``penalty_growth`` (>= 1, default 100): after a round whose plan breaks a row, that
       row's penalty is multiplied by this, so a block that found a small excess cheaper than
       keeping to its share (an integer decision costs more than the penalty of a sliver) keeps
@@ -99,12 +103,14 @@ class ResourceDirectiveRepair:
       resort when the run has no plan otherwise (a merged step may be the blocks' whole MIP).
     """
 
+    rework_factor: float = 20.0  # what a repair pickled before this option existed used
+
     def __init__(self, rounds: int = 6, penalty_factor: float = 10.0,
                  feasibility_tol: float = 1e-6, polish_passes: int = 3,
                  polish_min_gain: float = 1e-4, sequential_polish_limit: int = 30,
                  group_size: int = 3, group_passes: int = 1, group_time_limit: float = 0.5,
                  group_gap: float = 1e-4, penalty_growth: float = 100.0,
-                 fix_time_limit: float = 5.0):
+                 fix_time_limit: float = 5.0, rework_factor: float = 20.0):
         for name, value, least, integer in (
                 ("rounds", rounds, 1, True), ("penalty_factor", penalty_factor, None, False),
                 ("penalty_growth", penalty_growth, 1, False),
@@ -115,7 +121,8 @@ class ResourceDirectiveRepair:
                 ("group_size", group_size, 0, True), ("group_passes", group_passes, 0, True),
                 ("group_time_limit", group_time_limit, None, False),
                 ("group_gap", group_gap, 0, False),
-                ("fix_time_limit", fix_time_limit, None, False)):
+                ("fix_time_limit", fix_time_limit, None, False),
+                ("rework_factor", rework_factor, None, False)):
             kind = numbers.Integral if integer else numbers.Real
             ok = isinstance(value, kind) and not isinstance(value, bool) and (
                 value > 0 if least is None else value >= least)
@@ -125,6 +132,7 @@ class ResourceDirectiveRepair:
                 raise ValueError(f"ResourceDirectiveRepair.{name} must be {what} {limit}, "
                                  f"got {value!r}")
         self.rounds, self.penalty_factor = rounds, penalty_factor
+        self.rework_factor = rework_factor
         self.penalty_growth, self.fix_time_limit = penalty_growth, fix_time_limit
         self.feasibility_tol = feasibility_tol
         self.polish_passes, self.polish_min_gain = polish_passes, polish_min_gain
@@ -141,12 +149,18 @@ class ResourceDirectiveRepair:
                 f"sequential_polish_limit={self.sequential_polish_limit}, "
                 f"group_size={self.group_size}, group_passes={self.group_passes}, "
                 f"group_time_limit={self.group_time_limit}, group_gap={self.group_gap}, "
-                f"fix_time_limit={self.fix_time_limit})")
+                f"fix_time_limit={self.fix_time_limit}, rework_factor={self.rework_factor})")
 
-    def __call__(self, run, estimates: list[np.ndarray | None]) -> Plan | None:
+    def __call__(self, run, estimates: list[np.ndarray | None],
+                 on_round=None) -> Plan | None:
         """A feasible plan repaired from ``estimates`` (one array of terms per block, in the
-        block's rows) and polished, or None."""
-        return _Repairing(self, run).recover(estimates)
+        block's rows) and polished, or None.
+
+        ``on_round`` (optional) is called with each split-and-solve round's block costs and
+        terms when that round's union breaks a row; when it returns True the repair stops
+        there and returns None (the caller has made use of the round: e.g. the restricted
+        master, :mod:`meio.decomposition.certify`, combined its solutions into a plan)."""
+        return _Repairing(self, run).recover(estimates, on_round)
 
 
 class _Repairing:
@@ -386,8 +400,33 @@ class _Repairing:
             return None
         return [a[0] for a in answers], [a[1] for a in answers], [a[2] for a in answers]
 
-    def recover(self, estimates: list[np.ndarray | None]) -> Plan | None:
-        """Repair from per-block estimates, then polish; the plan, or None.
+    def _rework(self, used: list[np.ndarray], use: np.ndarray,
+                fixed: list[np.ndarray]) -> list[int]:
+        """The blocks the next round solves again: for every broken row, its largest users
+        that kept to their share of it (``fixed`` marks the shares broken), until their use
+        is ``rework_factor`` times the row's excess (all of them when they use less); the
+        others keep their solutions, and their terms are their shares."""
+        lo, hi = row_limits(self.sense, self.rhs)
+        excess = np.maximum(use - hi, lo - use)
+        broken = np.flatnonzero(self._violated(use))
+        weight = np.zeros((len(self.rows_of), len(broken)))
+        where = np.full(len(self.rhs), -1)
+        where[broken] = np.arange(len(broken))
+        for k, (rows, t) in enumerate(zip(self.rows_of, used, strict=True)):
+            j = where[rows]
+            free = (j >= 0) & ~fixed[k]  # a block that broke its share there has no more room
+            weight[k, j[free]] = np.abs(t[free])
+        chosen = set()
+        for j, r in enumerate(broken):
+            order = np.argsort(-weight[:, j], kind="stable")
+            enough = np.cumsum(weight[order, j]) >= self.options.rework_factor * excess[r]
+            last = int(np.argmax(enough)) if enough.any() else len(order) - 1
+            chosen.update(int(k) for k in order[:last + 1] if weight[k, j] > 0)
+        return sorted(chosen) or list(range(len(self.rows_of)))
+
+    def recover(self, estimates: list[np.ndarray | None], on_round=None) -> Plan | None:
+        """Repair from per-block estimates, then polish; the plan, or None (also when
+        ``on_round``, given a round's costs and terms, said to stop).
 
         Each round splits the right-hand sides by the current estimates, lets every block solve
         its own problem within its (elastic) shares, and checks the linking rows on the union.
@@ -399,25 +438,31 @@ class _Repairing:
         n = len(self.rows_of)
         growth = self.options.penalty_growth
         fixed = [np.zeros(len(rows), dtype=bool) for rows in self.rows_of]
+        todo = list(range(n))
+        costs, used, sols = [None] * n, [None] * n, [None] * n
         for _ in range(self.options.rounds):
-            shares = allocate(self.sense, self.rhs, self.rows_of, estimates, fixed)
-            answers = self.ex.restricted([(k, lo, hi, self.penalty[self.rows_of[k]],
-                                           None) for k, (lo, hi) in enumerate(shares)])
+            again = set(todo)
+            held = [f if k in again else np.ones(len(f), dtype=bool)
+                    for k, f in enumerate(fixed)]
+            shares = allocate(self.sense, self.rhs, self.rows_of, estimates, held)
+            answers = self.ex.restricted([(k, *shares[k], self.penalty[self.rows_of[k]],
+                                           None) for k in todo])
             if any(a is None for a in answers):
                 return None
-            costs = [a[0] for a in answers]
-            used = [a[1] for a in answers]
-            sols = [a[2] for a in answers]
+            for k, a in zip(todo, answers, strict=True):
+                costs[k], used[k], sols[k] = a
+                self.pool.add(k, a[0], a[1])
+                lo, hi = shares[k]
+                fixed[k] |= (a[1] > hi + 1e-9 * np.maximum(1.0, np.abs(hi))) | (
+                    a[1] < lo - 1e-9 * np.maximum(1.0, np.abs(lo)))
             use = np.zeros(len(self.rhs))
             for k in range(n):
-                self.pool.add(k, costs[k], used[k])
                 np.add.at(use, self.rows_of[k], used[k])
-                lo, hi = shares[k]
-                fixed[k] |= (used[k] > hi + 1e-9 * np.maximum(1.0, np.abs(hi))) | (
-                    used[k] < lo - 1e-9 * np.maximum(1.0, np.abs(lo)))
             if self._fits(use):
                 break
-            estimates = used
+            if on_round is not None and on_round(costs, used):
+                return None
+            estimates, todo = used, self._rework(used, use, fixed)
             # a row still over its right-hand side costs its users more in the next round
             self.penalty = np.where(self._violated(use), self.penalty * growth, self.penalty)
         else:
