@@ -73,6 +73,23 @@ def _first(history: pd.DataFrame, gap: float) -> tuple[float | None, int | None]
 LEAN_FROM = 5000  # SKUs: from here the decomposition holds arrays and bases, not models
 
 
+class Progress:
+    """A hook that prints one line per iteration (a long case shows how it goes)."""
+
+    def __init__(self, label: str):
+        self.label = label
+
+    def after_iteration(self, engine, record: dict) -> None:
+        def num(key: str, fmt: str) -> str:
+            v = record.get(key)
+            return "-" if v is None or v != v else format(v, fmt)
+
+        print(f"[{self.label}] iteration {record['iteration']}: {num('seconds', '.1f')} s, "
+              f"bound {num('best_bound', '.7g')}, gap {num('gap', '.2%')}, blocks "
+              f"{num('subproblem_seconds', '.1f')} s, recovery "
+              f"{num('recovery_seconds', '.1f')} s", flush=True)
+
+
 def _case(kind: str, method: str, workers: int, n: int, limit: float, queue) -> None:
     from meio.decomposition import lagrangian_decomposition
     from meio.models import InventoryModel, solve_monolithic
@@ -90,7 +107,8 @@ def _case(kind: str, method: str, workers: int, n: int, limit: float, queue) -> 
     else:
         res = lagrangian_decomposition(fam, method=method, gap_tol=1e-3, max_iter=100000,
                                        time_limit=limit, backend="process", workers=workers,
-                                       lean=n >= LEAN_FROM, plan=False)
+                                       lean=n >= LEAN_FROM, plan=False,
+                                       hooks=[Progress(f"{n} SKUs {method} x{workers}")])
         h = res.history
         t1, it1 = _first(h, 1e-2)
         t01, it01 = _first(h, 1e-3)
