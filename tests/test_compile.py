@@ -174,7 +174,7 @@ def test_a_lean_block_holds_only_bases_between_solves():
     Lagrangian solves and restricted ones, whose snapshots expand to the same values."""
     fam = InventoryModel(load("tiny"))
     i = fam.block_ids()[0]
-    held, lean = CompiledBlock(fam, i), CompiledBlock(fam, i, lean=True)
+    held, lean = CompiledBlock(fam, i), CompiledBlock(fam, i, lean=True, arrays_budget=0)
     rng = np.random.default_rng(3)
     m = len(fam.linking_rows())
     for tag in range(4):
@@ -197,3 +197,33 @@ def test_a_lean_block_holds_only_bases_between_solves():
         vals = lean.values(snap)
         assert [vals[name][idx] for name, idx in fam.block_arrays(i, row_index(fam)).names()
                 ] == x.tolist()
+
+
+def test_lean_blocks_hold_their_arrays_within_the_budget_and_answer_the_same():
+    """Lean blocks hold their arrays while the process's budget allows (the tally is
+    released with the blocks); the ones beyond compile per solve; all give the held model's
+    answers."""
+    from meio.models import compiled
+
+    fam = InventoryModel(load("tiny"))
+    ids = fam.block_ids()[:3]
+    sizes = [CompiledBlock(fam, i, lean=True, arrays_budget=0).a.nbytes() for i in ids]
+    before = compiled._HELD[0]
+    lean = [CompiledBlock(fam, i, lean=True, arrays_budget=before + sum(sizes) - 1)
+            for i in ids]
+    assert [b._source is None for b in lean] == [True, True, False]
+    assert compiled._HELD[0] == before + sizes[0] + sizes[1]
+    m = len(fam.linking_rows())
+    theta = np.random.default_rng(5).uniform(0, 2, m)
+    for i, b in zip(ids, lean, strict=True):
+        a = CompiledBlock(fam, i).solve(theta, 0)
+        out = b.solve(theta, 0)
+        assert out.bound == pytest.approx(a.bound, rel=1e-9)
+        assert (b._a is not None) == (b._source is None)
+    del lean, b
+    import gc
+
+    gc.collect()
+    assert compiled._HELD[0] == before
+    with pytest.raises(ValueError, match="CompiledBlock.arrays_budget"):
+        CompiledBlock(fam, ids[0], lean=True, arrays_budget=-1)
