@@ -148,6 +148,7 @@ def test_tr6_15_published_optimum(formulation):
     assert check.feasible and check.cost == pytest.approx(res.objective, rel=1e-7)
 
 
+@pytest.mark.slow  # 15 s; the fast tier keeps TR6-15's published optimum
 def test_tr12_15_lp_bounds_and_lagrangian_bracket_of_the_published_optimum():
     """The published facility-location LP bound; Geoffrion: dualizing capacity over the items'
     integer sets (Wagner-Whitin blocks) gives that bound in both formulations; the bound and

@@ -74,6 +74,7 @@ def test_matches_the_joined_tables_on_bundled_instances(name):
     _same(load(name).tables)
 
 
+@pytest.mark.slow  # 5 s; the property test and the bundled instances stay in the fast tier
 def test_matches_with_lanes_and_transfers_that_miss_scenarios():
     """Vendor lanes and transfers that deliver nothing in some scenarios, and a generated
     instance with several chunks of SKUs."""
