@@ -413,14 +413,15 @@ def scale(d: dict[str, pd.DataFrame]) -> str:
         sig(r["time to 1% (s)"]), sig(r["time to 0.1% (s)"]),
         DASH if _missing(r["iterations"]) else f"{r['iterations']:.0f}",
         DASH if _missing(r["passes"]) else f"{r['passes']:.1f}",
-        sig(r["s / iteration"]), pct(r["HiGHS share"]), pct(r["recovery share"]),
+        sig(r["s / iteration"]), sig(r["pass ms / SKU"]), pct(r["HiGHS share"]),
+        pct(r["recovery share"]),
         pct(r["driver share"]), fixed(r["peak MB"], 0, sep=True),
         DASH if _missing(r["monolithic / this (1%)"]) else r["monolithic / this (1%)"]]
         for r in s.to_dict("records")]
     text = table(["SKUs", "case", "status", "time to 1% (s)", "time to 0.1% (s)",
-                  "iterations", "passes", "s / iteration", "HiGHS share", "recovery share",
-                  "driver share", "peak MB", "monolithic / this (1%)"], rows,
-                 "rllrrrrrrrrrr")
+                  "iterations", "passes", "s / iteration", "pass ms / SKU", "HiGHS share",
+                  "recovery share", "driver share", "peak MB", "monolithic / this (1%)"],
+                 rows, "rllrrrrrrrrrrr")
     if s["status"].map(limited).any():
         text += "\n" + _wrap("\\* Stopped at the case's time limit: the time to a gap not "
                             "reached is a dash, and the row depends on the machine's speed.")

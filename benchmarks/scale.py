@@ -198,6 +198,15 @@ def _share(r, column: str) -> float | None:
     return part / whole
 
 
+def _per_sku(r) -> float | None:
+    """Wall time of one pass over all blocks per SKU (ms; the mean over the iterations, the
+    first, cold pass included)."""
+    v = getattr(r, "subproblem_s", None)
+    if r.kind != "decomposition" or v is None or pd.isna(v):
+        return None
+    return 1000.0 * v / r.skus
+
+
 def _driver_share(r) -> float | None:
     """The driver's share of an iteration: dual master, restricted master and the rest
     (communication, bookkeeping) -- everything but the block solves and the recovery's."""
@@ -229,6 +238,7 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
                          "time to 1% (s)": r.t_1pct, "time to 0.1% (s)": r.t_01pct,
                          "iterations": r.iterations, "passes": getattr(r, "passes", None),
                          "s / iteration": getattr(r, "iteration_s", None),
+                         "pass ms / SKU": _per_sku(r),
                          "HiGHS share": _share(r, "highs_s_per_worker"),
                          "recovery share": _share(r, "recovery_s"),
                          "driver share": _driver_share(r),
