@@ -32,6 +32,7 @@ the engine does not use it (the repair and the 0/1 restricted master of
 from __future__ import annotations
 
 import copy
+import inspect
 import logging
 import numbers
 import time
@@ -95,10 +96,10 @@ class RestrictedMasterBound:
       master first meets the rows (its plans' blocks become columns); default
       ``ResourceDirectiveRepair(polish_passes=0, group_passes=0)``: polishing is left out,
       since the master's combinations improve on the plan anyway. Pass the run's own repair
-      to seed with it. It is called with the run, the estimates and ``on_round``
-      (:meth:`seed_round`): every split-and-solve round's block solutions join the master,
-      and the seed stops at the first round after which the master meets the rows -- often
-      the first, since the master combines that round's solutions with the Lagrangian ones.
+      to seed with it. It is called with the run, the estimates and, if it takes it,
+      ``on_round`` (:meth:`seed_round`): every split-and-solve round's block solutions join
+      the master, and the seed stops at the first round after which the master meets the
+      rows (it combines that round's solutions with the Lagrangian ones).
       The seed runs when the run's recovery is due (``recover_every``), not earlier: the
       dual method's estimates of the first iterations make plans far from the optimum.
     """
@@ -117,7 +118,7 @@ class RestrictedMasterBound:
         self.max_groups, self.time_limit, self.max_columns = max_groups, time_limit, max_columns
         if seed is not None and not callable(seed):
             raise ValueError(f"RestrictedMasterBound.seed must be a repair (called with the run "
-                             f"and the estimates), got {seed!r}")
+                             f"and the estimates, and on_round if it takes it), got {seed!r}")
         self.seed = (ResourceDirectiveRepair(polish_passes=0, group_passes=0) if seed is None
                      else seed)
         self._h = None  # the HiGHS model (rebuilt from the columns after a restore)
@@ -265,6 +266,18 @@ class RestrictedMasterBound:
             basis.row_status = [highspy.HighsBasisStatus(int(v)) for v in cols.basis[1]]
             basis.valid = True
             self._h.setBasis(basis)
+
+    def run_seed(self, run, estimates: list[np.ndarray]):
+        """The seed's plan from ``estimates`` (or None, also when it stopped because the master
+        meets the rows); a seed that takes ``on_round`` gets :meth:`seed_round`."""
+        try:
+            params = inspect.signature(self.seed).parameters.values()
+        except (TypeError, ValueError):
+            params = []
+        if any(p.name == "on_round" or p.kind is p.VAR_KEYWORD for p in params):
+            return self.seed(run, estimates,
+                             on_round=lambda costs, terms: self.seed_round(run, costs, terms))
+        return self.seed(run, estimates)
 
     def seed_round(self, run, costs: list[float], terms: list[np.ndarray]) -> bool:
         """The seed's ``on_round``: one round's block solutions join the master, which is

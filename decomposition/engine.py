@@ -559,9 +559,11 @@ class DecompositionEngine:
             if not self.certifying:
                 plan = self.repair(st, estimates)
             else:  # each round's solutions join the master; it stops when the master has a plan
-                plan = self.certifier.seed(
-                    st, estimates, on_round=lambda c, t: self.certifier.seed_round(st, c, t))
-                if plan is None and self.certifier.columns(st).best:
+                plan = self.certifier.run_seed(st, estimates)
+                cols = self.certifier.columns(st)
+                if plan is None and cols.best:  # the master's plan value is certified
+                    st.pool.prices = self.certifier.prices
+                    self._improve(cols.best_value)
                     return True
             if plan is not None and self.certifying and getattr(plan, "terms", None):
                 self.certifier.add(st, plan.costs, plan.terms)
@@ -702,16 +704,16 @@ class DecompositionEngine:
         return None
 
     def finish(self, k: int) -> LagrangianResult:
-        """The plan behind the best certified value, a last recovery if no plan was found, a
+        """A last recovery if no plan was found, the plan behind the best certified value, a
         last infeasibility certificate, the last checkpoint, and the result. With ``plan``,
         the result's plan value is the value of the plan it returns."""
         st, opts = self.state, self.options
         ran = k > self.done
-        if opts.plan and not interrupt.requested():
-            self.build_plan()
         if (opts.recover_every and not np.isfinite(st.best_primal) and ran
                 and self.status not in (Status.INTERRUPTED, Status.INFEASIBLE)):
-            self.run_heuristics()  # one last try
+            self.run_heuristics()  # one last try (it may leave a certified value to build)
+        if opts.plan and not interrupt.requested():
+            self.build_plan()
         if (self.status in (Status.ITERATION_LIMIT, Status.TIME_LIMIT)
                 and not np.isfinite(st.best_primal) and not interrupt.requested()):
             last = self.last_scaled / st.row_scale if ran else None

@@ -340,7 +340,10 @@ class ProximalBundle(DualMethod):
       than this, the cuts are summed over this many contiguous pieces of blocks, so that the
       master's size depends on the linking rows, not on the number of blocks. Measured at
       1,000 SKUs of the benchmark shape (2 workers): a master takes 0.1-0.7 s instead of
-      0.4-6.8 s, and the run certifies 1% at the same iteration (benchmarks/scale.py).
+      0.4-6.8 s, and the run certifies 1% at the same iteration (benchmarks/scale.py). An
+      aggregated model has no per-block convex combination for the primal heuristics
+      (:class:`~meio.decomposition.heuristics.MethodEstimate` offers none); pass a number at
+      least the number of blocks to keep the disaggregated model.
     - ``master_time_limit`` (seconds > 0, default 5): HiGHS's time limit for one QP master.
     - ``qp_iteration_limit`` (default 2000) and ``qp_iterations_per_variable`` (default 4):
       the QP master's iteration limit is ``qp_iteration_limit + qp_iterations_per_variable *

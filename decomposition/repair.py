@@ -408,30 +408,37 @@ class _Repairing:
         others keep their solutions, and their terms are their shares."""
         lo, hi = row_limits(self.sense, self.rhs)
         excess = np.maximum(use - hi, lo - use)
-        broken = np.flatnonzero(self._violated(use))
-        weight = np.zeros((len(self.rows_of), len(broken)))
-        where = np.full(len(self.rhs), -1)
-        where[broken] = np.arange(len(broken))
-        for k, (rows, t) in enumerate(zip(self.rows_of, used, strict=True)):
-            j = where[rows]
-            free = (j >= 0) & ~fixed[k]  # a block that broke its share there has no more room
-            weight[k, j[free]] = np.abs(t[free])
-        chosen = set()
-        for j, r in enumerate(broken):
-            order = np.argsort(-weight[:, j], kind="stable")
-            enough = np.cumsum(weight[order, j]) >= self.options.rework_factor * excess[r]
-            last = int(np.argmax(enough)) if enough.any() else len(order) - 1
-            chosen.update(int(k) for k in order[:last + 1] if weight[k, j] > 0)
+        broken = self._violated(use)
+        rows, blocks, weights = [], [], []  # (row, block, |use|) of the free users only
+        for k, (r, t, fx) in enumerate(zip(self.rows_of, used, fixed, strict=True)):
+            free = broken[r] & ~fx & (t != 0)  # a block that broke its share has no room
+            rows.append(r[free])
+            blocks.append(np.full(int(free.sum()), k))
+            weights.append(np.abs(t[free]))
+        row, block, weight = (np.concatenate(x) if x else np.zeros(0) for x in (
+            rows, blocks, weights))
+        # by row, the largest users first; within a row the running sum of their use
+        order = np.lexsort((-weight, row))
+        row, block, weight = row[order], block[order], weight[order]
+        if not len(row):  # no broken row has a user with room left: all blocks again
+            return list(range(len(self.rows_of)))
+        starts = np.flatnonzero(np.r_[True, row[1:] != row[:-1]])
+        chosen: set[int] = set()
+        for a, b in zip(starts, [*starts[1:], len(row)], strict=True):
+            need = self.options.rework_factor * excess[int(row[a])]
+            before = np.cumsum(weight[a:b]) - weight[a:b]  # use of the larger ones
+            chosen.update(int(k) for k in block[a:b][before < need])
         return sorted(chosen) or list(range(len(self.rows_of)))
 
     def recover(self, estimates: list[np.ndarray | None], on_round=None) -> Plan | None:
         """Repair from per-block estimates, then polish; the plan, or None (also when
         ``on_round``, given a round's costs and terms, said to stop).
 
-        Each round splits the right-hand sides by the current estimates, lets every block solve
-        its own problem within its (elastic) shares, and checks the linking rows on the union.
-        A block that cannot keep to its share keeps what it needs; the next round splits the
-        rows again from what the blocks actually used, so the others make room.
+        Each round splits the right-hand sides by the current estimates, lets the blocks solve
+        their own problems within their (elastic) shares -- every block in the first round, the
+        blocks :meth:`_rework` picks in the later ones -- and checks the linking rows on the
+        union. A block that cannot keep to its share keeps what it needs; the next round splits
+        the rows again from what the blocks actually used, so the others make room.
         """
         if any(e is None for e in estimates):
             return None

@@ -23,6 +23,7 @@ then falls back to the persistent Pyomo subproblem.
 from __future__ import annotations
 
 import math
+import threading
 import weakref
 from collections.abc import Hashable
 from typing import NamedTuple
@@ -117,21 +118,24 @@ class _Arrays:
 
 
 _HELD = [0]  # bytes of arrays the lean blocks of this process hold
+_HELD_LOCK = threading.Lock()
 
 
 def _hold(block: CompiledBlock, arrays: _Arrays) -> bool:
     """Count ``arrays`` against the process's budget for lean blocks (released when the block
     is gone); False when they do not fit."""
     size = arrays.nbytes()
-    if _HELD[0] + size > block.arrays_budget:
-        return False
-    _HELD[0] += size
+    with _HELD_LOCK:  # Dask actors may build blocks on threads
+        if _HELD[0] + size > block.arrays_budget:
+            return False
+        _HELD[0] += size
     weakref.finalize(block, _unhold, size)
     return True
 
 
 def _unhold(size: int) -> None:
-    _HELD[0] -= size
+    with _HELD_LOCK:
+        _HELD[0] -= size
 
 
 class CompiledBlock:
@@ -140,11 +144,12 @@ class CompiledBlock:
     Same protocol as :class:`~meio.models.subproblem.BlockSubproblem`. ``via_pyomo``
     compiles the Pyomo block even where the family has a fast compiler
     (:meth:`~meio.models.interface.BlockFamily.block_arrays`). ``lean``: between solves hold
-    only the last bases -- neither the HiGHS model (its solver state is most of the memory a
-    held model takes) nor, where the family has a fast compiler, the arrays, which are
-    compiled again from the family's data for each solve; the re-solve still starts from the
-    saved basis. A lean block costs a few kilobytes per SKU of the benchmark shape instead of
-    about ten megabytes, at the price of a compilation per solve. ``repair_gap`` and
+    the last bases and the arrays but not the HiGHS model (its solver state is most of the
+    memory a held model takes), which is built again for each solve and started from the
+    saved basis; where the family has a fast compiler and the process's lean blocks already
+    hold ``arrays_budget`` bytes of arrays, not the arrays either: they are compiled again
+    from the family's data for each solve. A lean block costs about 0.7 MB per SKU of the
+    benchmark shape with its arrays and about 12 kB without, instead of about ten megabytes. ``repair_gap`` and
     ``repair_time_limit``: the relative MIP gap and seconds of a MIP block's restricted
     (repair) solves, which need a good feasible point, not a proof; set them through
     ``subproblem=functools.partial(CompiledBlock, repair_gap=...)``.

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from meio.decomposition import (
     DecompositionOptions,
     ProximalBundle,
+    ResourceDirectiveRepair,
     RestrictedMasterBound,
     lagrangian_decomposition,
 )
@@ -241,4 +242,49 @@ def test_a_checkpoint_from_before_the_restricted_master_resumes(tmp_path):
     exact = solve_monolithic(family).objective
     res = lagrangian_decomposition(family, max_iter=30, checkpoint=path, resume=True)
     assert res.iterations > 4
+    _check_plan(family, res, exact, pyo.minimize)
+
+
+class _Seed(ResourceDirectiveRepair):
+    """The default seed, recording what the master answered after each failed round (a class
+    attribute: the run works on a copy of the certifier and its seed)."""
+
+    answers: list = []
+
+    def __call__(self, run, estimates, on_round=None):
+        def recorded(costs, terms):
+            self.answers.append(on_round(costs, terms))
+            return self.answers[-1]
+
+        return super().__call__(run, estimates, recorded)
+
+
+@pytest.mark.parametrize(("seed", "every"), [(0, 3), (4, 3), (8, 3), (0, 10)])
+def test_the_seed_stops_when_the_master_meets_the_rows_and_the_plan_is_built(seed, every):
+    """On these instances a repair round breaks a row, yet with that round's solutions the
+    master meets every row: the seed stops there, and the run's plan (built from the master's
+    shares) is checked and brackets the optimum with the bound -- also when the seed is the
+    run's last try at its end (no recovery was due before the iteration limit)."""
+    family = ToyFamily(seed=seed, n_blocks=12, sense=pyo.maximize)
+    exact = solve_monolithic(family).objective
+    _Seed.answers = []
+    res = lagrangian_decomposition(family, max_iter=3, recover_every=every, certifier=(
+        RestrictedMasterBound(seed=_Seed(polish_passes=0, group_passes=0))))
+    assert _Seed.answers and _Seed.answers[-1] is True
+    _check_plan(family, res, exact, pyo.maximize)
+
+
+def test_a_seed_without_on_round_is_called_with_the_run_and_the_estimates():
+    """A user's seed that takes only the run and the estimates still seeds the master."""
+    calls = []
+
+    def seed(run, estimates):
+        calls.append(len(estimates))
+        return ResourceDirectiveRepair(polish_passes=0)(run, estimates)
+
+    family = ToyFamily(seed=0, n_blocks=6, sense=pyo.minimize)
+    exact = solve_monolithic(family).objective
+    res = lagrangian_decomposition(family, max_iter=2, recover_every=2,
+                                   certifier=RestrictedMasterBound(seed=seed))
+    assert calls == [6]
     _check_plan(family, res, exact, pyo.minimize)

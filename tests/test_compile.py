@@ -207,7 +207,10 @@ def test_lean_blocks_hold_their_arrays_within_the_budget_and_answer_the_same():
 
     fam = InventoryModel(load("tiny"))
     ids = fam.block_ids()[:3]
+    import gc
+
     sizes = [CompiledBlock(fam, i, lean=True, arrays_budget=0).a.nbytes() for i in ids]
+    gc.collect()  # lean blocks of earlier tests let go first
     before = compiled._HELD[0]
     lean = [CompiledBlock(fam, i, lean=True, arrays_budget=before + sum(sizes) - 1)
             for i in ids]
@@ -221,8 +224,6 @@ def test_lean_blocks_hold_their_arrays_within_the_budget_and_answer_the_same():
         assert out.bound == pytest.approx(a.bound, rel=1e-9)
         assert (b._a is not None) == (b._source is None)
     del lean, b
-    import gc
-
     gc.collect()
     assert compiled._HELD[0] == before
     with pytest.raises(ValueError, match="CompiledBlock.arrays_budget"):
