@@ -149,9 +149,10 @@ class CompiledBlock:
     saved basis; where the family has a fast compiler and the process's lean blocks already
     hold ``arrays_budget`` bytes of arrays, not the arrays either: they are compiled again
     from the family's data for each solve. A lean block costs about 0.7 MB per SKU of the
-    benchmark shape with its arrays and about 12 kB without, instead of about ten megabytes. ``repair_gap`` and
-    ``repair_time_limit``: the relative MIP gap and seconds of a MIP block's restricted
-    (repair) solves, which need a good feasible point, not a proof; set them through
+    benchmark shape with its arrays and about 12 kB without, instead of about ten megabytes.
+    ``repair_gap`` and ``repair_time_limit``: the relative MIP gap and seconds of a MIP
+    block's restricted (repair) solves, which need a good feasible point, not a proof; set
+    them through
     ``subproblem=functools.partial(CompiledBlock, repair_gap=...)``.
 
     ``arrays_budget`` (bytes, default None: the class attribute, 4 GiB): a lean block whose
