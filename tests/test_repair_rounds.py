@@ -71,16 +71,23 @@ class _Counting(ResourceDirectiveRepair):
         return super().__call__(proxy, estimates, on_round)
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2, 3])
-@pytest.mark.parametrize("sense", [pyo.minimize, pyo.maximize])
-def test_partial_rounds_keep_plans_feasible_and_on_the_right_side(seed, sense):
+SENSES = (pyo.minimize, pyo.maximize)
+CASES = ([(seed, sense, False) for seed in range(4) for sense in SENSES]
+         + [(0, sense, True) for sense in SENSES]  # integer blocks: about 2 s each
+         + [pytest.param(seed, sense, True, marks=pytest.mark.slow)
+            for seed in range(1, 4) for sense in SENSES])
+
+
+@pytest.mark.parametrize(("seed", "sense", "integer"), CASES)
+def test_partial_rounds_keep_plans_feasible_and_on_the_right_side(seed, sense, integer):
     """With a small rework factor the rounds after the first solve few blocks; every plan
-    still meets every row and block constraint, and the bound and plan bracket the optimum."""
-    family = ToyFamily(seed=seed, n_blocks=8, sense=sense)
-    exact = solve_monolithic(family).objective
+    still meets every row and block constraint, and the bound and plan bracket the optimum
+    (the LP's, or the MIP's with integer blocks)."""
+    family = ToyFamily(seed=seed, n_blocks=8, sense=sense, integer=integer)
+    exact = solve_monolithic(family, mip_gap=1e-9).objective
     repair = _Counting(rework_factor=1.0, polish_passes=0)
     res = lagrangian_decomposition(family, max_iter=6, recover_every=2, certifier=None,
-                                   repair=repair)
+                                   repair=repair, mip_gap=1e-9)
     assert repair.requests and repair.requests[0] == family.n
     assert all(0 < r <= family.n for r in repair.requests)
     check = check_primal_solution(family, res.primal_values, tol=TOL)
