@@ -517,9 +517,14 @@ class DecompositionEngine:
             self.certifier.add(st, it.own, [o.terms for o in outs])
         value = self.certifier.solve(st)
         if value is not None:
-            st.pool.prices = self.certifier.prices  # the restricted master's duals
-            self._improve(value)
+            self._master_value(value)
         it.certify_seconds += time.perf_counter() - t
+
+    def _master_value(self, value: float) -> None:
+        """A restricted master met the rows: its duals price the pool, its value (D-space)
+        is a certified plan value."""
+        self.state.pool.prices = self.certifier.prices
+        self._improve(value)
 
     def recovery_due(self, k: int) -> bool:
         """A recovery every ``recover_every`` iterations, when the dual method has converged,
@@ -562,8 +567,7 @@ class DecompositionEngine:
                 plan = self.certifier.run_seed(st, estimates)
                 cols = self.certifier.columns(st)
                 if plan is None and cols.best:  # the master's plan value is certified
-                    st.pool.prices = self.certifier.prices
-                    self._improve(cols.best_value)
+                    self._master_value(cols.best_value)
                     return True
             if plan is not None and self.certifying and getattr(plan, "terms", None):
                 self.certifier.add(st, plan.costs, plan.terms)
