@@ -8,9 +8,10 @@ point, and PDLP, the first-order LP solver, at its default tolerance) and the de
 Each case runs in its own spawned process, so its peak memory (max RSS) is its own and a time
 limit can stop it. Recorded: time to a certified 1% and 0.1% gap (exact solves: time to the
 optimum; PDLP: to its own tolerance, which is no certificate), peak memory of the driver and of
-the workers, iterations, passes over all blocks (iterations plus the recovery's restricted block
-solves divided by the number of blocks), time per iteration split into block solves, dual
-master, restricted master (certification), recovery and the rest (communication, bookkeeping),
+the workers, iterations, passes over all blocks (the Lagrangian passes and any a seed makes,
+plus the recovery's restricted block solves divided by the number of blocks), time per
+iteration split into block solves, dual master, restricted master (certification), recovery
+and the rest (communication, bookkeeping),
 the HiGHS share of it (the blocks' HiGHS time, Lagrangian and recovery solves, per worker), and
 the ratio of the best monolithic time to each decomposition's time to 1%. Also a re-planning case:
 after new demand scenarios for 5% of the SKUs and one changed capacity, the run warm-started
@@ -120,7 +121,8 @@ def _case(kind: str, method: str, workers: int, n: int, limit: float, queue) -> 
                    lean=n >= LEAN_FROM,
                    iterations=res.iterations, iterations_to_1pct=it1, t_1pct=t1, t_01pct=t01,
                    iterations_to_01pct=it01,
-                   passes=res.iterations + float(h["restricted_solves"].iat[-1]) / n,
+                   passes=float(h["evaluations"].iat[-1])
+                   + float(h["restricted_solves"].iat[-1]) / n,
                    setup_s=float(h["seconds"].iat[0] - h["subproblem_seconds"].iat[0]),
                    total_s=time.perf_counter() - t0,
                    iteration_s=float(step.mean()) if len(step) else None,

@@ -10,7 +10,8 @@ never on a particular model family.
 - :mod:`meio.decomposition.methods` -- subgradient, volume and proximal bundle updates, and the
   :class:`DualMethod` protocol;
 - :mod:`meio.decomposition.certify` -- the restricted master that certifies a plan value every
-  iteration with LP blocks (:class:`RestrictedMasterBound`);
+  iteration with LP blocks (:class:`RestrictedMasterBound`), seeded by
+  :mod:`~.price_seed` (:class:`RaisedPricesSeed`);
 - :mod:`meio.decomposition.heuristics` -- primal heuristics (restricted masters, column
   generation, the method's estimate, ergodic rounding) and :mod:`~.repair`, the repair that
   turns their estimates into plans;
@@ -52,12 +53,14 @@ from .methods import (
     make_method,
 )
 from .options import DecompositionOptions
+from .price_seed import RaisedPricesSeed
 from .repair import Plan, ResourceDirectiveRepair
 
 __all__ = ["ColumnGeneration", "DecompositionEngine", "DecompositionOptions", "DualMethod",
            "ErgodicRounding", "Evaluation", "Hook", "LagrangianResult", "METHODS", "MasterColumns",
            "MethodEstimate", "MixedIterationError", "Plan", "PrimalHeuristic", "ProximalBundle",
-           "ResourceDirectiveRepair", "RestrictedMasterBound", "RestrictedMasterRounding",
-           "RunState", "Status", "StopRun", "Subgradient", "SubproblemCache", "Volume", "compare",
-           "default_heuristics", "lagrangian_bound", "lagrangian_decomposition", "make_method",
-           "multipliers_vector", "plot_convergence", "relative_gap"]
+           "RaisedPricesSeed", "ResourceDirectiveRepair", "RestrictedMasterBound",
+           "RestrictedMasterRounding", "RunState", "Status", "StopRun", "Subgradient",
+           "SubproblemCache", "Volume", "compare", "default_heuristics", "lagrangian_bound",
+           "lagrangian_decomposition", "make_method", "multipliers_vector", "plot_convergence",
+           "relative_gap"]

@@ -41,6 +41,7 @@ import numpy as np
 from meio.models.highs import highs_lp, new_highs
 from meio.models.interface import row_limits
 
+from .price_seed import RaisedPricesSeed
 from .repair import ResourceDirectiveRepair
 
 __all__ = ["MasterColumns", "RestrictedMasterBound"]
@@ -92,11 +93,14 @@ class RestrictedMasterBound:
       stopped by it certifies nothing that iteration).
     - ``max_columns`` (int >= 1, default 200): columns per group at most; the oldest unused
       leave first.
-    - ``seed``: the repair that turns the primal heuristics' estimates into plans until the
-      master first meets the rows (its plans' blocks become columns); default
-      ``ResourceDirectiveRepair(polish_passes=0, group_passes=0)``: polishing is left out,
-      since the master's combinations improve on the plan anyway. Pass the run's own repair
-      to seed with it. It is called with the run, the estimates and, if it takes it,
+    - ``seed``: what gives the master columns that meet the rows, from the primal
+      heuristics' estimates, until it first does; default
+      :class:`~meio.decomposition.price_seed.RaisedPricesSeed` (passes of the blocks' own
+      solves at raised prices on the broken rows, then, if the master is still short, the
+      repair ``ResourceDirectiveRepair(polish_passes=0, group_passes=0)``: polishing is left
+      out, since the master's combinations improve on the plan anyway). Pass a repair (the
+      run's own, say) to seed with it alone. It is called with the run, the estimates and, if
+      it takes it,
       ``on_round`` (:meth:`seed_round`): every split-and-solve round's block solutions join
       the master, and the seed stops at the first round after which the master meets the
       rows (it combines that round's solutions with the Lagrangian ones).
@@ -119,8 +123,7 @@ class RestrictedMasterBound:
         if seed is not None and not callable(seed):
             raise ValueError(f"RestrictedMasterBound.seed must be a repair (called with the run "
                              f"and the estimates, and on_round if it takes it), got {seed!r}")
-        self.seed = (ResourceDirectiveRepair(polish_passes=0, group_passes=0) if seed is None
-                     else seed)
+        self.seed = RaisedPricesSeed() if seed is None else seed
         self._h = None  # the HiGHS model (rebuilt from the columns after a restore)
         self._in_model: list[int] = []  # column ids, in the model's column order
         self._weights: dict[int, float] = {}

@@ -253,12 +253,18 @@ class RunState:
 
 
 class CountedExecutor:
-    """A block executor that counts the restricted (recovery) block solves sent to it
-    (``restricted_solves``); everything else goes to the executor as it is."""
+    """A block executor that counts the passes over all blocks (``evaluations``: the
+    Lagrangian ones and any a heuristic makes) and the restricted (recovery) block solves
+    (``restricted_solves``) sent to it; everything else goes to the executor as it is."""
 
     def __init__(self, ex):
         self.ex = ex
         self.restricted_solves = 0
+        self.evaluations = 0
+
+    def evaluate(self, theta: np.ndarray, tag: int) -> list:
+        self.evaluations += 1
+        return self.ex.evaluate(theta, tag)
 
     def restricted(self, requests: list[tuple]) -> list:
         self.restricted_solves += len(requests)
@@ -400,8 +406,10 @@ class DecompositionEngine:
         if opts.resume and opts.checkpoint is not None and Path(opts.checkpoint).exists():
             saved = load_checkpoint(opts.checkpoint, self.digest, self.method)
             self.dual, st.ergodic, self.history = saved["dual"], saved["ergodic"], saved["history"]
-            if self.history:  # the count of restricted solves goes on from the saved one
-                st.ex.restricted_solves = int(self.history[-1].get("restricted_solves") or 0)
+            if self.history:  # the counts of solves go on from the saved ones
+                last = self.history[-1]
+                st.ex.restricted_solves = int(last.get("restricted_solves") or 0)
+                st.ex.evaluations = int(last.get("evaluations") or last["iteration"])
             self.best_theta, self.done = saved["best_theta"], saved["iteration"]
             st.restore(saved["run"])
         else:
@@ -670,6 +678,7 @@ class DecompositionEngine:
                "recovery_highs_seconds": it.recovery_highs_seconds,
                "certify_seconds": it.certify_seconds,
                "restricted_solves": st.ex.restricted_solves,
+               "evaluations": st.ex.evaluations,
                "seconds": time.perf_counter() - self.start_time}
         self.history.append(row)
         log.debug("iteration %d: bound %s, best bound %s, best plan %s, gap %s", it.k,

@@ -138,7 +138,8 @@ def test_hooks_see_every_iteration_and_each_improvement():
     improved = [b for i, b in enumerate(best) if i == 0 or b > best[i - 1]]
     assert hook.bounds == improved  # once per improvement, with the new best bound
     assert hook.primals == sorted(set(hook.primals), reverse=True)  # each better than the last
-    assert hook.primals and hook.primals[-1] == res.primal
+    # the last certified value and the built plan's recomputed cost agree to rounding
+    assert hook.primals and hook.primals[-1] == pytest.approx(res.primal, rel=1e-12)
 
 
 def test_a_hook_returning_true_stops_before_the_iteration():
