@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import numbers
+from collections.abc import Callable
 
 import numpy as np
 
@@ -47,7 +48,7 @@ class RaisedPricesSeed:
       elsewhere; every priced row, with its multiplier's sign, when nothing is known to be
       broken) and ``p`` is the median size of the nonzero multipliers of the row's kind
       (:func:`typical_prices`).
-    - ``fallback`` (a repair; the default, ``...``, is ``ResourceDirectiveRepair(
+    - ``fallback`` (a repair, called like one; default ``"repair"``: ``ResourceDirectiveRepair(
       polish_passes=0, group_passes=0)``; None: none): called with the run, the estimates and
       ``on_round`` when no round let the master meet the rows.
 
@@ -60,7 +61,7 @@ class RaisedPricesSeed:
     name = "raised-prices-seed"
 
     def __init__(self, raises: tuple[float, ...] = (0.5, 2.0),
-                 fallback: ResourceDirectiveRepair | None = ...):
+                 fallback: Callable | str | None = "repair"):
         try:
             values = [float(r) for r in raises]
         except (TypeError, ValueError):
@@ -70,12 +71,14 @@ class RaisedPricesSeed:
                 or values != sorted(values)):
             raise ValueError(f"RaisedPricesSeed.raises must be increasing numbers > 0, got "
                              f"{raises!r}")
-        if fallback is not ... and fallback is not None and not callable(fallback):
-            raise ValueError(f"RaisedPricesSeed.fallback must be a repair (or None), got "
-                             f"{fallback!r}")
+        default = isinstance(fallback, str) and fallback == "repair"
+        if not (fallback is None or default or (callable(fallback)
+                                                and not isinstance(fallback, str))):
+            raise ValueError(f"RaisedPricesSeed.fallback must be a repair, 'repair' or None, "
+                             f"got {fallback!r}")
         self.raises = tuple(values)
         self.fallback = (ResourceDirectiveRepair(polish_passes=0, group_passes=0)
-                         if fallback is ... else fallback)
+                         if default else fallback)
 
     def __repr__(self) -> str:
         return f"RaisedPricesSeed(raises={self.raises}, fallback={self.fallback!r})"

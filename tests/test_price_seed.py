@@ -154,7 +154,8 @@ def test_typical_prices_by_kind_of_row():
 @pytest.mark.parametrize(("kwargs", "name"), [
     ({"raises": (0.5, 0.1)}, "raises"), ({"raises": ()}, "raises"),
     ({"raises": (0.0,)}, "raises"), ({"raises": (True,)}, "raises"),
-    ({"raises": "0.1"}, "raises"), ({"fallback": "repair"}, "fallback")])
+    ({"raises": "0.1"}, "raises"), ({"fallback": "polish"}, "fallback"),
+    ({"fallback": 3}, "fallback")])
 def test_options_are_checked(kwargs, name):
     with pytest.raises(ValueError, match=f"RaisedPricesSeed.{name}"):
         RaisedPricesSeed(**kwargs)
