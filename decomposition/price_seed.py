@@ -27,6 +27,7 @@ import numbers
 from collections.abc import Callable
 
 import numpy as np
+from meio.models import interrupt
 
 from .recovery import violated_rows
 from .repair import ResourceDirectiveRepair
@@ -88,7 +89,7 @@ class RaisedPricesSeed:
         fallback (class docstring)."""
         if on_round is not None and self._rounds(run, estimates, on_round):
             return None
-        if self.fallback is None:
+        if self.fallback is None or interrupt.requested():  # Ctrl-C: no repair after it
             return None
         if on_round is None:
             return self.fallback(run, estimates)
@@ -105,6 +106,8 @@ class RaisedPricesSeed:
         for r, factor in enumerate(self.raises):
             if not push.any():  # nothing broken to go by: tighten every priced row
                 push = np.sign(theta) * (theta != 0)
+            if not push.any():  # no price to raise: a round would repeat a Lagrangian pass
+                return False
             raised = np.clip(theta + factor * (np.abs(theta) + p) * push, run.lo, run.hi)
             outs = run.ex.evaluate(raised, -(r + 1))
             if any(o.value is None or o.terms is None for o in outs):

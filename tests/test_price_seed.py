@@ -159,3 +159,37 @@ def test_typical_prices_by_kind_of_row():
 def test_options_are_checked(kwargs, name):
     with pytest.raises(ValueError, match=f"RaisedPricesSeed.{name}"):
         RaisedPricesSeed(**kwargs)
+
+
+def test_ctrl_c_during_the_rounds_skips_the_fallback():
+    """Ctrl-C in a round (a real SIGINT, recorded by meio's handler): the seed returns at
+    once, without the repair, and the run ends interrupted."""
+    import signal
+
+    from meio.models import interrupt
+
+    calls = []
+
+    class Fallback(ResourceDirectiveRepair):
+        def __call__(self, run, estimates, on_round=None):
+            calls.append(len(estimates))
+            return super().__call__(run, estimates, on_round)
+
+    class Interrupted(RaisedPricesSeed):
+        def __call__(self, run, estimates, on_round=None):
+            def pressed(costs, terms):
+                signal.raise_signal(signal.SIGINT)
+                return on_round(costs, terms) and False
+
+            return super().__call__(run, estimates, pressed)
+
+    family = ToyFamily(seed=0, n_blocks=8, sense=pyo.minimize)
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with interrupt.watching():
+            res = lagrangian_decomposition(family, max_iter=7, recover_every=7, certifier=(
+                RestrictedMasterBound(seed=Interrupted(fallback=Fallback(polish_passes=0)))))
+    finally:
+        signal.signal(signal.SIGINT, before)
+    assert calls == []
+    assert res.status == "interrupted"
