@@ -36,13 +36,13 @@ import inspect
 import logging
 import numbers
 import time
+from collections.abc import Callable
 
 import numpy as np
 from meio.models.highs import highs_lp, new_highs
 from meio.models.interface import row_limits
 
 from .price_seed import RaisedPricesSeed
-from .repair import ResourceDirectiveRepair
 
 __all__ = ["MasterColumns", "RestrictedMasterBound"]
 
@@ -100,10 +100,10 @@ class RestrictedMasterBound:
       repair ``ResourceDirectiveRepair(polish_passes=0, group_passes=0)``: polishing is left
       out, since the master's combinations improve on the plan anyway). Pass a repair (the
       run's own, say) to seed with it alone. It is called with the run, the estimates and, if
-      it takes it,
-      ``on_round`` (:meth:`seed_round`): every split-and-solve round's block solutions join
-      the master, and the seed stops at the first round after which the master meets the
-      rows (it combines that round's solutions with the Lagrangian ones).
+      it takes it, ``on_round`` (:meth:`seed_round`): every round's block solutions (a
+      raised-price pass, or a split-and-solve round of the repair) join the master, and the
+      seed stops at the first round after which the master meets the rows (it combines that
+      round's solutions with the Lagrangian ones).
       The seed runs when the run's recovery is due (``recover_every``), not earlier: the
       dual method's estimates of the first iterations make plans far from the optimum.
     """
@@ -111,7 +111,7 @@ class RestrictedMasterBound:
     name = "restricted-master-bound"
 
     def __init__(self, max_groups: int = 256, time_limit: float = 60.0,
-                 max_columns: int = 200, seed: ResourceDirectiveRepair | None = None):
+                 max_columns: int = 200, seed: Callable | None = None):
         for key, value, integer in (("max_groups", max_groups, True),
                                     ("time_limit", time_limit, False),
                                     ("max_columns", max_columns, True)):

@@ -50,7 +50,8 @@ class RaisedPricesSeed:
       is the sign of the violation on rows the estimates or an earlier round broke (0
       elsewhere; every priced row, with its multiplier's sign, when nothing is known to be
       broken) and ``p`` is the median size of the nonzero multipliers of the row's kind
-      (:func:`typical_prices`).
+      (:func:`typical_prices`; with no multiplier priced, ``(1 + s) / |rhs|`` per row, ``s``
+      the size of the last block values).
     - ``fallback`` (a repair, called like one; default ``"repair"``: ``ResourceDirectiveRepair(
       polish_passes=0, group_passes=0)``; None: none): called with the run, the estimates and
       ``on_round`` when no round let the master meet the rows.
@@ -71,7 +72,7 @@ class RaisedPricesSeed:
             values = None
         if (values is None or not values or any(isinstance(r, bool) or not isinstance(
                 r, numbers.Real) for r in raises) or any(not v > 0 for v in values)
-                or values != sorted(values)):
+                or any(a >= b for a, b in zip(values, values[1:], strict=False))):
             raise ValueError(f"RaisedPricesSeed.raises must be increasing numbers > 0, got "
                              f"{raises!r}")
         default = isinstance(fallback, str) and fallback == "repair"
@@ -104,8 +105,10 @@ class RaisedPricesSeed:
         if all(e is not None for e in estimates):
             _mark_broken(run, _use(run, estimates), push)
         p = typical_prices(run.rows["kind"].to_numpy(), theta,
-                           (1.0 + abs(run.scale)) / float(np.sum(run.row_scale)))
+                           (1.0 + abs(run.scale)) / run.row_scale)
         for r, factor in enumerate(self.raises):
+            if interrupt.requested():  # Ctrl-C: no further pass
+                return False
             if not push.any():  # nothing broken to go by: tighten every priced row
                 push = np.sign(theta) * (theta != 0)
             if not push.any():  # no price to raise: a round would repeat a Lagrangian pass
@@ -130,16 +133,18 @@ class RaisedPricesSeed:
         return False
 
 
-def typical_prices(kind: np.ndarray, theta: np.ndarray, default: float) -> np.ndarray:
+def typical_prices(kind: np.ndarray, theta: np.ndarray, default) -> np.ndarray:
     """Per row, the median size of the nonzero multipliers of its kind of row (of all rows
-    where its kind has none; ``default`` where no row is priced).
+    where its kind has none; ``default``, a number or one per row, where no row is priced).
 
     >>> typical_prices(np.array(["a", "a", "a", "b"]), np.array([0.0, 2.0, 4.0, 0.0]), 1.0)
     array([3., 3., 3., 3.])
     """
     size = np.abs(theta)
-    overall = float(np.median(size[size > 0])) if (size > 0).any() else default
-    out = np.full(len(theta), overall)
+    if (size > 0).any():
+        out = np.full(len(theta), float(np.median(size[size > 0])))
+    else:
+        out = np.broadcast_to(np.asarray(default, dtype=float), theta.shape).copy()
     for k in np.unique(kind):
         mine = kind == k
         priced = size[mine & (size > 0)]
@@ -149,9 +154,10 @@ def typical_prices(kind: np.ndarray, theta: np.ndarray, default: float) -> np.nd
 
 
 def _mark_broken(run, use: np.ndarray, push: np.ndarray) -> None:
-    """Mark the rows ``use`` breaks in ``push`` with the sign of their violation (a row once
-    marked keeps its first sign)."""
-    bad = violated_rows(run.sense, run.rhs, use) & (push == 0)
+    """Mark the rows ``use`` breaks in ``push`` with the sign of their violation (an
+    inequality once marked keeps its sign; an equality takes the sign of its latest
+    violation, so a round that overshoots it turns it back)."""
+    bad = violated_rows(run.sense, run.rhs, use) & ((push == 0) | (run.sense == "=="))
     push[bad] = np.where(use[bad] > run.rhs[bad], 1.0, -1.0)
 
 
