@@ -119,6 +119,7 @@ def test_sigkill_mid_run_then_resume(tmp_path, uninterrupted):
              uninterrupted)
 
 
+@pytest.mark.slow  # slow tier: the fast tier keeps the SIGKILL mid-run test
 def test_sigkill_during_a_checkpoint_write(tmp_path, uninterrupted):
     """The child's third checkpoint write stops half-way (part of the bytes on disk) and the
     child is killed there: the previous checkpoint must be intact and resumable."""

@@ -70,6 +70,7 @@ def rewrite_class_name(path, old: str, new: str) -> int:
     return count
 
 
+@pytest.mark.slow  # slow tier: compatibility with an older checkpoint format
 def test_a_checkpoint_naming_the_former_snapshot_class_resumes(tmp_path):
     ck = tmp_path / "run.ckpt"
     uninterrupted = lagrangian_decomposition(family(), **RUN)

@@ -184,6 +184,7 @@ def test_cli_solve_with_a_second_solver(tmp_path):
     assert len(unknown.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow  # slow tier: for the fast tier's margin
 def test_repair_settings_are_options_of_both_block_subproblems():
     """The MIP repair solves' gap and time limit are constructor options (defaults unchanged)."""
     import functools
