@@ -142,6 +142,21 @@ def test_hooks_see_every_iteration_and_each_improvement():
     assert hook.primals and hook.primals[-1] == pytest.approx(res.primal, rel=1e-12)
 
 
+@pytest.mark.parametrize(("seed", "sense"), [(4, pyo.minimize), (12, pyo.maximize)])
+def test_rounding_in_the_built_plans_cost_keeps_the_status_gap(seed, sense):
+    """On these instances the plan built from the restricted master costs its certified value
+    plus rounding (about 1e-16 relative): with gap_tol=0 the run still ends with the status
+    gap, and its plan is checked afresh."""
+    from meio.testing import check_primal_solution
+
+    family = ToyFamily(seed=seed, sense=sense)
+    res = lagrangian_decomposition(family, max_iter=40, gap_tol=0.0)
+    assert res.status == "gap", res.stop_reason
+    assert res.gap is not None and 0 <= res.gap <= 1e-12
+    check = check_primal_solution(family, res.primal_values, tol=1e-6)
+    assert check.feasible and check.objective == pytest.approx(res.primal, rel=1e-9)
+
+
 def test_a_hook_returning_true_stops_before_the_iteration():
     family = ToyFamily(seed=3, sense=pyo.minimize)
     hook = _Recorder(stop_at=4)
