@@ -75,7 +75,7 @@ from .checkpoint import load_checkpoint, problem_digest, save_checkpoint
 from .executor import make_executor
 from .methods import Evaluation
 from .options import DecompositionOptions
-from .recovery import ColumnPool, ErgodicAverage, per_block, violated_rows
+from .recovery import ColumnPool, ErgodicAverage, own_cost, per_block, row_use, violated_rows
 from .repair import Plan
 from .result import LagrangianResult, certified_gap
 from .subproblem import BlockOutcome
@@ -458,17 +458,14 @@ class DecompositionEngine:
                 st.scale = max(vals)
             # each block's own cost (its value without the priced terms): for the pools
             it.own = [None if o.value is None or o.terms is None else
-                      o.value - st.sense_sign * float(it.theta[rows] @ o.terms)
+                      own_cost(o.value, o.terms, it.theta[rows], st.sense_sign)
                       for rows, o in zip(st.rows_of, outs, strict=True)]
             for k, (own, o) in enumerate(zip(it.own, outs, strict=True)):
                 if own is not None:
                     st.pool.add(k, own, o.terms)
             it.bound = lagrangian_bound(outs, it.k, it.theta, st.rhs, st.sense_sign)
             if all(o.terms is not None for o in outs):
-                s = -st.rhs.copy()
-                for rows, o in zip(st.rows_of, outs, strict=True):
-                    np.add.at(s, rows, o.terms)
-                it.subgradient = s
+                it.subgradient = row_use(st.rows_of, len(st.rhs), [o.terms for o in outs]) - st.rhs
             it.cuts = [(k, rows, st.sense_sign * o.value, o.terms)
                        for k, (rows, o) in enumerate(zip(st.rows_of, outs, strict=True))
                        if o.value is not None and o.terms is not None]
@@ -623,9 +620,7 @@ class DecompositionEngine:
         answers = self._within_shares(est)
         plan = None
         if all(a is not None for a in answers):
-            use = np.zeros(len(st.rhs))
-            for rows, a in zip(st.rows_of, answers, strict=True):
-                np.add.at(use, rows, a[1])
+            use = row_use(st.rows_of, len(st.rhs), [a[1] for a in answers])
             if not violated_rows(st.sense, st.rhs, use).any():
                 plan = Plan(float(sum(a[0] for a in answers)), [a[2] for a in answers],
                             [a[0] for a in answers], [a[1] for a in answers])

@@ -31,7 +31,7 @@ from collections.abc import Callable
 import numpy as np
 from meio.models import interrupt
 
-from .recovery import violated_rows
+from .recovery import own_cost, row_use, violated_rows
 from .repair import ResourceDirectiveRepair
 
 __all__ = ["RaisedPricesSeed"]
@@ -103,7 +103,7 @@ class RaisedPricesSeed:
                  else np.asarray(run.prices, dtype=float))
         push = np.zeros(len(run.rhs))  # on a broken row: the sign of its violation
         if all(e is not None for e in estimates):
-            _mark_broken(run, _use(run, estimates), push)
+            _mark_broken(run, row_use(run.rows_of, len(run.rhs), estimates), push)
         p = typical_prices(run.rows["kind"].to_numpy(), theta,
                            (1.0 + abs(run.scale)) / run.row_scale)
         for r, factor in enumerate(self.raises):
@@ -119,13 +119,13 @@ class RaisedPricesSeed:
                 log.debug("raised prices: a block gave no solution in round %d", r + 1)
                 return False
             terms = [o.terms for o in outs]
-            own = [o.value - run.sense_sign * float(raised[rows] @ o.terms)
+            own = [own_cost(o.value, o.terms, raised[rows], run.sense_sign)
                    for rows, o in zip(run.rows_of, outs, strict=True)]
             if on_round(own, terms):
                 log.debug("raised prices: the master meets the rows after round %d (x%g)",
                           r + 1, factor)
                 return True
-            use = _use(run, terms)
+            use = row_use(run.rows_of, len(run.rhs), terms)
             log.debug("raised prices: round %d (x%g) breaks %d rows, %d marked so far",
                       r + 1, factor, int(violated_rows(run.sense, run.rhs, use).sum()),
                       int((push != 0).sum()))
@@ -159,11 +159,3 @@ def _mark_broken(run, use: np.ndarray, push: np.ndarray) -> None:
     violation, so a round that overshoots it turns it back)."""
     bad = violated_rows(run.sense, run.rhs, use) & ((push == 0) | (run.sense == "=="))
     push[bad] = np.where(use[bad] > run.rhs[bad], 1.0, -1.0)
-
-
-def _use(run, terms: list[np.ndarray]) -> np.ndarray:
-    """The rows' total use of per-block ``terms``."""
-    use = np.zeros(len(run.rhs))
-    for rows, t in zip(run.rows_of, terms, strict=True):
-        np.add.at(use, rows, t)
-    return use

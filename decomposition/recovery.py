@@ -71,6 +71,29 @@ def violated_rows(sense: np.ndarray, rhs: np.ndarray, use: np.ndarray,
     return (use > hi + slack_tol) | (use < lo - slack_tol)
 
 
+def row_use(rows_of: list[np.ndarray], n_rows: int, terms) -> np.ndarray:
+    """The linking rows' total use of per-block ``terms`` (block ``k``'s in rows
+    ``rows_of[k]``).
+
+    >>> row_use([np.array([0]), np.array([0, 1])], 2, [np.array([1.0]), np.array([2.0, 3.0])])
+    array([3., 3.])
+    """
+    use = np.zeros(n_rows)
+    for rows, t in zip(rows_of, terms, strict=True):
+        np.add.at(use, rows, t)
+    return use
+
+
+def own_cost(value: float, terms: np.ndarray, theta_rows: np.ndarray, sense_sign: int) -> float:
+    """A block's own cost: its Lagrangian value without the priced terms
+    ``sense_sign * theta . terms``.
+
+    >>> own_cost(10.0, np.array([2.0]), np.array([3.0]), 1)
+    4.0
+    """
+    return value - sense_sign * float(theta_rows @ terms)
+
+
 def per_block(budget: int, width: int, least: int, most: int) -> int:
     """How many copies of the blocks' terms (``width`` numbers per copy, over all blocks) fit
     in ``budget`` numbers, between ``least`` and ``most``.

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 from meio.models.interface import row_index, row_limits
 
-from .recovery import allocate, violated_rows
+from .recovery import allocate, row_use, violated_rows
 
 __all__ = ["Plan", "ResourceDirectiveRepair"]
 
@@ -225,9 +225,7 @@ class _Repairing:
         pass that lowered the cost by less than ``min_gain`` (relative)."""
         passes, min_gain = self.options.polish_passes, self.options.polish_min_gain
         n = len(self.rows_of)
-        use = np.zeros(len(self.rhs))
-        for rows, t in zip(self.rows_of, used, strict=True):
-            np.add.at(use, rows, t)
+        use = row_use(self.rows_of, len(self.rhs), used)
         for _ in range(passes):
             before = sum(costs)
             if n <= self.sequential_polish_limit:
@@ -301,9 +299,7 @@ class _Repairing:
         if not self.groups():
             return
         opts = self.options
-        use = np.zeros(len(self.rhs))
-        for rows, t in zip(self.rows_of, used, strict=True):
-            np.add.at(use, rows, t)
+        use = row_use(self.rows_of, len(self.rhs), used)
         try:
             arrays = [self._arrays(k) for k in range(len(self.rows_of))]
         except NotLinearError:
