@@ -75,7 +75,15 @@ from .checkpoint import load_checkpoint, problem_digest, save_checkpoint
 from .executor import make_executor
 from .methods import Evaluation
 from .options import DecompositionOptions
-from .recovery import ColumnPool, ErgodicAverage, own_cost, per_block, row_use, violated_rows
+from .recovery import (
+    ColumnPool,
+    ErgodicAverage,
+    own_cost,
+    per_block,
+    row_text,
+    row_use,
+    violated_rows,
+)
 from .repair import Plan
 from .result import LagrangianResult, certified_gap
 from .subproblem import BlockOutcome
@@ -785,8 +793,7 @@ class DecompositionEngine:
             margin = infeasibility_certificate(st.ex.direction(d), d, st.rhs)
             if margin is not None:
                 top = np.argsort(-np.abs(d))[:5]
-                rows = ", ".join(f"{st.rows['kind'].iat[j]} {_key_text(st.rows['key'].iat[j])}"
-                                 for j in top if d[j] != 0)
+                rows = ", ".join(row_text(st.rows, j) for j in top if d[j] != 0)
                 return (f"no plan meets the linking rows: weighted by a direction of the "
                         f"multipliers (largest on {rows}), the least the blocks can put in "
                         f"them exceeds their right-hand sides by {margin:.6g} (a Farkas "
@@ -833,8 +840,3 @@ def _within(terms: np.ndarray, lo: np.ndarray, hi: np.ndarray, tol: float = 1e-9
     with np.errstate(invalid="ignore"):
         return bool(((terms >= lo - tol * np.maximum(1.0, np.abs(lo)))
                      & (terms <= hi + tol * np.maximum(1.0, np.abs(hi)))).all())
-
-
-def _key_text(key) -> str:
-    """A row key as text: ``('dc_1', 'fc_2')`` as ``dc_1/fc_2``."""
-    return "/".join(map(str, key)) if isinstance(key, tuple) else str(key)

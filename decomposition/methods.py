@@ -320,8 +320,12 @@ class ProximalBundle(DualMethod):
 
     - ``rhs``: the scaled right-hand sides; None (default) takes them from the driver.
     - ``u`` (> 0 or None): the initial proximity weight; None sizes it from the first
-      subgradient, ``||s||^2 / (u_start_fraction * max(1, |D|))``, so the first step aims at
-      a ``u_start_fraction`` (default 0.05) relative increase. ``u`` is kept within
+      subgradient's components that may move (:meth:`~DualMethod.direction`: not those
+      pointing out of the multipliers' cone at its boundary),
+      ``||s||^2 / (u_start_fraction * max(1, |D|))``, so the first step aims at a
+      ``u_start_fraction`` (default 0.05) relative increase. (With all of ``s``, the slack rows
+      at a zero multiplier, whose steps are projected away, made the first step about 200
+      times too short on the scaling benchmark's 100 SKUs.) ``u`` is kept within
       ``u_range`` (default 1e6) times or divided by its initial value. After a serious step
       that realized at least half of the predicted increase, ``u_rule`` says how ``u`` shrinks:
       ``"interpolation"`` (default; Kiwiel 1990's safeguarded quadratic interpolation: the
@@ -458,8 +462,8 @@ class ProximalBundle(DualMethod):
             if not np.isfinite(value):
                 raise RuntimeError("the bundle method needs a proven bound at its start point")
             self.center, self.center_value = ev.theta.copy(), value
-            s = ev.subgradient
-            if self.u is None:
+            if self.u is None:  # the part of the subgradient that may move, not the rest
+                s = self.direction(ev.theta, ev.subgradient)
                 n2 = float(s @ s)
                 self.u = n2 / (self.u_start_fraction * max(1.0, abs(value))) if n2 > 0 else 1.0
             self.u_min, self.u_max = self.u * (1.0 / self.u_range), self.u * self.u_range

@@ -31,7 +31,7 @@ from collections.abc import Callable
 import numpy as np
 from meio.models import interrupt
 
-from .recovery import own_cost, row_use, violated_rows
+from .recovery import own_cost, row_use, violated_rows, worst_broken
 from .repair import ResourceDirectiveRepair
 
 __all__ = ["RaisedPricesSeed"]
@@ -126,9 +126,12 @@ class RaisedPricesSeed:
                           r + 1, factor)
                 return True
             use = row_use(run.rows_of, len(run.rhs), terms)
-            log.debug("raised prices: round %d (x%g) breaks %d rows, %d marked so far",
-                      r + 1, factor, int(violated_rows(run.sense, run.rhs, use).sum()),
-                      int((push != 0).sum()))
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("raised prices: round %d (x%g): the master is short; the round's "
+                          "solutions alone break %d rows (%s), %d raised so far",
+                          r + 1, factor, int(violated_rows(run.sense, run.rhs, use).sum()),
+                          worst_broken(run.rows, run.sense, run.rhs, use),
+                          int((push != 0).sum()))
             _mark_broken(run, use, push)
         return False
 

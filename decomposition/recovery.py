@@ -71,6 +71,37 @@ def violated_rows(sense: np.ndarray, rhs: np.ndarray, use: np.ndarray,
     return (use > hi + slack_tol) | (use < lo - slack_tol)
 
 
+def row_text(rows, j: int) -> str:
+    """Row ``j`` of a linking-rows table by its kind and key: ``storage dc_1``, ``transfer
+    dc_1/fc_2/w3``.
+
+    >>> import pandas as pd
+    >>> row_text(pd.DataFrame({"kind": ["transfer"], "key": [("dc_1", "fc_2", 3)]}), 0)
+    'transfer dc_1/fc_2/3'
+    """
+    key = rows["key"].iat[j]
+    key = "/".join(map(str, key)) if isinstance(key, tuple) else str(key)
+    return f"{rows['kind'].iat[j]} {key}"
+
+
+def worst_broken(rows, sense: np.ndarray, rhs: np.ndarray, use: np.ndarray,
+                 most: int = 5) -> str:
+    """The rows ``use`` breaks, worst first by excess relative to ``max(1, |rhs|)`` (at most
+    ``most`` of them), as text for a log: ``storage fc_1 (+2.5%)``; empty when none is.
+
+    >>> import pandas as pd
+    >>> rows = pd.DataFrame({"kind": ["storage", "storage"], "key": [("a",), ("b",)]})
+    >>> worst_broken(rows, np.array(["<=", "<="]), np.array([100.0, 10.0]),
+    ...              np.array([101.0, 12.0]))
+    'storage b (+20%), storage a (+1%)'
+    """
+    lo, hi = row_limits(sense, rhs)
+    excess = np.maximum(use - hi, lo - use) / np.maximum(1.0, np.abs(rhs))
+    bad = np.flatnonzero(violated_rows(sense, rhs, use))
+    bad = bad[np.argsort(-excess[bad])][:most]
+    return ", ".join(f"{row_text(rows, j)} (+{100 * excess[j]:.3g}%)" for j in bad)
+
+
 def row_use(rows_of: list[np.ndarray], n_rows: int, terms) -> np.ndarray:
     """The linking rows' total use of per-block ``terms`` (block ``k``'s in rows
     ``rows_of[k]``).

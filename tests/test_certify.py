@@ -159,6 +159,30 @@ def test_the_rules_safeguards_and_the_halving_rule():
         ProximalBundle(u_shrink_max=0.5)
 
 
+@pytest.mark.parametrize("fraction", [0.05, 0.01])
+def test_the_first_step_aims_at_its_share_of_the_bound_along_the_rows_that_can_move(fraction):
+    """Closed form of the first proximal step from zero multipliers on ``<=`` rows (the cone
+    ``theta >= 0``): with one linear cut of slope ``s`` the step is ``max(s, 0) / u``, so the
+    weight sized from the components that can move makes the model's increase ``s . step``
+    (the bundle's ``predicted``) exactly ``u_start_fraction * |D|``. Slack rows (``s < 0``,
+    much larger here) neither move nor shorten the step."""
+    import numpy as np
+    from meio.decomposition.methods import Evaluation
+
+    s = np.array([3.0, -400.0, 4.0, -900.0, 0.0])  # two broken rows, two slack ones
+    rhs = np.array([10.0, 500.0, 20.0, 1000.0, 5.0])
+    value = 2_000.0  # D(0): one block's value at zero prices
+    bundle = ProximalBundle(u_start_fraction=fraction)
+    zero = np.zeros(len(s))
+    bundle.start(zero, zero, np.full(len(s), np.inf), 1, rhs)
+    rows = np.arange(len(s))
+    bundle.observe(Evaluation(zero, value, s, [(0, rows, value, s + rhs)]))
+    step = bundle.propose() - zero
+    assert step == pytest.approx(np.maximum(s, 0.0) / bundle.u, rel=1e-3, abs=1e-9)
+    assert s @ step == pytest.approx(fraction * value, rel=1e-3)  # the QP solver's accuracy
+    assert bundle.predicted == pytest.approx(s @ step, rel=1e-9)
+
+
 def _with(u: float, predicted: float, **params) -> ProximalBundle:
     bundle = ProximalBundle(**params)
     bundle.u, bundle.predicted = u, predicted
