@@ -11,7 +11,8 @@ README quotes.
     python benchmarks/lotsizing.py --out benchmarks/lotsizing.csv
 
 ``--decomposition-only`` re-runs the Lagrangian rows and keeps the exact and LP rows of the
-instances in the existing ``--out`` file (they do not depend on the decomposition).
+instances in the existing ``--out`` file (they do not depend on the decomposition);
+``--methods bundle`` re-runs only the bundle's rows and keeps all others.
 """
 
 from __future__ import annotations
@@ -57,9 +58,10 @@ def reference_rows(inst, exact_limit: float) -> list[dict]:
 
 
 def bench(inst, exact_limit: float, max_iter: int, time_limit: float,
-          reference: list[dict] | None = None) -> list[dict]:
+          reference: list[dict] | None = None, kept_runs: dict | None = None) -> list[dict]:
     """An instance's rows: the reference rows (solved here unless given) and one row per
-    decomposition run."""
+    decomposition run (``kept_runs``: rows to keep instead of running, by (method,
+    subproblem))."""
     rows = [dict(r) for r in reference] if reference else reference_rows(inst, exact_limit)
     base = {k: rows[0][k] for k in ("instance", "published_name", "items", "periods")}
     fl = LotSizingModel(inst)
@@ -67,6 +69,9 @@ def bench(inst, exact_limit: float, max_iter: int, time_limit: float,
     ref = ex["feasible"] if ex["status"] == "optimal" else None
     lp_fl = next(r["bound"] for r in rows if r["method"] == "LP facility location")
     for method, sub in RUNS:
+        if kept_runs and (method, sub) in kept_runs:
+            rows.append(dict(kept_runs[method, sub]))
+            continue
         t0 = time.perf_counter()
         res = lagrangian_decomposition(
             fl, method=method, max_iter=max_iter, time_limit=time_limit, mip_gap=1e-9,
@@ -124,16 +129,24 @@ def main() -> None:
     ap.add_argument("--only", nargs="*", help="instance names (e.g. G30 G53-unit)")
     ap.add_argument("--decomposition-only", action="store_true",
                     help="keep the exact and LP rows of the existing --out file")
+    ap.add_argument("--methods", nargs="+", choices=sorted({m for m, _ in RUNS}),
+                    help="re-run only these dual methods' rows; keep the others (and the "
+                         "exact and LP rows) of the existing --out file")
     args = ap.parse_args()
     if not args.data.is_dir():
         raise SystemExit(f"no TTM data folder at {args.data}")
-    kept = None
-    if args.decomposition_only:
+    kept = old_runs = None
+    if args.decomposition_only or args.methods:
         if not args.out.is_file():
-            raise SystemExit(f"--decomposition-only needs the existing rows in {args.out}")
+            raise SystemExit(f"--decomposition-only and --methods need the existing rows in "
+                             f"{args.out}")
         old = pd.read_csv(args.out, keep_default_na=False, na_values=[""])
         old["published_name"] = old["published_name"].fillna("")
-        kept = old[~old["method"].str.startswith("lagrangian")]
+        lagrangian = old["method"].str.startswith("lagrangian")
+        kept = old[~lagrangian]
+        if args.methods:
+            old_runs = old[lagrangian & ~old["method"].isin(
+                [f"lagrangian/{m}" for m in args.methods])]
     rows = []
     for inst in instances(args.data):
         if args.only and inst.name not in args.only:
@@ -145,8 +158,18 @@ def main() -> None:
                 raise SystemExit(f"no exact and LP rows of {inst.name} in {args.out}")
             reference = [{k: v for k, v in r.items() if k in REFERENCE_COLUMNS}
                          for r in mine.to_dict("records")]
+        kept_runs = None
+        if old_runs is not None:
+            mine = old_runs[old_runs["instance"] == inst.name]
+            kept_runs = {(r["method"].split("/", 1)[1], r["subproblem"]): r
+                         for r in mine.to_dict("records")}
+            missing = [f"{m}/{sub}" for m, sub in RUNS
+                       if m not in args.methods and (m, sub) not in kept_runs]
+            if missing:
+                raise SystemExit(f"no rows of {', '.join(missing)} for {inst.name} in "
+                                 f"{args.out}")
         rows.extend(bench(inst, args.exact_time_limit, args.max_iter, args.time_limit,
-                          reference))
+                          reference, kept_runs))
         print(f"{inst.name}: done", flush=True)
     df = pd.DataFrame(rows)
     args.out.parent.mkdir(parents=True, exist_ok=True)
