@@ -135,7 +135,7 @@ def main() -> None:
     args = ap.parse_args()
     if not args.data.is_dir():
         raise SystemExit(f"no TTM data folder at {args.data}")
-    kept = old_runs = None
+    kept = old_runs = old = None
     if args.decomposition_only or args.methods:
         if not args.out.is_file():
             raise SystemExit(f"--decomposition-only and --methods need the existing rows in "
@@ -150,6 +150,8 @@ def main() -> None:
     rows = []
     for inst in instances(args.data):
         if args.only and inst.name not in args.only:
+            if kept is not None:  # an instance not re-run keeps all its rows
+                rows.extend(old[old["instance"] == inst.name].to_dict("records"))
             continue
         reference = None
         if kept is not None:

@@ -426,7 +426,9 @@ def scale(d: dict[str, pd.DataFrame]) -> str:
     if s["status"].map(limited).any():
         text += "\n" + _wrap("\\* Stopped at the case's time limit: the time to a gap not "
                             "reached is a dash, and the row depends on the machine's speed.")
-    text += "\n" + _wrap(_loads(df))
+    loads = _loads(df)
+    if loads:
+        text += "\n" + _wrap(loads)
     rp = df[df["kind"] == "re-planning"]
     if len(rp):
         r = rp.iloc[-1]
@@ -444,14 +446,19 @@ def scale(d: dict[str, pd.DataFrame]) -> str:
 
 
 def _loads(df: pd.DataFrame) -> str:
-    """The machine's load average at the end of the cases (``load_avg``), by method."""
+    """The machine's load average at the end of the cases (``load_avg``), by method; empty
+    when none is recorded."""
+    if "load_avg" not in df:
+        return ""
     rows = df[df["kind"].isin(["monolithic", "decomposition"]) & df["load_avg"].notna()]
     parts = []
-    for (kind, method), g in rows.groupby(["kind", "method"], sort=False):
+    for (kind, method), g in rows.groupby(["kind", "method"], sort=True):
         lo, hi = g["load_avg"].min(), g["load_avg"].max()
         span = fixed(lo, 1) if fixed(lo, 1) == fixed(hi, 1) else f"{fixed(lo, 1)} to {fixed(hi, 1)}"
         parts.append(f"{'the decomposition' if kind == 'decomposition' else 'monolithic'} "
                      f"{method} {span}")
+    if not parts:
+        return ""
     return ("Load average on the 2 cores at the end of each case (the CSV's `load_avg`): "
             + _join(parts) + ".")
 

@@ -81,25 +81,28 @@ def row_text(rows, j: int) -> str:
     """
     key = rows["key"].iat[j]
     key = "/".join(map(str, key)) if isinstance(key, tuple) else str(key)
-    return f"{rows['kind'].iat[j]} {key}"
+    return f"{rows['kind'].iat[j]} {key}".rstrip()
 
 
 def worst_broken(rows, sense: np.ndarray, rhs: np.ndarray, use: np.ndarray,
                  most: int = 5) -> str:
-    """The rows ``use`` breaks, worst first by excess relative to ``max(1, |rhs|)`` (at most
-    ``most`` of them), as text for a log: ``storage fc_1 (+2.5%)``; empty when none is.
+    """The rows ``use`` breaks, worst first by violation relative to ``max(1, |rhs|)`` (at
+    most ``most`` of them), as text for a log: ``storage fc_1 (+2.5%)`` above a row's limit,
+    ``network_service 2 (-1%)`` below it; empty when none is.
 
     >>> import pandas as pd
-    >>> rows = pd.DataFrame({"kind": ["storage", "storage"], "key": [("a",), ("b",)]})
-    >>> worst_broken(rows, np.array(["<=", "<="]), np.array([100.0, 10.0]),
-    ...              np.array([101.0, 12.0]))
-    'storage b (+20%), storage a (+1%)'
+    >>> rows = pd.DataFrame({"kind": ["storage", "storage", "target"],
+    ...                      "key": [("a",), ("b",), ()]})
+    >>> worst_broken(rows, np.array(["<=", "<=", ">="]), np.array([100.0, 10.0, 50.0]),
+    ...              np.array([101.0, 12.0, 45.0]))
+    'storage b (+20%), target (-10%), storage a (+1%)'
     """
     lo, hi = row_limits(sense, rhs)
-    excess = np.maximum(use - hi, lo - use) / np.maximum(1.0, np.abs(rhs))
+    size = np.maximum(1.0, np.abs(rhs))
+    signed = np.where(use > hi, use - hi, np.where(use < lo, use - lo, 0.0)) / size
     bad = np.flatnonzero(violated_rows(sense, rhs, use))
-    bad = bad[np.argsort(-excess[bad])][:most]
-    return ", ".join(f"{row_text(rows, j)} (+{100 * excess[j]:.3g}%)" for j in bad)
+    bad = bad[np.argsort(-np.abs(signed[bad]), kind="stable")][:most]
+    return ", ".join(f"{row_text(rows, j)} ({100 * signed[j]:+.3g}%)" for j in bad)
 
 
 def row_use(rows_of: list[np.ndarray], n_rows: int, terms) -> np.ndarray:
