@@ -21,8 +21,9 @@ value was 0.30% above the bound (the repair's plan: 0.50%). Far from the dual op
 raised prices move too little: at 100 SKUs, seeded while the bound was still 0.7% short, the
 rounds failed and the repair did the work. (Those runs took short first steps; with the
 bundle's first step as long as documented, its overshooting steps give the master solutions
-on both sides of the ties, and on the scaling benchmark at 100, 1,000 and 10,000 SKUs the master meets
-the rows from the Lagrangian solutions alone, so the seed does not run: docs/performance.md.)
+on both sides of the ties, and on the scaling benchmark at 100, 1,000 and 10,000 SKUs the
+master meets the rows from the Lagrangian solutions alone, so the seed does not run:
+docs/performance.md.)
 """
 
 from __future__ import annotations
