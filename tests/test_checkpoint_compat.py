@@ -23,7 +23,7 @@ RUN = dict(method="bundle", max_iter=6, gap_tol=0.0, recover_every=2,
 
 
 def family() -> LotSizingModel:
-    return LotSizingModel(random_lot_sizing(3, 4, 8))
+    return LotSizingModel(random_lot_sizing(4, 4, 8))  # runs to max_iter: a resume adds iterations
 
 
 def snapshots(tree) -> list:
@@ -74,6 +74,7 @@ def rewrite_class_name(path, old: str, new: str) -> int:
 def test_a_checkpoint_naming_the_former_snapshot_class_resumes(tmp_path):
     ck = tmp_path / "run.ckpt"
     uninterrupted = lagrangian_decomposition(family(), **RUN)
+    assert uninterrupted.iterations == RUN["max_iter"]  # else the resume below adds nothing
     first = lagrangian_decomposition(family(), **{**RUN, "max_iter": 3}, checkpoint=ck,
                                      checkpoint_every=3)
     assert first.iterations == 3
