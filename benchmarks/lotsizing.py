@@ -27,6 +27,8 @@ from meio.instances.lotsizing import TTM_DIR, read_ttm
 from meio.models import LotSizingModel, solve_monolithic
 from meio.models.wagner_whitin import WagnerWhitinSubproblem
 
+from meio.files import write_table
+
 RUNS = (("bundle", "wagner-whitin"), ("volume", "wagner-whitin"),
         ("subgradient", "wagner-whitin"), ("bundle", "mip"))
 REFERENCE_COLUMNS = ("instance", "published_name", "items", "periods", "method", "bound",
@@ -76,6 +78,8 @@ def bench(inst, exact_limit: float, max_iter: int, time_limit: float,
         res = lagrangian_decomposition(
             fl, method=method, max_iter=max_iter, time_limit=time_limit, mip_gap=1e-9,
             subproblem=WagnerWhitinSubproblem if sub == "wagner-whitin" else None)
+        if res.status == "interrupted":  # Ctrl-C stopped the run: no row from half a run
+            raise KeyboardInterrupt
         rows.append({**base, "method": f"lagrangian/{method}", "subproblem": sub,
                      "bound": res.bound, "feasible": res.primal, "gap": res.gap,
                      "iterations": res.iterations, "status": res.status,
@@ -175,11 +179,15 @@ def main() -> None:
         print(f"{inst.name}: done", flush=True)
     df = pd.DataFrame(rows)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    df.to_csv(args.out, index=False)
+    # atomically: with --methods or --decomposition-only the file is also this run's input
+    write_table(args.out, df)
     table = summary(df)
-    table.to_csv(args.out.with_name(args.out.stem + "_summary.csv"), index=False)
+    write_table(args.out.with_name(args.out.stem + "_summary.csv"), table)
     print(table.to_markdown(index=False, floatfmt=".2f"))
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:
+        raise SystemExit("interrupted: the output files are unchanged") from None
