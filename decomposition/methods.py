@@ -24,6 +24,7 @@ and is passed as ``lagrangian_decomposition(family, method=MyMethod(...))``.
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, field
 
 import highspy
@@ -354,6 +355,19 @@ class ProximalBundle(DualMethod):
       (multipliers + cuts)`` (the active-set QP solver can cycle on degenerate masters).
     - ``qp_retry_after`` (>= 0, default 3): after a QP master fails, this many masters are
       solved by the box-step LP before the QP is tried again.
+    - ``level`` (in (0, 1] or None, default None): once a plan value is certified (the
+      driver's ``target``, an upper bound on the dual optimum by weak duality), the master's
+      aim is capped at the level ``center value + level * (target - center value)``: the QP
+      gets the row ``model <= level``, so a proximal step whose model promises more stops
+      where the model reaches the level -- the level set's nearest point -- as in the doubly
+      stabilized bundle method (de Oliveira & Solodov 2016; level bundle: Lemarechal,
+      Nemirovskii & Nesterov 1995). With ``level=1`` the cap is the valid cut
+      ``D <= target``. The weight ``u`` is not shrunk after a serious step the cap shortened
+      (the level, not ``u``, set its length). None (default): no cap. Measured on the
+      scaling benchmark (2 workers, one run each): ``level=1`` took as many iterations as no
+      level to 1% and to 0.1% (6 and 9 at 100 SKUs, 5 and 8 at 1,000); ``level=0.5`` took
+      10 instead of 9 at 100 SKUs and 12 instead of 8 at 1,000 to 0.1% (the steps it cuts
+      short are cheaper, but the bound creeps while the plan value is still far above it).
     """
 
     name = "bundle"
@@ -361,6 +375,8 @@ class ProximalBundle(DualMethod):
     # what a bundle restored from a checkpoint written before these options existed used
     u_rule: str = "halving"
     u_shrink_max: float = 10.0
+    level: float | None = None
+    capped: bool = False
 
     def __init__(self, rhs: np.ndarray | None = None, u: float | None = None,
                  m_serious: float = 0.1, tol: float = 1e-10, max_cuts: int = 60, *,
@@ -369,7 +385,8 @@ class ProximalBundle(DualMethod):
                  qp_iterations_per_variable: int = 4, qp_retry_after: int = 3,
                  u_start_fraction: float = 0.05, u_range: float = 1e6,
                  u_decrease: float = 2.0, u_increase: float = 1.2,
-                 u_rule: str = "interpolation", u_shrink_max: float = 10.0):
+                 u_rule: str = "interpolation", u_shrink_max: float = 10.0,
+                 level: float | None = None):
         super().__init__()
         if u is not None:
             _check("ProximalBundle", "u", u, 0, True)
@@ -395,6 +412,11 @@ class ProximalBundle(DualMethod):
         if min_cuts > max_cuts:
             raise ValueError(f"ProximalBundle.min_cuts must be <= max_cuts ({max_cuts}), "
                              f"got {min_cuts!r}")
+        if level is not None and (isinstance(level, bool) or not isinstance(
+                level, numbers.Real) or not 0 < level <= 1):
+            raise ValueError(f"ProximalBundle.level must be in (0, 1] or None, got {level!r}")
+        self.level = None if level is None else float(level)
+        self.capped = False  # the last master's step was shortened by the level
         self.rhs = rhs
         self.u, self.m_serious, self.tol, self.max_cuts = u, m_serious, tol, max_cuts
         self.min_cuts = min_cuts
@@ -470,7 +492,7 @@ class ProximalBundle(DualMethod):
         elif value >= self.center_value + self.m_serious * self.predicted:
             # serious step; a model that predicted well earns a longer leash
             realized = value - self.center_value
-            if realized >= 0.5 * self.predicted:
+            if realized >= 0.5 * self.predicted and not self.capped:
                 self.u = max(self.u_min, self._shrunk(realized))
             self.center, self.center_value = ev.theta.copy(), value
         elif value < self.center_value:
@@ -492,13 +514,24 @@ class ProximalBundle(DualMethod):
         return float(sum(min(c[0] + c[2] @ theta[c[1]] for c in cs) for cs in self.cuts)
                      - self.rhs @ theta)
 
+    def _cap(self, at_center: float) -> float | None:
+        """How far the model may rise above its value ``at_center`` (the ``level`` option),
+        or None: no level, no certified value above the center, or a level the model already
+        reaches at the center."""
+        if self.level is None or self.target is None or not np.isfinite(self.target):
+            return None
+        aim = self.center_value + self.level * (self.target - self.center_value)
+        return aim - at_center if aim > at_center else None
+
     def _master_model(self, box: float | None):
         """The master as a HiGHS model: proximal QP, or (``box``) an LP in a trust box.
 
         It is written around the center, ``theta = center + z / sqrt(u)``, with ``eta_i``
         measured from the block's model value at the center, so the cut right-hand sides are
         the (small, non-negative) linearization errors and the proximal term is ``||z||^2 / 2``:
-        HiGHS's QP solver meets well-scaled numbers whatever the size of the objective."""
+        HiGHS's QP solver meets well-scaled numbers whatever the size of the objective. With a
+        level (:meth:`_cap`), the last row is ``sum_i eta_i - rhs . theta <= level`` in the
+        same terms."""
         m, nb = len(self.center), len(self.cuts)
         inf = highspy.kHighsInf
         flat = [(pos, c) for pos, cs in enumerate(self.cuts) for c in cs]
@@ -518,6 +551,14 @@ class ProximalBundle(DualMethod):
             index += [rows, (m + pos,)]
             value += [-g * scale, (1.0,)]
         lengths = [len(c[1][1]) + 1 for c in flat]
+        row_hi = errors
+        cap = self._cap(float(floor.sum() - self.rhs @ self.center))
+        self.capped = False
+        if cap is not None:  # the level row: the model's rise from the center, capped
+            index += [np.arange(m), np.arange(m, m + nb)]
+            value += [-self.rhs * scale, np.ones(nb)]
+            lengths.append(m + nb)
+            row_hi = np.append(errors, cap)
         matrix = (np.concatenate([[0], np.cumsum(lengths)]), np.concatenate(index),
                   np.concatenate(value))
         # a tiny curvature on eta keeps the Hessian definite (HiGHS's QP solver prefers it)
@@ -528,7 +569,7 @@ class ProximalBundle(DualMethod):
                                          np.full(nb, -inf)]),
                          np.concatenate([np.where(np.isfinite(hi), hi / scale, inf),
                                          np.full(nb, inf)]),
-                         np.full(len(flat), -inf), errors, matrix, rowwise=True,
+                         np.full(len(row_hi), -inf), row_hi, matrix, rowwise=True,
                          hessian=hessian)
         # not stopped by Ctrl-C: a started iteration finishes its master and recovery, so a
         # checkpoint after an interrupt is exactly the state of an uninterrupted run
@@ -567,12 +608,17 @@ class ProximalBundle(DualMethod):
         self.model_value = self.model_at(theta)
         self.predicted = max(0.0, self.model_value - self.center_value)
         mu = -np.asarray(sol.row_dual)
+        if len(mu) > len(flat):  # the level row: binding when its dual is not zero
+            self.capped, mu = bool(mu[-1] > 1e-12), mu[:len(flat)]
         est: dict[int, np.ndarray] = {}
+        total: dict[int, float] = {}
         for (pos, cut), w in zip(flat, mu, strict=True):
             cut[3] = 0 if w > 1e-12 else cut[3] + 1
             if w > 1e-12:
                 est[pos] = est.get(pos, 0.0) + w * cut[2]
-        self._estimate = est
+                total[pos] = total.get(pos, 0.0) + w
+        # a block's cut weights sum to 1 minus the level row's dual: made convex again
+        self._estimate = {pos: g / total[pos] for pos, g in est.items()}
         for cs in self.cuts:
             if len(cs) > self.max_cuts:
                 cs.sort(key=lambda c: c[3])

@@ -183,6 +183,105 @@ def test_the_first_step_aims_at_its_share_of_the_bound_along_the_rows_that_can_m
     assert bundle.predicted == pytest.approx(s @ step, rel=1e-9)
 
 
+def _one_cut_bundle(**params):
+    """A bundle at zero multipliers on ``<=`` rows with one linear cut: its model is
+    ``D + s . theta`` on the cone ``theta >= 0`` (two broken rows, two slack ones)."""
+    import numpy as np
+    from meio.decomposition.methods import Evaluation
+
+    s = np.array([3.0, -400.0, 4.0, -900.0, 0.0])
+    rhs = np.array([10.0, 500.0, 20.0, 1000.0, 5.0])
+    value = 2_000.0
+    bundle = ProximalBundle(**params)
+    zero = np.zeros(len(s))
+    bundle.start(zero, zero, np.full(len(s), np.inf), 1, rhs)
+    return bundle, Evaluation(zero, value, s, [(0, np.arange(len(s)), value, s + rhs)]), s
+
+
+@pytest.mark.parametrize("level", [1.0, 0.5, 0.2])
+def test_the_level_stops_a_step_where_the_model_reaches_it(level):
+    """Closed form: with a certified value ``target`` above ``D(0)``, the step whose model
+    would rise by 5% of ``D`` (the first step) is cut to the nearest point of the level set
+    ``D + s . theta >= D + level * (target - D)``: ``max(s, 0) * rise / ||max(s, 0)||^2``."""
+    import numpy as np
+
+    bundle, ev, s = _one_cut_bundle(level=level)
+    bundle.target = ev.value + 0.01 * ev.value  # a plan 1% above the bound: under 5%
+    bundle.observe(ev)
+    rise = level * (bundle.target - ev.value)
+    up = np.maximum(s, 0.0)
+    assert bundle.capped
+    assert bundle.propose() == pytest.approx(up * rise / (up @ up), rel=1e-4, abs=1e-9)
+    assert bundle.predicted == pytest.approx(rise, rel=1e-6)
+
+
+def test_a_level_the_step_does_not_reach_changes_nothing():
+    """A plan value far above the bound: the proximal step falls short of the level, and the
+    step is the one without a level (the first step's closed form)."""
+    import numpy as np
+
+    free, ev, s = _one_cut_bundle()
+    free.observe(ev)
+    capped, ev, _ = _one_cut_bundle(level=0.5)
+    capped.target = 3 * ev.value
+    capped.observe(ev)
+    assert not capped.capped
+    assert capped.propose() == pytest.approx(free.propose(), rel=1e-6, abs=1e-12)
+    assert capped.predicted == pytest.approx(0.05 * ev.value, rel=1e-3)
+    assert np.all(capped.propose()[s <= 0] == 0)
+
+
+def test_a_capped_serious_step_keeps_the_weight():
+    """The level, not ``u``, set the step's length: a serious step after it leaves ``u``."""
+    import numpy as np
+    from meio.decomposition.methods import Evaluation
+
+    bundle, ev, s = _one_cut_bundle(level=0.5)
+    bundle.target = 1.01 * ev.value
+    bundle.observe(ev)
+    u, theta = bundle.u, bundle.propose()
+    realized = s @ theta  # the model was exact: the step realized all of its promise
+    rows = np.arange(len(s))
+    bundle.observe(Evaluation(theta, ev.value + realized, s,
+                              [(0, rows, ev.value + realized, s + bundle.rhs)]))
+    assert bundle.center_value == ev.value + realized and bundle.u == u
+
+
+def test_a_bundle_saved_before_the_level_existed_steps_as_before():
+    """A checkpoint rebuilds the bundle from its attribute dictionary: one written before
+    ``level`` existed has neither ``level`` nor ``capped``, and steps without a level."""
+    free, ev, _ = _one_cut_bundle()
+    old, ev, _ = _one_cut_bundle()
+    del old.__dict__["level"], old.__dict__["capped"]
+    old.target = free.target = 1.01 * ev.value
+    free.observe(ev)
+    old.observe(ev)
+    assert old.propose() == pytest.approx(free.propose(), rel=1e-12)
+
+
+def test_the_level_option_is_checked():
+    for bad in (0, 1.5, -0.2, True, "half"):
+        with pytest.raises(ValueError, match="ProximalBundle.level"):
+            ProximalBundle(level=bad)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("sense", [pyo.minimize, pyo.maximize])
+def test_a_bundle_with_a_level_brackets_the_optimum(seed, sense):
+    """Random families, both senses: with the level every bound and every certified value
+    stays on its side of the exact optimum, and the run closes the gap."""
+    family = ToyFamily(seed=seed, n_blocks=6, sense=sense)
+    exact = solve_monolithic(family).objective
+    hook = _Values()
+    res = lagrangian_decomposition(family, method=ProximalBundle(level=0.3), max_iter=80,
+                                   gap_tol=1e-6, hooks=[hook])
+    assert hook.values and all(_feasible_side(v, exact, sense) for v in hook.values)
+    for b in res.history["bound"].dropna():
+        assert not _feasible_side(b, exact, sense) or b == pytest.approx(exact, rel=TOL)
+    _check_plan(family, res, exact, sense)
+    assert res.gap is not None and res.gap <= 1e-6
+
+
 def _with(u: float, predicted: float, **params) -> ProximalBundle:
     bundle = ProximalBundle(**params)
     bundle.u, bundle.predicted = u, predicted
