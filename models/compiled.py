@@ -10,9 +10,12 @@ iteration only the objective changes,
 
     cost(x) + s * sum_r theta_r g_r(x)   ->   c + s * G^T theta   (s = sense_sign; one array update)
 
-and HiGHS re-solves from its previous basis. No Pyomo work happens inside the iteration loop.
-Bounds follow the rules of :class:`~meio.models.subproblem.BlockSubproblem`: an LP's
-optimum only when optimal, a MIP's dual bound only. The elastic restricted problem of primal
+and HiGHS re-solves from its previous basis (an LP re-solve that ends without a proof from that
+basis -- status unknown, seen on 1 of 100 blocks at one iteration of the scaling benchmark,
+which cost that iteration its bound -- runs once more from scratch). No Pyomo work happens
+inside the iteration loop. Bounds follow the rules of
+:class:`~meio.models.subproblem.BlockSubproblem`: an LP's optimum only when optimal, a MIP's
+dual bound only. The elastic restricted problem of primal
 recovery lives in the same HiGHS model (share rows and over/under columns, switched off
 between recoveries), so each problem warm-starts from the other's basis.
 
@@ -22,6 +25,7 @@ then falls back to the persistent Pyomo subproblem.
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import weakref
@@ -39,6 +43,11 @@ from .sparse import Coo, coo_from_rows
 from .subproblem import BlockOutcome, BlockSubproblem
 
 INF = highspy.kHighsInf
+# LP statuses of a warm-started solve that prove nothing and are not the block's own answer
+# (an infeasible or unbounded block, a time limit): HiGHS gave up from the basis it was given
+_UNPROVEN = frozenset({highspy.HighsModelStatus.kUnknown,
+                       highspy.HighsModelStatus.kSolveError})
+log = logging.getLogger(__name__)
 
 
 class NotLinearError(ValueError):
@@ -195,6 +204,7 @@ class CompiledBlock:
             raise ValueError(f"CompiledBlock.reuse_gap must be a number in [0, 1), got "
                              f"{reuse_gap!r}")
         self.reuse_gap, self.reused = reuse_gap, 0
+        self.cold_retries = 0  # LP solves that ended unproven from a basis and ran again cold
         self._last: np.ndarray | None = None  # the Lagrangian x of the factorization held
         self._col_of: np.ndarray | None = None
         self.mip_gap, self.time_limit = mip_gap, time_limit
@@ -361,6 +371,12 @@ class CompiledBlock:
         self._model()
         self._mode(False)
         status, info = self._run(cost)
+        if not self.is_mip and status in _UNPROVEN:  # a warm start HiGHS could not finish:
+            log.debug("block %s: %s from the last basis; solved again from scratch", self.block,
+                      self.highs.modelStatusToString(status))
+            self.highs.clearSolver()  # once more without the basis (a cold solve)
+            status, info = self._run(cost)
+            self.cold_retries += 1
         ok = status == highspy.HighsModelStatus.kOptimal
         has_sol = info.primal_solution_status == 2  # kSolutionStatusFeasible
         value = bound = terms = None

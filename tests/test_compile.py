@@ -228,3 +228,34 @@ def test_lean_blocks_hold_their_arrays_within_the_budget_and_answer_the_same():
     assert compiled._HELD[0] == before
     with pytest.raises(ValueError, match="CompiledBlock.arrays_budget"):
         CompiledBlock(fam, ids[0], lean=True, arrays_budget=-1)
+
+
+def test_a_warm_solve_that_ends_unproven_is_solved_again_cold(monkeypatch):
+    """Replay of a real case: SKU ``sku_30`` of the scaling benchmark's 100-SKU instance
+    (``generate(preset("medium", n_skus=100, seed=13, calibrate="proxy"))``), warm-started
+    through the multipliers a run evaluated (``tests/data/unknown_status_multipliers.npz``),
+    ends its 8th solve with HiGHS's status ``Unknown``: no proven bound, so that iteration had
+    no bound at all. With the cold retry every solve proves its value, and the retried value
+    is the block's optimum at those multipliers (a fresh block solved cold from the start)."""
+    from pathlib import Path
+
+    import meio.models.compiled as compiled
+    from meio.instances import generate, preset
+
+    family = InventoryModel(generate(preset("medium", n_skus=100, seed=13, calibrate="proxy"),
+                                     "scale-100"))
+    thetas = np.load(Path(__file__).parent / "data" / "unknown_status_multipliers.npz")["theta"]
+
+    def replay():
+        block = CompiledBlock(family, "sku_30")
+        return block, [block.solve(theta, k) for k, theta in enumerate(thetas, 1)]
+
+    block, outcomes = replay()
+    assert all(o.status == "Optimal" and o.bound is not None for o in outcomes)
+    assert block.cold_retries == 1
+    fresh = CompiledBlock(family, "sku_30").solve(thetas[-1], 8)
+    assert outcomes[-1].bound == pytest.approx(fresh.bound, rel=1e-9)
+    # the case still needs the retry: without it the 8th solve proves nothing
+    monkeypatch.setattr(compiled, "_UNPROVEN", frozenset())
+    _, bare = replay()
+    assert bare[-1].bound is None and bare[-1].status == "Unknown"
