@@ -151,6 +151,12 @@ class BlockFamily(ABC):
                 _hash_block_arrays(h, arrays)
         return h.hexdigest()
 
+    def block_weights(self, blocks: Sequence[Hashable]) -> np.ndarray | None:
+        """Optional: an estimate of each block's solve effort (any positive unit, e.g. its
+        number of columns), cheap to compute from the data; the sharded back-ends cut the
+        blocks into shards of nearly equal weight. None (the default): equal blocks."""
+        return None
+
     def shard(self, blocks: Sequence[Hashable]) -> BlockFamily:
         """Optional: a family that serves only ``blocks`` -- what a worker process needs to
         compile and solve its shard (:meth:`block_rule`, :meth:`block_arrays`,

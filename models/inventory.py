@@ -251,6 +251,19 @@ class InventoryModel(BlockFamily):
                 _hash_table(h, name, self.instance.tables[name])
         return h.hexdigest()
 
+    def block_weights(self, blocks) -> np.ndarray:
+        """Each SKU's number of block columns (:meth:`SkuTable.columns`, from the flat arrays;
+        0 for an unknown SKU): the shards' sizes follow it.
+
+        >>> from meio.instances import load
+        >>> InventoryModel(load("tiny")).block_weights(["sku_00", "sku_02"]).tolist()
+        [126.0, 90.0]
+        """
+        if getattr(self, "_columns", None) is None:
+            self._columns = self.skus.columns(len(self.Omega), self.variant == "integer")
+        pos = self.skus.index.get_indexer(list(blocks))
+        return np.where(pos >= 0, self._columns[np.maximum(pos, 0)], 0.0)
+
     def shard(self, blocks) -> InventoryModel:
         """This family restricted to the SKUs ``blocks``, without the instance tables: every
         network-level datum (linking rows, scenarios, arcs, capacities, expected demand) is
@@ -258,6 +271,7 @@ class InventoryModel(BlockFamily):
         tables need the whole family."""
         part = copy.copy(self)
         part.skus = self.skus.take(blocks)  # unknown SKUs fail where compiled
+        part._columns = None  # per SKU of the whole family: counted again for the shard's
         part.instance = None
         return part
 

@@ -163,6 +163,37 @@ class SkuTable(Mapping):
             self.parts[name].feed(h)
         return h.hexdigest()
 
+    def columns(self, n_scenarios: int, integer: bool) -> np.ndarray:
+        """Each SKU's number of block columns, from the flat arrays alone (no block built):
+        buys, shipments (one per fulfillment node it stocks that serves a (region, speed) it
+        has demand in, per such scenario), transfers (one per transfer arc between two of its
+        nodes, per scenario), shortages and, ``integer``, one open/close column per node."""
+        stock, demand = self.parts["stock"], self.parts["demand"]
+        n_sku = len(self.index)
+        nodes = list(stock.values)
+        node_of = {n: j for j, n in enumerate(nodes)}
+        home = np.zeros((n_sku, len(nodes)))
+        home[np.repeat(np.arange(n_sku), np.diff(stock.start)), stock.codes] = 1.0
+        rs_list = sorted(self.arcs_rs)
+        serves = np.zeros((len(rs_list), len(nodes)))  # (region, speed) x node
+        for j, rs in enumerate(rs_list):
+            for n in self.arcs_rs[rs]:
+                if n in node_of:
+                    serves[j, node_of[n]] = 1.0
+        rs_of = {rs: j for j, rs in enumerate(rs_list)}
+        code_rs = np.array([rs_of.get(v[:2], -1) for v in demand.values], dtype=np.int64)
+        entry_rs = code_rs[demand.codes]
+        entry_sku = np.repeat(np.arange(n_sku), np.diff(demand.start))
+        ok = entry_rs >= 0
+        count = np.zeros((n_sku, len(rs_list)))  # demand entries per SKU and (region, speed)
+        np.add.at(count, (entry_sku[ok], entry_rs[ok]), 1.0)
+        x = (count * (home @ serves.T)).sum(axis=1)
+        pairs = [(node_of[u], node_of[n]) for u, n in self.transfer_arcs
+                 if u in node_of and n in node_of]
+        q = sum((home[:, u] * home[:, n] for u, n in pairs), np.zeros(n_sku)) * n_scenarios
+        return (np.diff(self.parts["buys"].start) + x + q + np.diff(demand.start)
+                + (home.sum(axis=1) if integer else 0.0))
+
     def take(self, ids: Sequence[Hashable]) -> SkuTable:
         """The table of the SKUs ``ids`` only (unknown ids are left out)."""
         pos = self.index.get_indexer(list(ids))

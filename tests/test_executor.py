@@ -152,10 +152,14 @@ def test_killed_worker_process_raises_worker_error():
         os.kill(ex.procs[0].pid, signal.SIGINT)
         assert [o.value for o in ex.evaluate(theta, 2)] == [o.value for o in first]
         pid = ex.procs[1].pid
+        held = [blocks[k] for k in ex.shards[1]]  # the second shard: the last blocks
+        assert held == blocks[len(blocks) - len(held):]
+        names = ", ".join(f"'{b}'" for b in held)
+        count = f"{len(held)} block{'s' if len(held) > 1 else ''}"
         os.kill(pid, signal.SIGKILL)
         with pytest.raises(WorkerError, match=rf"block worker 2 of 2 \(pid {pid}\) died "
                            rf"\(killed by signal SIGKILL\) while holding blocks "
-                           rf"'{blocks[-1]}' \(1 block\)"):
+                           rf"{names} \({count}\)"):
             ex.evaluate(theta, 3)
     finally:
         ex.close()
@@ -168,7 +172,8 @@ def test_worker_dying_mid_run_stops_the_run_with_worker_error():
     fam = InventoryModel(load("tiny"))
     assert fam.block_ids()[-1] == DYING_BLOCK
     with pytest.raises(WorkerError, match=r"block worker 2 of 2 \(pid \d+\) died \(killed by "
-                       rf"signal SIGKILL\) while holding blocks '{DYING_BLOCK}'"):
+                       rf"signal SIGKILL\) while holding blocks [^(]*'{DYING_BLOCK}' "
+                       r"\(\d+ blocks?\)"):
         lagrangian_decomposition(fam, max_iter=40, backend="process", workers=2,
                                  subproblem=dying_subproblem)
 
@@ -187,7 +192,42 @@ def test_lost_dask_worker_raises_worker_error():
         address = ex.actors[1]._address
         os.kill(ex.client.run(os.getpid)[address], signal.SIGKILL)
         with pytest.raises(WorkerError, match=rf"Dask worker of shard 2 of 2 \({address}\) was "
-                           rf"lost .* while holding blocks '{DYING_BLOCK}' \(1 block\)"):
+                           rf"lost .* while holding blocks [^(]*'{DYING_BLOCK}' \(\d+ blocks?\)"):
             ex.evaluate(theta, 2)
     finally:
         ex.close()
+
+
+def test_weighted_shards_are_contiguous_and_nearly_equal_in_weight():
+    """Closed forms: each shard ends where the running weight is nearest its share, every
+    shard keeps a block, and equal or missing weights give the equal-count shards."""
+    assert shard_ranges(6, 2, [5, 3, 1, 1, 1, 1]) == [range(0, 1), range(1, 6)]
+    assert shard_ranges(4, 2, [1, 1, 1, 9]) == [range(0, 3), range(3, 4)]
+    assert shard_ranges(3, 3, [100, 0, 0]) == [range(0, 1), range(1, 2), range(2, 3)]
+    for n in (1, 2, 7, 10):
+        for w in (1, 2, 3, 16):
+            assert shard_ranges(n, w, np.ones(n)) == shard_ranges(n, w)
+            assert shard_ranges(n, w, None) == shard_ranges(n, w)
+    rng = np.random.default_rng(0)
+    weights = np.sort(rng.pareto(1.5, 1000) + 1)[::-1]  # largest first, like ranked SKUs
+    for w in (2, 3, 5):
+        shards = shard_ranges(len(weights), w, weights)
+        assert [k for r in shards for k in r] == list(range(len(weights)))
+        sums = np.array([weights[list(r)].sum() for r in shards])
+        assert sums.max() - sums.min() <= 2 * weights.max()  # within a block or two
+
+
+@pytest.mark.parametrize("variant", ["continuous", "integer"])
+def test_the_inventory_models_block_weights_are_its_blocks_column_counts(variant):
+    """Oracle: the compiled arrays of every block (and of a shard's blocks)."""
+    from meio.instances import generate, preset
+    from meio.models.interface import row_index
+
+    for seed in (0, 1):
+        fam = InventoryModel(generate(preset("small", n_skus=8, seed=seed)), variant=variant)
+        ids = list(fam.block_ids())
+        index = row_index(fam)
+        counts = [len(fam.block_arrays(i, index).c) for i in ids]
+        assert fam.block_weights(ids).tolist() == counts
+        part = fam.shard(ids[2:5])
+        assert part.block_weights(ids[2:5]).tolist() == counts[2:5]
